@@ -1,0 +1,263 @@
+/**
+ * `createAgent(config)`: wires store, log hub, supervisor, service, metrics,
+ * the HTTP and gRPC servers. `start()` opens the store, recovers interrupted
+ * work and listens; `stop()` reverses it: not ready → stop accepting → stop
+ * runs (TERM → grace → KILL) → flush → close servers.
+ */
+import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { createGrpcServer } from "./grpc/grpc-server.ts";
+import { looksLikeProtoJson, specFromProtoJson } from "./grpc/convert.ts";
+import { createHttpApp } from "./http/http-app.ts";
+import { MAX_BODY_BYTES } from "./http/read-body.ts";
+import { createLogHub, type LogHub } from "./logs/log-hub.ts";
+import { createLogger, type Logger } from "./observability/logger.ts";
+import { createMetrics, type Metrics } from "./observability/metrics.ts";
+import { createCommandResolver } from "./runner/command-line.ts";
+import { openStore } from "./store/open-store.ts";
+import type { Store } from "./store/store.ts";
+import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
+import { createSupervisor, type Supervisor } from "./tasks/supervisor.ts";
+import { createTaskEvents } from "./tasks/task-events.ts";
+import { createTaskService, type TaskService } from "./tasks/task-service.ts";
+import { MAX_SCRIPT_BYTES } from "./tasks/validate-spec.ts";
+import { VERSION } from "./version.ts";
+
+/** A running (or startable) agent. */
+export interface Agent {
+  readonly config: Readonly<Config>;
+  /** Bound ports, known after `start()`. */
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly service: TaskService;
+  readonly ready: boolean;
+  start(): Promise<void>;
+  /** Graceful stop; idempotent. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface AgentOptions {
+  logger?: Logger;
+  clock?: () => number;
+  random?: () => number;
+}
+
+const HUB_FLUSH_MS = 100;
+const SWEEP_MS = 60_000;
+
+/** Create an agent from a parsed config. Nothing happens until `start()`. */
+export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): Agent {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const clock = opts.clock ?? Date.now;
+  const startedAt = clock();
+  let store: Store | undefined;
+  let hub: LogHub | undefined;
+  let supervisor: Supervisor | undefined;
+  let service: (TaskService & { close(): void }) | undefined;
+  let metrics: Metrics | undefined;
+  let http: { stop(closeActive?: boolean): Promise<void> | void; port: number } | undefined;
+  let grpc: ReturnType<typeof createGrpcServer> | undefined;
+  let grpcPort = 0;
+  let ready = false;
+  let stopping: Promise<void> | undefined;
+  const timers: ReturnType<typeof setInterval>[] = [];
+  const toEvict = new Set<string>();
+
+  function info() {
+    const s = supervisor?.stats();
+    return {
+      name: "tasklane",
+      version: VERSION,
+      apiVersion: 1,
+      startedAt,
+      uptimeMs: clock() - startedAt,
+      hostname: hostname(),
+      os: process.platform,
+      arch: process.arch,
+      pid: process.pid,
+      dataDir: config.dataDir,
+      store: store?.kind,
+      auth: { enabled: false },
+      limits: {
+        maxConcurrent: config.maxConcurrent,
+        maxQueuePerSlot: config.maxQueuePerSlot,
+        maxBodyBytes: MAX_BODY_BYTES,
+        maxScriptBytes: MAX_SCRIPT_BYTES,
+        maxLineBytes: config.maxLineBytes,
+        logRetain: config.logRetain,
+        logRetainBytes: config.logRetainBytes,
+        killGraceMs: config.killGraceMs,
+        taskTtlMs: config.taskTtlMs,
+        maxTasks: config.maxTasks,
+        maxRuns: config.maxRuns,
+      },
+      capabilities: ["task_runs", "task_delete", "cancel", "wait", "watch", "hold", "restart", "submit_and_wait"],
+      running: s?.running ?? 0,
+    };
+  }
+
+  function countByPhase(): Record<Phase, number> {
+    const out = {} as Record<Phase, number>;
+    for (const p of PHASES) out[p] = store ? store.listTasks({ status: p, order: "asc", limit: 1, offset: 0 }).total : 0;
+    return out;
+  }
+
+  function metricsJson() {
+    const s = supervisor?.stats();
+    const bySlot: Record<string, number> = {};
+    for (const t of store?.activeTasks() ?? []) bySlot[t.spec.slot] = (bySlot[t.spec.slot] ?? 0) + 1;
+    return {
+      timestamp: clock(),
+      tasksByPhase: countByPhase(),
+      activeBySlot: bySlot,
+      running: s?.running ?? 0,
+      queued: (s?.queued ?? 0) + (s?.waitingCapacity ?? 0),
+      backoff: s?.backoff ?? 0,
+      held: s?.held ?? 0,
+    };
+  }
+
+  const agent: Agent = {
+    config,
+    get httpPort() {
+      return http?.port ?? 0;
+    },
+    get grpcPort() {
+      return grpcPort;
+    },
+    get service(): TaskService {
+      if (!service) throw new Error("agent not started");
+      return service;
+    },
+    get ready() {
+      return ready;
+    },
+
+    async start() {
+      store = openStore(config.dataDir);
+      const scriptDir = config.dataDir === ":memory:" ? join(process.env.TMPDIR ?? "/tmp", `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
+      mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
+      const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
+      const st = store;
+      hub = createLogHub({
+        retain: config.logRetain,
+        retainBytes: config.logRetainBytes,
+        sink: { append: (id, recs) => st.appendLogs(id, recs), load: (id, n) => st.loadLogs(id, n), trim: (id, before) => st.trimLogs(id, before) },
+        onLagged: (n) => metrics?.lagged("logs", n),
+      });
+      supervisor = createSupervisor({
+        store,
+        hub,
+        events,
+        resolver: createCommandResolver(),
+        scriptDir,
+        limits: {
+          maxConcurrent: config.maxConcurrent,
+          maxQueuePerSlot: config.maxQueuePerSlot,
+          killGraceMs: config.killGraceMs,
+          maxLineBytes: config.maxLineBytes,
+          maxRuns: config.maxRuns,
+        },
+        baseEnv: config.taskEnv,
+        clock,
+        random: opts.random,
+      });
+      service = createTaskService({ supervisor, store, hub, events, onWatchLagged: (n) => metrics?.lagged("watch", n) });
+      const sup = supervisor;
+      metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, clock });
+      events.add({
+        transition(task, prev) {
+          if (task.status.phase === prev) return;
+          logger.info("task", {
+            task: task.metadata.id,
+            slot: task.spec.slot,
+            attempt: task.status.attempt,
+            phase: task.status.phase,
+            exitCode: task.status.exitCode,
+            error: task.status.error,
+          });
+          if (isTerminal(task.status.phase)) toEvict.add(task.metadata.id);
+        },
+      });
+
+      sup.recover();
+      await store.flush();
+      const h = hub;
+      timers.push(
+        setInterval(() => {
+          h.flush();
+          for (const id of toEvict) h.evict(id);
+          toEvict.clear();
+        }, HUB_FLUSH_MS),
+      );
+      const sweep = () => {
+        const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
+        if (n > 0) logger.info("swept terminal tasks", { count: n });
+      };
+      sweep();
+      timers.push(setInterval(sweep, SWEEP_MS));
+
+      const svc = service;
+      const m = metrics;
+      const app = createHttpApp({
+        service: svc,
+        decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? specFromProtoJson(body) : undefined),
+        info,
+        metricsJson,
+        metricsText: () => m.exposition(),
+        health: () => ({
+          live: true,
+          ready,
+          checks: { store: store !== undefined, http: http !== undefined, grpc: grpcPort > 0, shuttingDown: stopping !== undefined },
+        }),
+        onInternal: (id, err) => logger.error("internal error", { correlationId: id, err: String((err as Error)?.stack ?? err) }),
+      });
+      app.listen({ hostname: config.httpAddr.host, port: config.httpAddr.port, maxRequestBodySize: MAX_BODY_BYTES * 2 });
+      const server = app.server;
+      if (!server) throw new Error(`cannot listen on ${config.httpAddr.host}:${config.httpAddr.port}`);
+      http = { port: server.port ?? 0, stop: (closeActive) => server.stop(closeActive) };
+
+      grpc = createGrpcServer({
+        service: svc,
+        version: VERSION,
+        info,
+        onInternal: (id, err) => logger.error("internal error", { correlationId: id, err: String(err) }),
+      });
+      grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
+      grpc.setServing(true);
+      ready = true;
+      logger.info("tasklane ready", {
+        version: VERSION,
+        http: `${config.httpAddr.host}:${http.port}`,
+        grpc: `${config.grpcAddr.host}:${grpcPort}`,
+        store: store.kind,
+        auth: "off (loopback only)",
+      });
+    },
+
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        grpc?.setServing(false);
+        for (const t of timers) clearInterval(t);
+        await supervisor?.shutdown();
+        hub?.close();
+        service?.close();
+        metrics?.close();
+        await store?.close();
+        await http?.stop(true);
+        await grpc?.close(1000);
+        logger.info("tasklane stopped");
+      })();
+      return stopping;
+    },
+
+    [Symbol.asyncDispose]() {
+      return agent.stop();
+    },
+  };
+  return agent;
+}

@@ -1,0 +1,223 @@
+/**
+ * Configuration: flags and environment variables parsed once into a frozen,
+ * typed object. This is the only module that reads the environment.
+ * Bad values produce a `ConfigError` whose one-line message names the flag and
+ * the value; `main.ts` prints it and exits with status 2.
+ */
+import { availableParallelism } from "node:os";
+import { VERSION } from "./version.ts";
+
+export type LogFormat = "json" | "text";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Everything the agent needs to start. */
+export interface Config {
+  httpAddr: { host: string; port: number };
+  grpcAddr: { host: string; port: number };
+  /** Directory of the embedded store, or `:memory:`. */
+  dataDir: string;
+  maxConcurrent: number;
+  maxQueuePerSlot: number;
+  logRetain: number;
+  logRetainBytes: number;
+  maxLineBytes: number;
+  killGraceMs: number;
+  taskTtlMs: number;
+  maxTasks: number;
+  maxRuns: number;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  configFile?: string;
+  insecureNoAuth: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  resourceLimits: "strict" | "best-effort";
+  controlPlane?: string;
+  advertise?: string;
+  agentId?: string;
+  agentName?: string;
+  heartbeatMs: number;
+  /** Admin token from TASKLANE_ADMIN_TOKEN (never logged). */
+  adminToken?: string;
+  /** The environment tasks start from: the agent's, minus its secrets (see SECRET_ENV). */
+  taskEnv: Record<string, string>;
+}
+
+/** Variables that never reach a task's environment. */
+export const SECRET_ENV: ReadonlySet<string> = new Set(["TASKLANE_ADMIN_TOKEN", "TASKLANE_TOKEN", "TASKLANE_CONTROL_PLANE_TOKEN"]);
+
+/** A configuration mistake; `message` is one line naming the flag. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Kind = "string" | "int" | "duration" | "bytes" | "addr" | "bool" | "enum";
+interface OptionDef {
+  flag: string;
+  env: string;
+  key: keyof Config;
+  kind: Kind;
+  help: string;
+  def?: string;
+  values?: readonly string[];
+  min?: number;
+}
+
+const cpus = availableParallelism();
+
+/** Every option, in help order. Defaults are strings parsed like user input. */
+export const OPTIONS: readonly OptionDef[] = [
+  { flag: "--http-addr", env: "TASKLANE_HTTP_ADDR", key: "httpAddr", kind: "addr", def: "127.0.0.1:8080", help: "REST/SSE listen address (port 0 = pick a free one)" },
+  { flag: "--grpc-addr", env: "TASKLANE_GRPC_ADDR", key: "grpcAddr", kind: "addr", def: "127.0.0.1:50051", help: "gRPC listen address (port 0 = pick a free one)" },
+  { flag: "--data-dir", env: "TASKLANE_DATA_DIR", key: "dataDir", kind: "string", def: "./tasklane-data", help: "embedded store directory, or :memory: for no persistence" },
+  { flag: "--max-concurrent", env: "TASKLANE_MAX_CONCURRENT", key: "maxConcurrent", kind: "int", def: String(4 * cpus), min: 1, help: "tasks running at once (default 4 x CPUs)" },
+  { flag: "--max-queue", env: "TASKLANE_MAX_QUEUE", key: "maxQueuePerSlot", kind: "int", def: "1000", min: 1, help: "queued tasks per slot; beyond it submit answers 503" },
+  { flag: "--log-retain", env: "TASKLANE_LOG_RETAIN", key: "logRetain", kind: "int", def: "1000", min: 1, help: "log events kept per task" },
+  { flag: "--log-retain-bytes", env: "TASKLANE_LOG_RETAIN_BYTES", key: "logRetainBytes", kind: "bytes", def: "4MiB", min: 1024, help: "log bytes kept per task" },
+  { flag: "--max-line", env: "TASKLANE_MAX_LINE", key: "maxLineBytes", kind: "bytes", def: "16KiB", min: 16, help: "longer output lines are cut and marked" },
+  { flag: "--kill-grace-ms", env: "TASKLANE_KILL_GRACE_MS", key: "killGraceMs", kind: "int", def: "5000", min: 0, help: "default SIGTERM -> SIGKILL grace" },
+  { flag: "--task-ttl", env: "TASKLANE_TASK_TTL", key: "taskTtlMs", kind: "duration", def: "24h", help: "terminal tasks are swept after this long" },
+  { flag: "--max-tasks", env: "TASKLANE_MAX_TASKS", key: "maxTasks", kind: "int", def: "10000", min: 1, help: "terminal tasks kept (oldest swept first)" },
+  { flag: "--max-runs", env: "TASKLANE_MAX_RUNS", key: "maxRuns", kind: "int", def: "100", min: 1, help: "runs kept per task" },
+  { flag: "--log-level", env: "TASKLANE_LOG_LEVEL", key: "logLevel", kind: "enum", def: "info", values: ["debug", "info", "warn", "error"], help: "agent log level" },
+  { flag: "--log-format", env: "TASKLANE_LOG_FORMAT", key: "logFormat", kind: "enum", def: "json", values: ["json", "text"], help: "agent log format on stderr" },
+  { flag: "--config", env: "TASKLANE_CONFIG", key: "configFile", kind: "string", help: "TOML file with principals (auth)" },
+  { flag: "--insecure-no-auth", env: "TASKLANE_INSECURE_NO_AUTH", key: "insecureNoAuth", kind: "bool", def: "false", help: "allow non-loopback addresses without any principal" },
+  { flag: "--tls-cert", env: "TASKLANE_TLS_CERT", key: "tlsCert", kind: "string", help: "PEM certificate for HTTP and gRPC" },
+  { flag: "--tls-key", env: "TASKLANE_TLS_KEY", key: "tlsKey", kind: "string", help: "PEM private key for HTTP and gRPC" },
+  { flag: "--resource-limits", env: "TASKLANE_RESOURCE_LIMITS", key: "resourceLimits", kind: "enum", def: "strict", values: ["strict", "best-effort"], help: "reject (strict) or accept (best-effort) limits that cannot be enforced" },
+  { flag: "--control-plane", env: "TASKLANE_CONTROL_PLANE", key: "controlPlane", kind: "string", help: "solti control plane URL (http(s):// or grpc://) to send heartbeats to" },
+  { flag: "--advertise", env: "TASKLANE_ADVERTISE", key: "advertise", kind: "string", help: "URL the control plane should use to reach this agent" },
+  { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", help: "agent id (default: generated once, kept in the data dir)" },
+  { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", help: "agent name (default: hostname)" },
+  { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", help: "heartbeat interval" },
+];
+
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const UNITS_B: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1 << 20, mb: 1e6, mib: 1 << 20, g: 1 << 30, gb: 1e9, gib: 1 << 30 };
+
+/** Parse `90s`, `5m`, `1h30m`, `250ms` or plain milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  if (/^\d+$/.test(text)) return Number(text);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let pos = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * UNITS_MS[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  return pos === text.length && pos > 0 ? Math.round(total) : undefined;
+}
+
+function parseBytes(text: string): number | undefined {
+  const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(text);
+  const unit = m ? UNITS_B[m[2]!.toLowerCase()] : undefined;
+  return m && unit !== undefined ? Number(m[1]) * unit : undefined;
+}
+
+function parseAddr(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+function convert(def: OptionDef, raw: string, source: string): unknown {
+  const bad = (why: string) => new ConfigError(`${source}: ${why}, got ${JSON.stringify(raw)}`);
+  switch (def.kind) {
+    case "string":
+      if (raw === "") throw bad("must not be empty");
+      return raw;
+    case "int": {
+      if (!/^\d+$/.test(raw)) throw bad("must be a whole number");
+      const n = Number(raw);
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}`);
+      return n;
+    }
+    case "duration": {
+      const n = parseDuration(raw);
+      if (n === undefined || n <= 0) throw bad("must be a positive duration like 30s, 5m, 24h or milliseconds");
+      return n;
+    }
+    case "bytes": {
+      const n = parseBytes(raw);
+      if (n === undefined) throw bad("must be a size like 16384, 16KiB or 4MiB");
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min} bytes`);
+      return n;
+    }
+    case "addr": {
+      const a = parseAddr(raw);
+      if (!a) throw bad("must be HOST:PORT (port 0..65535)");
+      return a;
+    }
+    case "bool":
+      if (["true", "1", "yes", ""].includes(raw)) return true;
+      if (["false", "0", "no"].includes(raw)) return false;
+      throw bad("must be true or false");
+    case "enum":
+      if (!def.values?.includes(raw)) throw bad(`must be one of ${def.values?.join(", ")}`);
+      return raw;
+  }
+}
+
+/**
+ * Parse serve flags (argv without the program and subcommand) over env vars
+ * over defaults. Throws `ConfigError`.
+ */
+export function parseConfig(argv: readonly string[], env: Record<string, string | undefined>): Readonly<Config> {
+  const values = new Map<keyof Config, unknown>();
+  for (const def of OPTIONS) {
+    if (def.def !== undefined) values.set(def.key, convert(def, def.def, def.flag));
+    const e = env[def.env];
+    if (e !== undefined && e !== "") values.set(def.key, convert(def, e, def.env));
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf("=");
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const def = OPTIONS.find((o) => o.flag === name);
+    if (!def) throw new ConfigError(`unknown flag ${JSON.stringify(name)} (see --help)`);
+    let raw: string;
+    if (eq >= 0) raw = arg.slice(eq + 1);
+    else if (def.kind === "bool") raw = "true";
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`${def.flag}: missing value`);
+      raw = next;
+    }
+    values.set(def.key, convert(def, raw, def.flag));
+  }
+  const adminToken = env.TASKLANE_ADMIN_TOKEN;
+  if (adminToken) values.set("adminToken", adminToken);
+  const taskEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.has(k)) taskEnv[k] = v;
+  values.set("taskEnv", Object.freeze(taskEnv));
+  const cfg = Object.fromEntries(values) as unknown as Config;
+  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined)) {
+    throw new ConfigError("--tls-cert and --tls-key: give both or neither");
+  }
+  return Object.freeze(cfg);
+}
+
+/** Help text of `tasklane serve`. */
+export function serveHelp(): string {
+  const rows = OPTIONS.map((o) => {
+    const left = `  ${o.flag}${o.kind === "bool" ? "" : " VALUE"}`;
+    const def = o.def !== undefined ? ` [default: ${o.def}]` : "";
+    return `${left.padEnd(32)} ${o.help}${def}\n${"".padEnd(33)} env ${o.env}`;
+  });
+  return [
+    `tasklane ${VERSION} — single-binary task agent (solti v1 API over REST/SSE and gRPC)`,
+    "",
+    "Usage: tasklane [serve] [flags]",
+    "       tasklane <command> --help   (client commands: submit, run, ls, get, runs, logs, cancel, rm, wait, events, info, hash-token, completion)",
+    "",
+    "Flags (each also read from its environment variable):",
+    ...rows,
+    "  --help                           this help",
+    "  --version                        print the version",
+    "",
+    "Example: tasklane serve --http-addr 127.0.0.1:8080 --data-dir /var/lib/tasklane",
+  ].join("\n");
+}

@@ -1,0 +1,112 @@
+/**
+ * The one error type of the agent. Every failure a client can see is an
+ * `AgentError` with a code from a small closed set; each transport maps the
+ * code to its own status in exactly one place (`httpStatusOf`, `grpcStatusOf`).
+ */
+
+/** Closed set of error labels; the label is also the `error` field of the REST envelope. */
+export type ErrorCode =
+  | "InvalidRequest"
+  | "Unauthenticated"
+  | "PermissionDenied"
+  | "TaskNotFound"
+  | "NotFound"
+  | "PayloadTooLarge"
+  | "RateLimited"
+  | "Unavailable"
+  | "Internal";
+
+/** A client-visible failure. `message` is human text and never contains secrets. */
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  /** For `RateLimited`: how long the client should wait, in ms. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: { retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = "AgentError";
+    this.code = code;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** Shorthand for a validation failure. */
+export function invalid(message: string): AgentError {
+  return new AgentError("InvalidRequest", message);
+}
+
+/** Shorthand for an unknown (or not visible to the caller) task. */
+export function taskNotFound(id: string): AgentError {
+  return new AgentError("TaskNotFound", `task ${id} not found`);
+}
+
+/** HTTP status for an error code (CONTRACT §2 error table). */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case "InvalidRequest":
+      return 400;
+    case "Unauthenticated":
+      return 401;
+    case "PermissionDenied":
+      return 403;
+    case "TaskNotFound":
+    case "NotFound":
+      return 404;
+    case "PayloadTooLarge":
+      return 413;
+    case "RateLimited":
+      return 429;
+    case "Unavailable":
+      return 503;
+    case "Internal":
+      return 500;
+  }
+}
+
+/** Numeric gRPC status codes used by the agent (values from the gRPC spec). */
+export const GrpcCode = {
+  OK: 0,
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** gRPC status for an error code (CONTRACT §5 status codes). */
+export function grpcStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case "InvalidRequest":
+      return GrpcCode.INVALID_ARGUMENT;
+    case "Unauthenticated":
+      return GrpcCode.UNAUTHENTICATED;
+    case "PermissionDenied":
+      return GrpcCode.PERMISSION_DENIED;
+    case "TaskNotFound":
+    case "NotFound":
+      return GrpcCode.NOT_FOUND;
+    case "PayloadTooLarge":
+    case "RateLimited":
+      return GrpcCode.RESOURCE_EXHAUSTED;
+    case "Unavailable":
+      return GrpcCode.UNAVAILABLE;
+    case "Internal":
+      return GrpcCode.INTERNAL;
+  }
+}
+
+/**
+ * Turn anything thrown into an `AgentError`. Unknown throwables become
+ * `Internal` with a correlation id; `onInternal` gets the original so it can be
+ * logged with that id.
+ */
+export function toAgentError(err: unknown, onInternal?: (correlationId: string, err: unknown) => void): AgentError {
+  if (err instanceof AgentError) return err;
+  const correlationId = crypto.randomUUID();
+  onInternal?.(correlationId, err);
+  return new AgentError("Internal", `internal error (correlation id ${correlationId})`, { cause: err });
+}

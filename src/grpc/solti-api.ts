@@ -1,0 +1,39 @@
+/**
+ * Handlers of `solti.v1.SoltiApi` — thin: convert, call the domain service,
+ * convert back. Semantics (CONTRACT §5): GetTaskStatus answers an unknown id
+ * with OK and no task; ListTaskRuns and StreamTaskLogs answer NOT_FOUND;
+ * DeleteTask is idempotent.
+ */
+import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
+import type { TaskService } from "../tasks/task-service.ts";
+import { mapSubscription, type HandlersOf } from "./bind-service.ts";
+import { logEventToProto, queryFromProto, runToProto, specFromProto, taskToProto } from "./convert.ts";
+
+/** SoltiApi handlers over `service`. */
+export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
+  return {
+    async submitTask(req, ctx) {
+      const { taskId } = await service.submit(specFromProto(req.spec), ctx.caller);
+      return { taskId };
+    },
+    getTaskStatus(req, ctx) {
+      const task = service.find(req.taskId, ctx.caller);
+      return task === undefined ? {} : { task: taskToProto(task) };
+    },
+    listTasks(req, ctx) {
+      const { tasks, total } = service.list(queryFromProto(req), ctx.caller);
+      return { tasks: tasks.map(taskToProto), total };
+    },
+    listTaskRuns(req, ctx) {
+      return { runs: service.runs(req.taskId, ctx.caller).map(runToProto) };
+    },
+    async deleteTask(req, ctx) {
+      await service.delete(req.taskId, ctx.caller);
+      return {};
+    },
+    streamTaskLogs(req, ctx) {
+      const sub = service.logs(req.taskId, { follow: true }, ctx.caller);
+      return mapSubscription(sub, ctx.signal, (rec) => logEventToProto(rec.event));
+    },
+  };
+}

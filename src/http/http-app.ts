@@ -1,0 +1,152 @@
+/**
+ * The REST/SSE/WebSocket transport (Elysia). Thin: every route parses its
+ * input, calls the `TaskService` and renders what it returns. Errors of every
+ * kind are rendered once, in `onError`, as `{"error", "message"}`.
+ */
+import { Elysia } from "elysia";
+import { AgentError, httpStatusOf, invalid, toAgentError } from "../errors.ts";
+import type { Caller, LogRecord } from "../tasks/model.ts";
+import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
+import { parseCursor, parseLabels, parseListQuery } from "./list-query.ts";
+import { readJsonBody } from "./read-body.ts";
+import { sseResponse, type SseFrame } from "./sse.ts";
+
+export interface HttpAppDeps {
+  service: TaskService;
+  /** Who is calling; throws `Unauthenticated`/`RateLimited`. Default: auth off. */
+  authenticate?: (request: Request) => Caller;
+  /** Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec, or returns undefined if the body is not one. */
+  decodeProtoSubmit?: (body: unknown) => unknown;
+  info: () => unknown;
+  metricsJson: () => unknown;
+  /** Prometheus exposition: [content type, text]. */
+  metricsText: () => Promise<[string, string]>;
+  health: () => { live: boolean; ready: boolean; checks: Record<string, boolean> };
+  onInternal?: (correlationId: string, err: unknown) => void;
+}
+
+const EVENT_NAMES = { runStarted: "run-started", chunk: "chunk", runFinished: "run-finished", lagged: "lagged" } as const;
+
+/** SSE frame of a log record (CONTRACT §3). */
+export function logFrame(rec: LogRecord): SseFrame {
+  return { id: rec.id, event: EVENT_NAMES[rec.event.type], data: JSON.stringify(rec.event) };
+}
+
+/** SSE frame of a watch record: `task`, `deleted` or `lagged`. */
+export function watchFrame(rec: WatchRecord): SseFrame {
+  const e = rec.event;
+  switch (e.type) {
+    case "task":
+      return { id: rec.id, event: "task", data: JSON.stringify(e.task) };
+    case "deleted":
+      return { id: rec.id, event: "deleted", data: JSON.stringify({ id: e.id }) };
+    case "lagged":
+      return { id: rec.id, event: "lagged", data: JSON.stringify({ type: "lagged", skipped: e.skipped }) };
+  }
+}
+
+function errorBody(err: AgentError): Response {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (err.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
+  return new Response(JSON.stringify({ error: err.code, message: err.message }), { status: httpStatusOf(err.code), headers });
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+}
+
+function waitMs(params: URLSearchParams): number {
+  return parseCursor("timeoutMs", params.get("timeoutMs")) ?? DEFAULT_WAIT_MS;
+}
+
+function flag(params: URLSearchParams, name: string, def: boolean): boolean {
+  const raw = params.get(name);
+  if (raw === null || raw === "") return def;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw invalid(`${name}: must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+/** Build the Elysia app (not listening). */
+export function createHttpApp(deps: HttpAppDeps) {
+  const { service } = deps;
+  const authenticate = deps.authenticate ?? (() => ({}));
+  return new Elysia()
+    .onParse(({ request }) => readJsonBody(request))
+    .onError(({ code, error }) => {
+      if (code === "NOT_FOUND") return errorBody(new AgentError("NotFound", "no such route"));
+      if (code === "PARSE") {
+        const cause = (error as { cause?: unknown }).cause;
+        return errorBody(cause instanceof AgentError ? cause : invalid("malformed request body"));
+      }
+      if (code === "VALIDATION") return errorBody(invalid(error instanceof Error ? error.message : "invalid request"));
+      return errorBody(toAgentError(error, deps.onInternal));
+    })
+    .derive(({ request }) => ({ caller: authenticate(request), params_: new URL(request.url).searchParams }))
+    .post(
+      "/api/v1/tasks",
+      async ({ body, caller, params_, request }) => {
+        if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
+          throw invalid('request body must be a JSON object like {"spec": {...}}');
+        }
+        const decoded = deps.decodeProtoSubmit?.(body);
+        let spec: unknown;
+        if (decoded !== undefined) spec = decoded;
+        else {
+          const { spec: s, ...extra } = body as Record<string, unknown>;
+          const unknownKey = Object.keys(extra)[0];
+          if (unknownKey !== undefined) throw invalid(`${unknownKey}: unknown field (the body is {"spec": {...}})`);
+          if (s === undefined) throw invalid("spec: required");
+          spec = s;
+        }
+        if (flag(params_, "wait", false)) {
+          const outcome = await service.run(spec, caller, waitMs(params_), request.signal);
+          return json(200, outcome);
+        }
+        const r = await service.submit(spec, caller);
+        return json(201, { task_id: r.taskId, admission: r.admission });
+      },
+    )
+    .get("/api/v1/tasks", ({ caller, params_ }) => service.list(parseListQuery(params_), caller))
+    .get("/api/v1/tasks/:id", ({ caller, params }) => ({ task: service.get(params.id, caller) }))
+    .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }))
+    .get("/api/v1/tasks/:id/logs", ({ caller, params, params_, request }) => {
+      const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+      const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
+      return sseResponse(sub, logFrame);
+    })
+    .delete("/api/v1/tasks/:id", async ({ caller, params }) => {
+      await service.delete(params.id, caller);
+      return new Response(null, { status: 204 });
+    })
+    .post("/api/v1/tasks/:id/cancel", async ({ caller, params }) => ({ task: await service.cancel(params.id, caller) }))
+    .post("/api/v1/tasks/:id/start", async ({ caller, params }) => ({ task: await service.start(params.id, caller) }))
+    .post("/api/v1/tasks/:id/restart", async ({ caller, params }) => ({ task: await service.restart(params.id, caller) }))
+    .get("/api/v1/tasks/:id/wait", async ({ caller, params, params_, request }) => ({
+      task: await service.wait(params.id, waitMs(params_), caller, request.signal),
+    }))
+    .get("/api/v1/events", ({ caller, params_, request }) => {
+      const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+      const slot = params_.get("slot") ?? undefined;
+      const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
+      return sseResponse(sub, watchFrame);
+    })
+    .get("/api/v1/info", () => deps.info())
+    .get("/api/v1/metrics", () => deps.metricsJson())
+    .get("/metrics", async () => {
+      const [type, text] = await deps.metricsText();
+      return new Response(text, { headers: { "content-type": type } });
+    })
+    .get("/healthz", () => {
+      const h = deps.health();
+      return json(h.live ? 200 : 503, { status: h.live ? "alive" : "dead" });
+    })
+    .get("/readyz", () => {
+      const h = deps.health();
+      return json(h.ready ? 200 : 503, { status: h.ready ? "ready" : "not ready", checks: h.checks });
+    });
+}
+
+/** The Elysia app type (for plugins and tests). */
+export type HttpApp = ReturnType<typeof createHttpApp>;
+

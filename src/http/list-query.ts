@@ -1,0 +1,72 @@
+/**
+ * Query-string parsing for `GET /api/v1/tasks` and the event stream: strict,
+ * so a typo gets a 400 instead of silently matching everything.
+ */
+import { invalid } from "../errors.ts";
+import { PHASES, type Phase, type TaskQuery } from "../tasks/model.ts";
+
+const LIST_KEYS = new Set(["slot", "status", "label", "owner", "createdAfter", "createdBefore", "order", "limit", "offset"]);
+
+function int(params: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  const raw = params.get(name);
+  if (raw === null) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw invalid(`${name}: must be an integer ${min}..${max}, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+/** Parse repeated `label=k=v` parameters (AND). */
+export function parseLabels(params: URLSearchParams): Record<string, string> | undefined {
+  const all = params.getAll("label");
+  if (all.length === 0) return undefined;
+  const labels: Record<string, string> = {};
+  for (const l of all) {
+    const eq = l.indexOf("=");
+    if (eq <= 0) throw invalid(`label: must be key=value, got ${JSON.stringify(l)}`);
+    labels[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return labels;
+}
+
+/** Parse the task-list query of CONTRACT §2. */
+export function parseListQuery(params: URLSearchParams): TaskQuery {
+  for (const key of params.keys()) {
+    if (!LIST_KEYS.has(key)) throw invalid(`unknown query parameter ${JSON.stringify(key)}; allowed: ${[...LIST_KEYS].join(", ")}`);
+  }
+  const q: TaskQuery = {
+    order: "asc",
+    limit: int(params, "limit", 1, 1000) ?? 100,
+    offset: int(params, "offset", 0, Number.MAX_SAFE_INTEGER) ?? 0,
+  };
+  const slot = params.get("slot");
+  if (slot !== null) q.slot = slot;
+  const status = params.get("status");
+  if (status !== null) {
+    if (!(PHASES as readonly string[]).includes(status)) {
+      throw invalid(`status: must be one of ${PHASES.map((p) => `"${p}"`).join(", ")}, got ${JSON.stringify(status)}`);
+    }
+    q.status = status as Phase;
+  }
+  const labels = parseLabels(params);
+  if (labels) q.labels = labels;
+  const owner = params.get("owner");
+  if (owner !== null) q.owner = owner;
+  const after = int(params, "createdAfter", 0, Number.MAX_SAFE_INTEGER);
+  if (after !== undefined) q.createdAfter = after;
+  const before = int(params, "createdBefore", 0, Number.MAX_SAFE_INTEGER);
+  if (before !== undefined) q.createdBefore = before;
+  const order = params.get("order");
+  if (order !== null) {
+    if (order !== "asc" && order !== "desc") throw invalid(`order: must be "asc" or "desc", got ${JSON.stringify(order)}`);
+    q.order = order;
+  }
+  return q;
+}
+
+/** Parse a non-negative integer query parameter or header value used as a resume cursor. */
+export function parseCursor(name: string, raw: string | null): number | undefined {
+  if (raw === null || raw === "") return undefined;
+  if (!/^\d+$/.test(raw)) throw invalid(`${name}: must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}

@@ -1,0 +1,312 @@
+/**
+ * Per-task live logs (CONTRACT §3): one event ring per task, numbered events
+ * that stay monotonic across agent restarts, and write-behind persistence.
+ *
+ * The hot path (`lines`) only appends to memory. The owner calls `flush()` on
+ * a timer and when a task ends; a flush writes each dirty task's retained but
+ * not yet persisted events to the sink — at most `retain` per task, so a
+ * chatty task never costs one write per line. Events evicted before a flush
+ * are not persisted; a reader replaying from the sink sees them as `lagged`.
+ */
+import type { LogEvent, LogRecord, StreamKind } from "../tasks/model.ts";
+import { createEventRing, type EventRing } from "./event-ring.ts";
+import type { Subscription } from "./subscription.ts";
+
+/** Where log events are persisted (the store implements it). */
+export interface LogSink {
+  /** Append already numbered records of a task. */
+  append(taskId: string, records: readonly LogRecord[]): void;
+  /** The newest `limit` records of a task, oldest first. */
+  load(taskId: string, limit: number): LogRecord[];
+  /** Drop records of a task with id < `beforeId`. */
+  trim?(taskId: string, beforeId: number): void;
+}
+
+export interface LogHubStats {
+  /** Tasks with a ring in memory. */
+  tasks: number;
+  /** Events retained in memory over all tasks. */
+  events: number;
+  subscribers: number;
+  /** Events skipped by slow subscribers since the hub was created. */
+  lagged: number;
+}
+
+/** Options of {@link LogHub.subscribe}. */
+export interface LogSubscribeOptions {
+  /** Deliver events with id > `after` (resume); without it, every retained event first. */
+  after?: number;
+  /** Keep delivering live events until the task ends. */
+  follow: boolean;
+  /**
+   * Only used when the task has no ring in memory: `true` opens it for live
+   * events (a task that has not started yet), otherwise it is loaded from
+   * the sink as ended and forgotten again when its last subscriber leaves.
+   */
+  live?: boolean;
+}
+
+/** The per-task log fan-out; see the module comment. */
+export interface LogHub {
+  /** A run begins: appends a `runStarted` marker and resets the per-stream seq counters. Creates or reopens the task's ring. */
+  runStarted(taskId: string, attempt: number, startedAt: number): void;
+  /** One `chunk` event per line; `seq` counts per stream within the attempt. */
+  lines(taskId: string, attempt: number, stream: StreamKind, lines: readonly string[], ts: number): void;
+  /** A run ended: appends a `runFinished` marker (`exitCode` omitted when killed by a signal). */
+  runFinished(taskId: string, attempt: number, exitCode: number | undefined, finishedAt: number): void;
+  /** The task is terminal: its subscribers drain and end. */
+  end(taskId: string): void;
+  /** The task runs again (restart): followers wait for live events again. Creates the ring if needed. */
+  reopen(taskId: string): void;
+  /** Retained events after `after`, then live ones while following; works for tasks known only to the sink. */
+  subscribe(taskId: string, opts: LogSubscribeOptions): Subscription<LogRecord>;
+  /** Last `n` lines of `stream` among the retained events, oldest first. */
+  tail(taskId: string, stream: StreamKind, n: number): string[];
+  /** The task is deleted: close its subscriptions and forget it (deleting persisted events is the store's job). */
+  drop(taskId: string): void;
+  /** Free the ring of an ended task with no subscribers, persisting it first; otherwise a no-op. */
+  evict(taskId: string): void;
+  /** Persist retained, not yet persisted events of dirty tasks (at most `retain` per task). */
+  flush(): void;
+  stats(): LogHubStats;
+  /** Flush, then close every subscription and forget every task. */
+  close(): void;
+}
+
+export interface LogHubOptions {
+  /** Events kept per task (default in the agent: 1000). */
+  retain: number;
+  /** Approximate bytes kept per task (line length + 64 per event). */
+  retainBytes?: number;
+  sink?: LogSink;
+  /** Called with the exact count each time a slow subscriber skips events (metrics). */
+  onLagged?: (skipped: number) => void;
+}
+
+/** Fixed per-event overhead in the byte estimate. */
+const EVENT_OVERHEAD = 64;
+
+function eventSize(event: LogEvent): number {
+  switch (event.type) {
+    case "chunk":
+      return event.line.length + EVENT_OVERHEAD;
+    case "runStarted":
+    case "runFinished":
+    case "lagged":
+      return EVENT_OVERHEAD;
+    default: {
+      const never: never = event;
+      return never;
+    }
+  }
+}
+
+function laggedEvent(skipped: number): LogEvent {
+  return { type: "lagged", skipped };
+}
+
+interface TaskLog {
+  ring: EventRing<LogEvent>;
+  /** Highest id written to the sink. */
+  persisted: number;
+  /** Attempt the seq counters belong to. */
+  attempt: number;
+  seq: Record<StreamKind, number>;
+  /** Loaded only to serve subscribers of an ended task: forgotten when they leave. */
+  transient: boolean;
+}
+
+/** Create the log hub. Starts no timers: the owner drives `flush()`. */
+export function createLogHub(opts: LogHubOptions): LogHub {
+  const { retain, retainBytes, sink } = opts;
+  const tasks = new Map<string, TaskLog>();
+  const dirty = new Set<string>();
+  let laggedTotal = 0;
+  let closed = false;
+
+  function onLagged(skipped: number): void {
+    laggedTotal += skipped;
+    opts.onLagged?.(skipped);
+  }
+
+  /** The task's ring, created (and seeded from the sink) if missing. */
+  function ensure(taskId: string, live: boolean): TaskLog {
+    const existing = tasks.get(taskId);
+    if (existing !== undefined) return existing;
+    const ring = createEventRing<LogEvent>({
+      capacity: retain,
+      ...(retainBytes !== undefined ? { maxBytes: retainBytes, sizeOf: eventSize } : {}),
+      lagged: laggedEvent,
+      onLagged,
+      onIdle: () => {
+        if (log.transient && log.ring.ended && !dirty.has(taskId) && tasks.get(taskId) === log) {
+          tasks.delete(taskId);
+        }
+      },
+    });
+    const log: TaskLog = { ring, persisted: 0, attempt: 0, seq: { stdout: 0, stderr: 0 }, transient: !live };
+    const stored = sink?.load(taskId, retain) ?? [];
+    const last = stored[stored.length - 1];
+    if (last !== undefined) {
+      ring.seed(stored);
+      log.persisted = last.id;
+    }
+    if (!live) ring.end();
+    tasks.set(taskId, log);
+    return log;
+  }
+
+  /** Ring for a write: makes it live and permanent. */
+  function writable(taskId: string): TaskLog | undefined {
+    if (closed) return undefined;
+    const log = ensure(taskId, true);
+    log.transient = false;
+    return log;
+  }
+
+  function append(taskId: string, log: TaskLog, events: readonly LogEvent[]): void {
+    log.ring.append(events);
+    if (sink !== undefined) dirty.add(taskId);
+  }
+
+  function flushTask(taskId: string, log: TaskLog): void {
+    if (sink !== undefined) {
+      const records = log.ring.retained();
+      let from = records.length;
+      while (from > 0 && (records[from - 1] as LogRecord).id > log.persisted) from--;
+      if (from < records.length) {
+        const fresh = records.slice(from);
+        sink.append(taskId, fresh);
+        log.persisted = (fresh[fresh.length - 1] as LogRecord).id;
+        const oldest = records[0];
+        if (oldest !== undefined) sink.trim?.(taskId, oldest.id);
+      }
+    }
+    dirty.delete(taskId);
+  }
+
+  function flush(): void {
+    let failure: unknown;
+    for (const taskId of [...dirty]) {
+      const log = tasks.get(taskId);
+      if (log === undefined) {
+        dirty.delete(taskId);
+        continue;
+      }
+      try {
+        flushTask(taskId, log);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  return {
+    runStarted(taskId, attempt, startedAt) {
+      const log = writable(taskId);
+      if (log === undefined) return;
+      if (log.ring.ended) log.ring.reopen();
+      log.attempt = attempt;
+      log.seq = { stdout: 0, stderr: 0 };
+      append(taskId, log, [{ type: "runStarted", attempt, startedAt }]);
+    },
+
+    lines(taskId, attempt, stream, lines, ts) {
+      if (lines.length === 0) return;
+      const log = writable(taskId);
+      if (log === undefined) return;
+      if (log.attempt !== attempt) {
+        log.attempt = attempt;
+        log.seq = { stdout: 0, stderr: 0 };
+      }
+      let seq = log.seq[stream];
+      const events = new Array<LogEvent>(lines.length);
+      for (let i = 0; i < lines.length; i++) {
+        events[i] = { type: "chunk", attempt, stream, seq: seq++, ts, line: lines[i] as string };
+      }
+      log.seq[stream] = seq;
+      append(taskId, log, events);
+    },
+
+    runFinished(taskId, attempt, exitCode, finishedAt) {
+      const log = writable(taskId);
+      if (log === undefined) return;
+      const event: LogEvent =
+        exitCode === undefined
+          ? { type: "runFinished", attempt, finishedAt }
+          : { type: "runFinished", attempt, exitCode, finishedAt };
+      append(taskId, log, [event]);
+    },
+
+    end(taskId) {
+      tasks.get(taskId)?.ring.end();
+    },
+
+    reopen(taskId) {
+      writable(taskId)?.ring.reopen();
+    },
+
+    subscribe(taskId, { after, follow, live }) {
+      if (closed) {
+        const ring = createEventRing<LogEvent>({ capacity: 1, lagged: laggedEvent });
+        ring.close();
+        return ring.subscribe({ follow: false });
+      }
+      const log = ensure(taskId, live ?? false);
+      try {
+        return log.ring.subscribe(after === undefined ? { follow } : { after, follow });
+      } finally {
+        if (log.transient && log.ring.subscribers === 0 && tasks.get(taskId) === log) tasks.delete(taskId);
+      }
+    },
+
+    tail(taskId, stream, n) {
+      if (n <= 0) return [];
+      const records = tasks.get(taskId)?.ring.retained() ?? sink?.load(taskId, retain) ?? [];
+      const out: string[] = [];
+      for (let i = records.length - 1; i >= 0 && out.length < n; i--) {
+        const event = (records[i] as LogRecord).event;
+        if (event.type === "chunk" && event.stream === stream) out.push(event.line);
+      }
+      return out.reverse();
+    },
+
+    drop(taskId) {
+      tasks.get(taskId)?.ring.close();
+      tasks.delete(taskId);
+      dirty.delete(taskId);
+    },
+
+    evict(taskId) {
+      const log = tasks.get(taskId);
+      if (log === undefined || !log.ring.ended || log.ring.subscribers > 0) return;
+      if (dirty.has(taskId)) flushTask(taskId, log);
+      tasks.delete(taskId);
+    },
+
+    flush,
+
+    stats() {
+      let events = 0;
+      let subscribers = 0;
+      for (const log of tasks.values()) {
+        events += log.ring.size;
+        subscribers += log.ring.subscribers;
+      }
+      return { tasks: tasks.size, events, subscribers, lagged: laggedTotal };
+    },
+
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        flush();
+      } finally {
+        for (const log of tasks.values()) log.ring.close();
+        tasks.clear();
+        dirty.clear();
+      }
+    },
+  };
+}

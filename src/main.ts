@@ -1,0 +1,61 @@
+#!/usr/bin/env bun
+/**
+ * Entry point and the only module with side effects: `tasklane [serve]`
+ * starts the agent; any other first word is a client command.
+ */
+import { createAgent } from "./agent.ts";
+import { runCli } from "./cli/cli.ts";
+import { ConfigError, parseConfig, serveHelp } from "./config.ts";
+import { VERSION } from "./version.ts";
+
+async function serve(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(serveHelp());
+    return 0;
+  }
+  if (args.includes("--version")) {
+    console.log(`tasklane ${VERSION}`);
+    return 0;
+  }
+  let config;
+  try {
+    config = parseConfig(args, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`tasklane: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const agent = createAgent(config);
+  try {
+    await agent.start();
+  } catch (err) {
+    console.error(`tasklane: cannot start: ${(err as Error).message}`);
+    await agent.stop().catch(() => {});
+    return 1;
+  }
+  console.log(`tasklane listening http=${config.httpAddr.host}:${agent.httpPort} grpc=${config.grpcAddr.host}:${agent.grpcPort}`);
+  const { promise, resolve } = Promise.withResolvers<number>();
+  const onSignal = () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    void agent.stop().then(
+      () => resolve(0),
+      (err) => {
+        console.error(`tasklane: shutdown failed: ${(err as Error).message}`);
+        resolve(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  return promise;
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+const code =
+  cmd === undefined || cmd === "serve" || cmd.startsWith("-")
+    ? await serve(cmd === "serve" ? rest : process.argv.slice(2))
+    : await runCli(cmd, rest, process.env);
+process.exit(code);

@@ -1,0 +1,105 @@
+/**
+ * Turns a task's mode (command or script) into the argv of a run.
+ *
+ * Executables and interpreters are resolved to absolute paths once and cached:
+ * a version-manager shim on PATH (pyenv, nvm, asdf) can add ~100 ms to every
+ * start. Script bodies travel as a private file (`<scriptDir>/<taskId>.script`,
+ * mode 0600), never on the command line, so there is no argv size limit.
+ */
+import { existsSync, unlinkSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { CommandMode, ScriptMode, ScriptRuntime } from "../tasks/model.ts";
+
+/** Resolves executable names to absolute paths. */
+export interface CommandResolver {
+  /** Absolute path of `name` on PATH, or `name` itself if it contains '/' and exists; undefined if not found. */
+  which(name: string): string | undefined;
+}
+
+/**
+ * Creates a resolver that caches `Bun.which` hits. Misses are not cached, so
+ * an interpreter installed while the agent runs is found on the next start.
+ */
+export function createCommandResolver(): CommandResolver {
+  const cache = new Map<string, string>();
+  return {
+    which(name) {
+      if (name.includes("/")) return existsSync(name) ? name : undefined;
+      const hit = cache.get(name);
+      if (hit !== undefined) return hit;
+      const found = Bun.which(name) ?? undefined;
+      if (found !== undefined) cache.set(name, found);
+      return found;
+    },
+  };
+}
+
+/** The interpreter command for a script runtime (the custom runtime's `flag` is not used). */
+export function interpreterFor(runtime: ScriptRuntime): string {
+  if (typeof runtime === "object") return runtime.custom.command;
+  switch (runtime) {
+    case "bash":
+      return "bash";
+    case "python":
+      return "python3";
+    case "node":
+      return "node";
+  }
+}
+
+/** Outcome of {@link prepareArgv}: an argv to run, or a human-readable reason the run cannot start. */
+export type PreparedArgv = { ok: true; argv: string[]; scriptPath?: string } | { ok: false; error: string };
+
+/** Path of the script file of a task. */
+export function scriptPathOf(scriptDir: string, taskId: string): string {
+  return join(scriptDir, `${taskId}.script`);
+}
+
+function isSafeFileStem(taskId: string): boolean {
+  return taskId !== "" && taskId !== "." && taskId !== ".." && !/[/\0]/.test(taskId);
+}
+
+/**
+ * Builds the argv of a run. Command mode: `[resolved command, ...args]`.
+ * Script mode: writes the decoded body to `<scriptDir>/<taskId>.script`
+ * (mode 0600; `scriptDir` created 0700 if missing; rewritten on every call so
+ * crash recovery can recreate it) and returns `[resolved interpreter, file, ...args]`.
+ * Failures (unknown command, missing interpreter, unwritable file) are results, not throws.
+ */
+export async function prepareArgv(
+  mode: CommandMode | ScriptMode,
+  opts: { taskId: string; scriptDir: string; resolver: CommandResolver },
+): Promise<PreparedArgv> {
+  if ("command" in mode) {
+    const { command, args } = mode.command;
+    const resolved = opts.resolver.which(command);
+    if (resolved === undefined) return { ok: false, error: `command not found: ${command}` };
+    return { ok: true, argv: [resolved, ...args] };
+  }
+  const { runtime, body, args } = mode.script;
+  const interpreter = interpreterFor(runtime);
+  const resolved = opts.resolver.which(interpreter);
+  if (resolved === undefined) return { ok: false, error: `interpreter ${interpreter} not found on PATH` };
+  if (!isSafeFileStem(opts.taskId)) return { ok: false, error: `invalid task id for a script file: ${opts.taskId}` };
+  const scriptPath = scriptPathOf(opts.scriptDir, opts.taskId);
+  try {
+    await mkdir(opts.scriptDir, { recursive: true, mode: 0o700 });
+    // A fresh inode each time: a process still reading an older copy (bash reads
+    // scripts lazily) keeps its bytes, and the mode is set at creation.
+    await rm(scriptPath, { force: true });
+    await writeFile(scriptPath, Buffer.from(body, "base64"), { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    return { ok: false, error: `cannot write script file ${scriptPath}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return { ok: true, argv: [resolved, scriptPath, ...args], scriptPath };
+}
+
+/** Removes a task's script file; a file that is already gone is fine. */
+export function removeScript(scriptDir: string, taskId: string): void {
+  try {
+    unlinkSync(scriptPathOf(scriptDir, taskId));
+  } catch (err) {
+    if (!(typeof err === "object" && err !== null && "code" in err && err.code === "ENOENT")) throw err;
+  }
+}

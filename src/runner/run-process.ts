@@ -1,0 +1,280 @@
+/**
+ * Runs one attempt of a task as its own process group and reports the outcome.
+ *
+ * The child is spawned `detached` (setsid: its own session and process group,
+ * pgid = pid), so stopping targets the whole group: SIGTERM, up to
+ * `killGraceMs` for it to disappear, then SIGKILL. No process of the group
+ * outlives the run — also when the leader exits on its own and leaves a
+ * background child behind. Output is read with `getReader()` loops, split into
+ * lines per stream and handed over as one array per chunk.
+ *
+ * A failed process is a result (exit code, signal, stop reason, spawn error);
+ * nothing here throws or rejects.
+ */
+import { existsSync, statSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { isAbsolute } from "node:path";
+import type { RunProcess, StreamKind } from "../tasks/model.ts";
+import { createLineSplitter } from "./line-splitter.ts";
+import { groupAlive, readProcStartTime } from "./proc-stat.ts";
+
+/** Why a run was stopped from outside; the first reason given wins. */
+export type StopReason = "timeout" | "canceled" | "replaced" | "deleted" | "shutdown";
+
+/** What to run and where its output goes. */
+export interface RunSpec {
+  /** argv[0] should be an absolute path (see `prepareArgv`). */
+  argv: string[];
+  /** The complete environment of the child (nothing is inherited). */
+  env: Record<string, string>;
+  /** Absolute path of an existing directory; checked when the run starts. */
+  cwd?: string;
+  /** Per-attempt timeout in ms; 0 or non-finite disables it. */
+  timeoutMs: number;
+  /** How long the group gets between SIGTERM and SIGKILL. */
+  killGraceMs: number;
+  maxLineBytes: number;
+  /**
+   * Called once per read chunk with the lines it completed (never an empty
+   * array), in order per stream. Exceptions are swallowed so that a consumer
+   * bug cannot stop the pipes from being drained.
+   */
+  onLines(stream: StreamKind, lines: string[], ts: number): void;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  /** Exit code of the leader; absent when killed by a signal or never started. */
+  exitCode?: number;
+  /** Signal that killed the leader, e.g. "SIGKILL". */
+  signal?: string;
+  /** Set when `stop()` was called before the leader exited on its own; the first reason wins. */
+  stoppedBy?: StopReason;
+  /** The process could not be started (bad cwd, executable missing or not executable…). */
+  spawnError?: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** A started run. */
+export interface RunHandle {
+  /** Identity of the process group; undefined if the spawn failed. */
+  readonly process: RunProcess | undefined;
+  /** Settles once the whole group is gone and both pipes are drained. Never rejects. */
+  readonly result: Promise<RunResult>;
+  /** TERM → grace → KILL of the group. Idempotent: the first reason wins, every call awaits the same result. */
+  stop(reason: StopReason): Promise<RunResult>;
+  /** `stop("shutdown")`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** First and largest interval of the poll for leftover group members after the leader exited. */
+const POLL_FIRST_MS = 2;
+const POLL_MAX_MS = 20;
+/** After SIGKILL, how long to wait for the group to vanish (a process in uninterruptible sleep may linger). */
+const KILL_WAIT_MS = 5_000;
+/**
+ * Once the group is gone the pipes reach EOF within milliseconds, unless a
+ * process that left the group (setsid, daemonizing) still holds them: then
+ * reading is cancelled after this long so the run can finish.
+ */
+const DRAIN_MS = 1_000;
+
+/** Starts a run. Never throws: problems that prevent starting become `spawnError`. */
+export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
+  const startedAt = now();
+  const problem = checkSpec(spec);
+  if (problem !== undefined) return failedRun(problem, startedAt, now());
+  let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  try {
+    proc = Bun.spawn({
+      cmd: spec.argv,
+      env: spec.env,
+      ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      detached: true,
+    });
+  } catch (err) {
+    return failedRun(describeSpawnError(err, spec.argv[0]!), startedAt, now());
+  }
+
+  const pid = proc.pid;
+  const pgid = pid; // detached: the child is the leader of a new session and group
+  const startTime = readProcStartTime(pid);
+  const info: RunProcess = startTime === undefined ? { pid, pgid } : { pid, pgid, startTime };
+  const timers = new AbortController();
+  let stoppedBy: StopReason | undefined;
+  let leaderExited = false;
+  let groupGone = false; // once true, never signal -pgid again (the id may be reused)
+  let settled = false;
+  let termination: Promise<void> | undefined;
+
+  const exited = proc.exited.then(
+    () => void (leaderExited = true),
+    () => void (leaderExited = true),
+  );
+  if (Number.isFinite(spec.timeoutMs) && spec.timeoutMs > 0) {
+    const t = setTimeout(() => void handle.stop("timeout"), spec.timeoutMs);
+    timers.signal.addEventListener("abort", () => clearTimeout(t), { once: true });
+  }
+
+  const cancels: (() => Promise<void>)[] = [];
+  const emit = (stream: StreamKind, lines: string[]) => {
+    if (lines.length === 0) return;
+    try {
+      spec.onLines(stream, lines, now());
+    } catch {
+      // see RunSpec.onLines
+    }
+  };
+  const pump = async (stream: ReadableStream<Uint8Array>, kind: StreamKind) => {
+    const reader = stream.getReader();
+    cancels.push(() => reader.cancel());
+    const splitter = createLineSplitter(spec.maxLineBytes);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        emit(kind, splitter.push(value));
+      }
+    } catch {
+      // a stream error ends the output like EOF
+    }
+    emit(kind, splitter.end());
+  };
+  const pumps = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+
+  const signalGroup = (sig: NodeJS.Signals) => {
+    if (groupGone) return;
+    try {
+      process.kill(-pgid, sig);
+    } catch {
+      // ESRCH: already gone
+    }
+  };
+
+  /** Waits up to `ms` for the leader to exit and the group to be empty. */
+  const waitGone = async (ms: number): Promise<boolean> => {
+    const deadline = performance.now() + ms;
+    if (!leaderExited) await Promise.race([exited, delay(ms, timers.signal)]);
+    if (!leaderExited) return false;
+    for (let interval = POLL_FIRST_MS; ; interval = Math.min(interval * 2, POLL_MAX_MS)) {
+      if (!groupAlive(pgid)) return (groupGone = true);
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await delay(Math.min(interval, left), timers.signal);
+    }
+  };
+
+  const terminateGroup = async () => {
+    if (leaderExited && !groupAlive(pgid)) {
+      groupGone = true;
+      return;
+    }
+    signalGroup("SIGTERM");
+    if (await waitGone(spec.killGraceMs)) return;
+    signalGroup("SIGKILL");
+    await waitGone(KILL_WAIT_MS);
+  };
+  const terminate = () => (termination ??= terminateGroup());
+
+  const result = (async (): Promise<RunResult> => {
+    await exited;
+    await terminate(); // leftover members of the group (backgrounded children)
+    const drained = await Promise.race([pumps.then(() => true), delay(DRAIN_MS, timers.signal).then(() => false)]);
+    if (!drained) {
+      for (const cancel of cancels) cancel().catch(() => {});
+      await pumps;
+    }
+    settled = true;
+    timers.abort();
+    const out: RunResult = { startedAt, finishedAt: now() };
+    if (proc.signalCode !== null) out.signal = signalName(proc.signalCode);
+    else if (proc.exitCode !== null) out.exitCode = proc.exitCode;
+    if (stoppedBy !== undefined) out.stoppedBy = stoppedBy;
+    return out;
+  })();
+
+  const handle: RunHandle = {
+    process: info,
+    result,
+    stop(reason) {
+      if (!settled) {
+        if (stoppedBy === undefined && !leaderExited) stoppedBy = reason;
+        void terminate();
+      }
+      return result;
+    },
+    async [Symbol.asyncDispose]() {
+      await handle.stop("shutdown");
+    },
+  };
+  return handle;
+}
+
+function checkSpec(spec: RunSpec): string | undefined {
+  if (spec.argv.length === 0 || spec.argv[0] === "") return "empty command line";
+  if (!Number.isSafeInteger(spec.maxLineBytes) || spec.maxLineBytes < 0) {
+    return `maxLineBytes must be a non-negative integer, got ${spec.maxLineBytes}`;
+  }
+  if (spec.cwd !== undefined) {
+    if (!isAbsolute(spec.cwd)) return `cwd ${spec.cwd} is not an absolute path`;
+    let isDir = false;
+    try {
+      isDir = statSync(spec.cwd).isDirectory();
+    } catch {
+      // missing or unreadable: reported below
+    }
+    if (!isDir) return `cwd ${spec.cwd} does not exist or is not a directory`;
+  }
+  return undefined;
+}
+
+function failedRun(spawnError: string, startedAt: number, finishedAt: number): RunHandle {
+  const result = Promise.resolve<RunResult>({ spawnError, startedAt, finishedAt });
+  return {
+    process: undefined,
+    result,
+    stop: () => result,
+    [Symbol.asyncDispose]: async () => {},
+  };
+}
+
+function describeSpawnError(err: unknown, cmd: string): string {
+  const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
+  switch (code) {
+    case "ENOENT":
+      return existsSync(cmd)
+        ? `cannot start ${cmd}: its interpreter (#! line) or a library it needs was not found`
+        : `executable not found: ${cmd}`;
+    case "EACCES":
+      return `permission denied: cannot execute ${cmd}`;
+    case "ENOEXEC":
+      return `cannot start ${cmd}: not an executable format`;
+    default:
+      return `cannot start ${cmd}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/** "SIGTERM" for both `"SIGTERM"` and `15` (Bun types allow a number). */
+function signalName(sig: string | number): string {
+  if (typeof sig === "string") return sig;
+  const name = Object.entries(osConstants.signals).find(([, n]) => n === sig)?.[0];
+  return name ?? `signal ${sig}`;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; the timer never outlives the signal. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * The persistence seam. The supervisor is the only writer; every write is a
+ * synchronous call that is visible to the next read at once (read-your-writes),
+ * and `flush()` is the durability barrier: when it resolves, every write made
+ * before the call is on disk. Implementations batch writes between flushes
+ * (group commit), so a burst of submits costs one fsync, not one each.
+ */
+import type { LogRecord, RunProcess, Task, TaskQuery, TaskRun } from "../tasks/model.ts";
+
+/** A run as stored: the public run plus the process identity used by recovery. */
+export interface StoredRun extends TaskRun {
+  process?: RunProcess;
+}
+
+export interface StoreStats {
+  tasks: number;
+  runs: number;
+  logEvents: number;
+}
+
+export interface Store {
+  /** Human-readable kind, e.g. `memory` or `sqlite:/var/lib/tasklane/tasklane.db`. */
+  readonly kind: string;
+  /** Insert or replace a task (keyed by `metadata.id`). */
+  putTask(task: Task): void;
+  getTask(id: string): Task | undefined;
+  /** Filter, order and page; `total` counts every match, not the page. */
+  listTasks(query: TaskQuery): { tasks: Task[]; total: number };
+  /** Tasks whose phase is `pending` or `running`, oldest first (recovery). */
+  activeTasks(): Task[];
+  /** Remove a task with its runs and log events. */
+  deleteTask(id: string): void;
+
+  /** Insert or replace the run with this attempt number. */
+  putRun(taskId: string, run: StoredRun): void;
+  /** Runs oldest first. */
+  listRuns(taskId: string): StoredRun[];
+  /** Keep only the newest `keep` runs of a task. */
+  trimRuns(taskId: string, keep: number): void;
+
+  /** Append log records of a task (already numbered). */
+  appendLogs(taskId: string, records: readonly LogRecord[]): void;
+  /** The newest `limit` log records of a task, oldest first. */
+  loadLogs(taskId: string, limit: number): LogRecord[];
+  /** Drop log records of a task with id < `beforeId`. */
+  trimLogs(taskId: string, beforeId: number): void;
+
+  /**
+   * Terminal tasks to sweep: those finished (updatedAt) before `olderThan`,
+   * plus the oldest beyond `keep` terminal tasks. Returns their ids.
+   */
+  sweepCandidates(olderThan: number, keep: number): string[];
+
+  /** Small key/value area for agent state (e.g. the persistent agent id). */
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+
+  stats(): StoreStats;
+  /** Durability barrier: resolves when all writes made before the call are committed. */
+  flush(): Promise<void>;
+  /** Flush and close. */
+  close(): Promise<void>;
+}

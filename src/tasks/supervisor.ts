@@ -1,0 +1,550 @@
+/**
+ * The supervisor: the single writer of task state.
+ *
+ * Every change is a transition: compute the new task → write it to the store
+ * (synchronously, visible at once; durable at the next flush) → tell the
+ * listeners. Admission decisions are taken in one synchronous step, so two
+ * concurrent submits can never both start in one slot.
+ *
+ * Structures:
+ * - lanes: slot → holder (the one task that owns the slot, from start until it
+ *   is terminal, backoff waits included) + FIFO of queued tasks;
+ * - a priority heap of slot holders waiting for global capacity;
+ * - per active task: its current run handle and timers.
+ */
+import { monotonicFactory } from "ulid";
+import { AgentError, invalid } from "../errors.ts";
+import type { LogHub } from "../logs/log-hub.ts";
+import { prepareArgv, removeScript, type CommandResolver } from "../runner/command-line.ts";
+import { killLeftoverGroup } from "../runner/proc-stat.ts";
+import { startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
+import type { Store, StoredRun } from "../store/store.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { AdmissionOutcome, Phase, Task, TaskSpec, TaskStatus } from "./model.ts";
+import { isTerminal } from "./model.ts";
+import { createPriorityQueue } from "./priority-queue.ts";
+import type { TaskEvents } from "./task-events.ts";
+
+/** Limits the supervisor enforces. */
+export interface SupervisorLimits {
+  maxConcurrent: number;
+  maxQueuePerSlot: number;
+  killGraceMs: number;
+  maxLineBytes: number;
+  maxRuns: number;
+}
+
+export interface SupervisorDeps {
+  store: Store;
+  hub: LogHub;
+  events: TaskEvents;
+  resolver: CommandResolver;
+  scriptDir: string;
+  limits: SupervisorLimits;
+  /** Environment every task starts from (already stripped of the agent's secrets). */
+  baseEnv: Record<string, string>;
+  clock?: () => number;
+  random?: () => number;
+  newId?: () => string;
+  run?: typeof startRun;
+}
+
+/** Counters for metrics and /api/v1/metrics. */
+export interface SupervisorStats {
+  active: number;
+  running: number;
+  /** Waiting behind another task of the same slot. */
+  queued: number;
+  /** Holding their slot, waiting for global capacity. */
+  waitingCapacity: number;
+  /** Waiting for a backoff or restart interval. */
+  backoff: number;
+  held: number;
+}
+
+export interface Supervisor {
+  /** Store and admit a validated spec. Synchronous: the caller awaits `store.flush()` before answering. */
+  submit(spec: TaskSpec, owner?: string): { task: Task; admission: AdmissionOutcome };
+  /** Stop without purge; resolves with the final task (a terminal task is returned as is). */
+  cancel(id: string): Promise<Task | undefined>;
+  /** Release a task submitted with `hold: true`; other tasks are returned unchanged. */
+  start(id: string): Task | undefined;
+  /** Run a terminal task again as a new attempt, history kept. */
+  restart(id: string): Task | undefined;
+  /** Stop and purge (idempotent). Resolves with the purged task, if there was one. */
+  delete(id: string): Promise<Task | undefined>;
+  /** Close runs interrupted by a crash, kill their leftover groups, resume pending work. */
+  recover(): void;
+  /** Purge terminal tasks older than `olderThan` or beyond `keep`; returns how many. */
+  sweep(olderThan: number, keep: number): number;
+  /** The live snapshot of an active task (cheaper than the store). */
+  activeTask(id: string): Task | undefined;
+  stats(): SupervisorStats;
+  /** Stop every run (TERM → grace → KILL); pending work stays stored for the next start. */
+  shutdown(): Promise<void>;
+}
+
+type Where = "held" | "slotQueue" | "capacity" | "launching" | "running" | "backoff" | "draining" | "done";
+
+interface Active {
+  task: Task;
+  seq: number;
+  failures: number;
+  where: Where;
+  run?: RunHandle;
+  timer?: ReturnType<typeof setTimeout>;
+  /** Set when the task is being stopped for good: canceled, replaced or deleted. */
+  stopping?: { reason: StopReason; error: string };
+  done: PromiseWithResolvers<void>;
+}
+
+interface Lane {
+  holder?: string;
+  queue: string[];
+}
+
+/** Create the supervisor. Nothing runs until `submit`/`recover` is called. */
+export function createSupervisor(deps: SupervisorDeps): Supervisor {
+  const { store, hub, events, limits } = deps;
+  const clock = deps.clock ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const ulid = monotonicFactory();
+  const newId = deps.newId ?? (() => `tsk_${ulid()}`);
+  const run = deps.run ?? startRun;
+
+  const active = new Map<string, Active>();
+  const lanes = new Map<string, Lane>();
+  const waiting = createPriorityQueue();
+  let running = 0;
+  let seq = 0;
+  let shuttingDown = false;
+  const inflight = new Set<Promise<void>>();
+
+  function lane(slot: string): Lane {
+    let l = lanes.get(slot);
+    if (!l) {
+      l = { queue: [] };
+      lanes.set(slot, l);
+    }
+    return l;
+  }
+
+  /** The one place a task changes. */
+  function write(state: Active, status: TaskStatus, spec: TaskSpec = state.task.spec): Task {
+    const prev = state.task.status.phase;
+    const m = state.task.metadata;
+    const task: Task = {
+      metadata: { ...m, resourceVersion: m.resourceVersion + 1, updatedAt: clock() },
+      spec,
+      status,
+    };
+    state.task = task;
+    store.putTask(task);
+    events.transition(task, prev);
+    return task;
+  }
+
+  function status(phase: Phase, attempt: number, exitCode?: number, error?: string): TaskStatus {
+    const s: TaskStatus = { phase, attempt };
+    if (exitCode !== undefined) s.exitCode = exitCode;
+    if (error !== undefined) s.error = error;
+    return s;
+  }
+
+  function newActive(task: Task): Active {
+    const state: Active = { task, seq: seq++, failures: 0, where: "held", done: Promise.withResolvers<void>() };
+    active.set(task.metadata.id, state);
+    return state;
+  }
+
+  /** Make a task terminal: release its slot, end its log stream, forget its runtime state. */
+  function finish(state: Active, phase: Phase, exitCode?: number, error?: string): void {
+    if (state.where === "done") return;
+    clearTimeout(state.timer);
+    waiting.remove(state.task.metadata.id);
+    const id = state.task.metadata.id;
+    const slot = state.task.spec.slot;
+    const l = lanes.get(slot);
+    if (l) {
+      const qi = l.queue.indexOf(id);
+      if (qi >= 0) l.queue.splice(qi, 1);
+    }
+    state.where = "done";
+    write(state, status(phase, state.task.status.attempt, exitCode, error));
+    active.delete(id);
+    hub.end(id);
+    state.done.resolve();
+    if (l && l.holder === id) {
+      l.holder = undefined;
+      promote(slot);
+    }
+    if (l && !l.holder && l.queue.length === 0) lanes.delete(slot);
+  }
+
+  /** Give a free slot to the next queued task. */
+  function promote(slot: string): void {
+    const l = lanes.get(slot);
+    if (!l || l.holder || shuttingDown) return;
+    for (;;) {
+      const next = l.queue.shift();
+      if (next === undefined) return;
+      const st = active.get(next);
+      if (!st) continue;
+      l.holder = next;
+      enqueueForCapacity(st);
+      return;
+    }
+  }
+
+  function enqueueForCapacity(state: Active): void {
+    if (shuttingDown) return;
+    state.where = "capacity";
+    waiting.push({ id: state.task.metadata.id, priority: state.task.spec.priority ?? 5, seq: state.seq });
+    pump();
+  }
+
+  /** Launch waiting tasks while there is capacity. */
+  function pump(): void {
+    while (!shuttingDown && running < limits.maxConcurrent) {
+      const entry = waiting.pop();
+      if (!entry) return;
+      const st = active.get(entry.id);
+      if (!st || st.where !== "capacity") continue;
+      const p = launch(st);
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    }
+  }
+
+  async function launch(state: Active): Promise<void> {
+    running++;
+    state.where = "launching";
+    const id = state.task.metadata.id;
+    const spec = state.task.spec;
+    const attempt = state.task.status.attempt + 1;
+    const startedAt = clock();
+    const runRec: StoredRun = { attempt, phase: "running", startedAt };
+    write(state, status("running", attempt));
+    store.putRun(id, runRec);
+    store.trimRuns(id, limits.maxRuns);
+    hub.runStarted(id, attempt, startedAt);
+    events.runStarted(state.task, runRec);
+
+    const sub = spec.kind.subprocess;
+    const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver });
+    if (state.stopping || shuttingDown || !prepared.ok) {
+      const error = prepared.ok ? undefined : prepared.error;
+      const now = clock();
+      const result: RunResult = error
+        ? { spawnError: error, startedAt, finishedAt: now }
+        : { stoppedBy: state.stopping?.reason ?? "shutdown", startedAt, finishedAt: now };
+      finishRun(state, runRec, result);
+      return;
+    }
+    const env: Record<string, string> = { ...deps.baseEnv };
+    for (const kv of sub.env) env[kv.key] = kv.value;
+    const handle = run({
+      argv: prepared.argv,
+      env,
+      cwd: sub.cwd,
+      timeoutMs: spec.timeout,
+      killGraceMs: spec.killGraceMs ?? limits.killGraceMs,
+      maxLineBytes: limits.maxLineBytes,
+      onLines(stream, lines, ts) {
+        hub.lines(id, attempt, stream, lines, ts);
+        let bytes = 0;
+        for (const line of lines) bytes += line.length + 1;
+        events.output(stream, lines.length, bytes);
+      },
+    });
+    state.run = handle;
+    state.where = "running";
+    if (handle.process) {
+      runRec.process = handle.process;
+      store.putRun(id, runRec);
+    }
+    finishRun(state, runRec, await handle.result);
+  }
+
+  /** Record the end of a run and decide what happens next. */
+  function finishRun(state: Active, runRec: StoredRun, result: RunResult): void {
+    running--;
+    state.run = undefined;
+    const id = state.task.metadata.id;
+    const spec = state.task.spec;
+    const exitCode = result.exitCode;
+    let phase: Phase;
+    let error: string | undefined;
+    if (result.spawnError !== undefined) {
+      phase = "failed";
+      error = result.spawnError;
+    } else if (state.stopping) {
+      phase = "canceled";
+      error = state.stopping.error;
+    } else if (result.stoppedBy === "shutdown") {
+      phase = "failed";
+      error = "interrupted: agent shut down";
+    } else if (result.stoppedBy === "timeout") {
+      phase = "timeout";
+      error = `timed out after ${spec.timeout} ms`;
+    } else if (result.signal !== undefined) {
+      phase = "failed";
+      error = `killed by signal ${result.signal}`;
+    } else if (exitCode !== undefined && exitCode !== 0 && spec.kind.subprocess.failOnNonZero) {
+      phase = "failed";
+      error = `exit code ${exitCode}`;
+    } else {
+      phase = "succeeded";
+    }
+    const { process: proc, ...pub } = runRec;
+    const finished: StoredRun = { ...pub, phase, finishedAt: result.finishedAt };
+    if (proc) finished.process = proc;
+    if (exitCode !== undefined) finished.exitCode = exitCode;
+    if (error !== undefined) finished.error = error;
+    store.putRun(id, finished);
+    hub.runFinished(id, runRec.attempt, exitCode, result.finishedAt);
+    events.runFinished(state.task, finished);
+
+    if (state.stopping) finish(state, "canceled", exitCode, state.stopping.error);
+    else decideNext(state, phase, exitCode, error);
+    pump();
+  }
+
+  /** Apply the restart policy after an attempt. */
+  function decideNext(state: Active, phase: Phase, exitCode: number | undefined, error: string | undefined): void {
+    const spec = state.task.spec;
+    const success = phase === "succeeded";
+    if (success) state.failures = 0;
+    const r = spec.restart;
+    const wantsMore = r.type === "always" || (r.type === "onFailure" && !success);
+    if (!wantsMore) return finish(state, phase, exitCode, error);
+    const attempt = state.task.status.attempt;
+    if (spec.maxAttempts !== undefined && attempt >= spec.maxAttempts) {
+      const last = error ?? phase;
+      return finish(state, "exhausted", exitCode, `exhausted: ${attempt} of ${spec.maxAttempts} attempts used (last: ${last})`);
+    }
+    const delay = success && r.type === "always" ? r.intervalMs : backoffDelay(spec.backoff, state.failures++, random);
+    write(state, status("pending", attempt, exitCode, error));
+    if (shuttingDown) {
+      state.where = "backoff";
+      return;
+    }
+    scheduleRetry(state, delay);
+  }
+
+  function scheduleRetry(state: Active, delay: number): void {
+    state.where = "backoff";
+    clearTimeout(state.timer);
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      if (state.where === "backoff") enqueueForCapacity(state);
+    }, delay);
+  }
+
+  /** Decide admission for a task entering its slot. Synchronous. */
+  function admit(state: Active): AdmissionOutcome {
+    const spec = state.task.spec;
+    const id = state.task.metadata.id;
+    const l = lane(spec.slot);
+    if (!l.holder) {
+      l.holder = id;
+      enqueueForCapacity(state);
+      return state.where === "capacity" ? "queued" : "started";
+    }
+    switch (spec.admission) {
+      case "dropIfRunning":
+        finish(state, "canceled", undefined, `dropped: slot ${spec.slot} busy with ${l.holder}`);
+        return "dropped";
+      case "queue":
+        state.where = "slotQueue";
+        l.queue.push(id);
+        return "queued";
+      case "replace": {
+        const reason = `replaced by ${id}`;
+        for (const qid of l.queue.splice(0)) {
+          const q = active.get(qid);
+          if (q) finish(q, "canceled", undefined, reason);
+        }
+        const old = active.get(l.holder);
+        l.holder = id;
+        if (!old) {
+          enqueueForCapacity(state);
+          return "replaced";
+        }
+        state.where = "draining";
+        void stopForGood(old, "replaced", reason).then(() => {
+          if (state.where === "draining") enqueueForCapacity(state);
+        });
+        return "replaced";
+      }
+    }
+  }
+
+  /** Stop a task for good (cancel / replace / delete); resolves when it is terminal. */
+  async function stopForGood(state: Active, reason: StopReason, error: string): Promise<void> {
+    if (state.where === "done") return;
+    if (!state.stopping) state.stopping = { reason, error };
+    switch (state.where) {
+      case "running":
+        void state.run?.stop(reason);
+        break;
+      case "launching":
+        break; // launch() checks `stopping` once the command is prepared
+      case "held":
+      case "slotQueue":
+      case "capacity":
+      case "backoff":
+      case "draining":
+        finish(state, "canceled", state.task.status.exitCode, error);
+        break;
+    }
+    await state.done.promise;
+  }
+
+  return {
+    submit(spec, owner) {
+      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      const l = lanes.get(spec.slot);
+      if (!spec.hold && spec.admission === "queue" && l?.holder && l.queue.length >= limits.maxQueuePerSlot) {
+        throw new AgentError("Unavailable", `queue of slot ${spec.slot} is full (${limits.maxQueuePerSlot} tasks)`);
+      }
+      const now = clock();
+      const id = newId();
+      const metadata: Task["metadata"] = { id, resourceVersion: 1, createdAt: now, updatedAt: now };
+      if (owner !== undefined) metadata.owner = owner;
+      const task: Task = { metadata, spec, status: { phase: "pending", attempt: 0 } };
+      store.putTask(task);
+      events.transition(task, undefined);
+      const state = newActive(task);
+      if (spec.hold) return { task: state.task, admission: "queued" };
+      const admission = admit(state);
+      return { task: state.task, admission };
+    },
+
+    async cancel(id) {
+      const state = active.get(id);
+      if (!state) return store.getTask(id);
+      await stopForGood(state, "canceled", "canceled");
+      return store.getTask(id);
+    },
+
+    start(id) {
+      const state = active.get(id);
+      if (!state) return store.getTask(id);
+      if (state.where !== "held") return state.task;
+      const { hold: _hold, ...rest } = state.task.spec;
+      write(state, state.task.status, rest);
+      admit(state);
+      return state.task;
+    },
+
+    restart(id) {
+      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      if (active.has(id)) throw invalid(`task ${id} is not terminal; only a terminal task can be restarted`);
+      const task = store.getTask(id);
+      if (!task) return undefined;
+      const { hold: _hold, ...spec } = task.spec;
+      const state = newActive(task);
+      hub.reopen(id);
+      write(state, status("pending", task.status.attempt), spec);
+      admit(state);
+      return state.task;
+    },
+
+    async delete(id) {
+      const state = active.get(id);
+      if (state) await stopForGood(state, "deleted", "deleted");
+      const task = store.getTask(id);
+      if (!task) return undefined;
+      store.deleteTask(id);
+      hub.drop(id);
+      removeScript(deps.scriptDir, id);
+      events.deleted(task);
+      return task;
+    },
+
+    recover() {
+      const tasks = store.activeTasks();
+      const now = clock();
+      // Runs in flight when the agent died: close them, kill leftovers.
+      const interrupted: Active[] = [];
+      const pending: Active[] = [];
+      for (const task of tasks) {
+        const id = task.metadata.id;
+        const state = newActive(task);
+        let wasRunning = task.status.phase === "running";
+        for (const r of store.listRuns(id)) {
+          if (r.finishedAt !== undefined) continue;
+          wasRunning = true;
+          if (r.process) killLeftoverGroup(r.process);
+          const closed: StoredRun = { ...r, phase: "failed", finishedAt: now, error: "interrupted: agent restarted" };
+          delete closed.exitCode;
+          store.putRun(id, closed);
+          hub.runFinished(id, r.attempt, undefined, now);
+        }
+        (wasRunning ? interrupted : pending).push(state);
+      }
+      // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
+      for (const state of interrupted) {
+        const l = lane(state.task.spec.slot);
+        if (!l.holder) l.holder = state.task.metadata.id;
+        else {
+          l.queue.push(state.task.metadata.id);
+          state.where = "slotQueue";
+        }
+        if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted");
+      }
+      for (const state of pending) {
+        if (state.task.spec.hold) continue;
+        const l = lane(state.task.spec.slot);
+        const id = state.task.metadata.id;
+        if (!l.holder) {
+          l.holder = id;
+          if (state.task.status.attempt > 0) scheduleRetry(state, 0);
+          else enqueueForCapacity(state);
+        } else {
+          state.where = "slotQueue";
+          l.queue.push(id);
+        }
+      }
+    },
+
+    sweep(olderThan, keep) {
+      let n = 0;
+      for (const id of store.sweepCandidates(olderThan, keep)) {
+        if (active.has(id)) continue;
+        const task = store.getTask(id);
+        store.deleteTask(id);
+        hub.drop(id);
+        removeScript(deps.scriptDir, id);
+        if (task) events.deleted(task);
+        n++;
+      }
+      return n;
+    },
+
+    activeTask(id) {
+      return active.get(id)?.task;
+    },
+
+    stats() {
+      const s: SupervisorStats = { active: active.size, running, queued: 0, waitingCapacity: 0, backoff: 0, held: 0 };
+      for (const st of active.values()) {
+        if (st.where === "slotQueue") s.queued++;
+        else if (st.where === "capacity" || st.where === "draining") s.waitingCapacity++;
+        else if (st.where === "backoff") s.backoff++;
+        else if (st.where === "held") s.held++;
+      }
+      return s;
+    },
+
+    async shutdown() {
+      shuttingDown = true;
+      for (const st of active.values()) {
+        clearTimeout(st.timer);
+        if (st.where === "running" && st.run) void st.run.stop("shutdown");
+      }
+      await Promise.all([...inflight]);
+    },
+  };
+}

@@ -1,0 +1,224 @@
+import { describe, expect, test } from "bun:test";
+import { createEventRing, type EventRing, type Numbered } from "../../src/logs/event-ring.ts";
+
+type Ev = { kind: "v"; v: number } | { kind: "lag"; skipped: number };
+
+function ring(capacity: number, extra: { maxBytes?: number; onLagged?: (n: number) => void } = {}): EventRing<Ev> {
+  return createEventRing<Ev>({
+    capacity,
+    lagged: (skipped) => ({ kind: "lag", skipped }),
+    ...(extra.maxBytes !== undefined ? { maxBytes: extra.maxBytes, sizeOf: () => 10 } : {}),
+    ...(extra.onLagged !== undefined ? { onLagged: extra.onLagged } : {}),
+  });
+}
+
+const v = (n: number): Ev => ({ kind: "v", v: n });
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const values = (from: number, to: number): Ev[] => range(from, to).map(v);
+/** Records with id = value, as the ring numbers them when values are appended in order from 1. */
+const recs = (from: number, to: number): Numbered<Ev>[] => range(from, to).map((n) => ({ id: n, event: v(n) }));
+
+async function collect<T>(it: AsyncIterable<T[]>): Promise<T[][]> {
+  const batches: T[][] = [];
+  for await (const batch of it) batches.push(batch);
+  return batches;
+}
+
+describe("event ring", () => {
+  test("numbers events contiguously from 1 and keeps the last N", () => {
+    const r = ring(3);
+    expect(r.nextId).toBe(1);
+    r.append(values(1, 2));
+    r.append(values(3, 5));
+    expect(r.nextId).toBe(6);
+    expect(r.retained()).toEqual(recs(3, 5));
+    r.append(values(6, 12)); // more than the capacity in one call
+    expect(r.nextId).toBe(13);
+    expect(r.retained()).toEqual(recs(10, 12));
+  });
+
+  test("a subscriber gets retained events, then live ones in batches", async () => {
+    const r = ring(10);
+    r.append(values(1, 2));
+    const it = r.subscribe({ follow: true })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ done: false, value: recs(1, 2) });
+    r.append(values(3, 4));
+    r.append(values(5, 5));
+    expect(await it.next()).toEqual({ done: false, value: recs(3, 5) });
+    const pending = it.next();
+    r.append(values(6, 6));
+    expect(await pending).toEqual({ done: false, value: recs(6, 6) });
+    await it.return?.();
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("after=N resumes with events after N, from what is retained", async () => {
+    const r = ring(5);
+    r.append(values(1, 8)); // retains 4..8
+    expect(await collect(r.subscribe({ after: 6, follow: false }))).toEqual([recs(7, 8)]);
+    expect(await collect(r.subscribe({ after: 2, follow: false }))).toEqual([
+      [{ id: 3, event: { kind: "lag", skipped: 1 } }, ...recs(4, 8)],
+    ]);
+    expect(await collect(r.subscribe({ after: 0, follow: false }))).toEqual([
+      [{ id: 3, event: { kind: "lag", skipped: 3 } }, ...recs(4, 8)],
+    ]);
+    expect(await collect(r.subscribe({ after: 8, follow: false }))).toEqual([]);
+    // A cursor beyond the head is clamped to it: live events are not swallowed.
+    const it = r.subscribe({ after: 500, follow: true })[Symbol.asyncIterator]();
+    const pending = it.next();
+    r.append(values(9, 9));
+    expect(await pending).toEqual({ done: false, value: recs(9, 9) });
+    await it.return?.();
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("follow:false delivers what is retained at subscribe time and finishes", async () => {
+    const r = ring(10);
+    r.append(values(1, 3));
+    const sub = r.subscribe({ follow: false });
+    r.append(values(4, 4));
+    expect(await collect(sub)).toEqual([recs(1, 3)]);
+    expect(await collect(ring(10).subscribe({ follow: false }))).toEqual([]);
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("end() lets followers drain to the head and finish; reopen() makes them wait again", async () => {
+    const r = ring(10);
+    r.append(values(1, 1));
+    const done = collect(r.subscribe({ follow: true })); // takes [1] at once, then waits
+    r.append(values(2, 3));
+    r.end();
+    expect(r.ended).toBe(true);
+    expect(await done).toEqual([recs(1, 1), recs(2, 3)]);
+    expect(r.subscribers).toBe(0);
+
+    // Ended: a new follower drains and finishes too.
+    expect(await collect(r.subscribe({ after: 2, follow: true }))).toEqual([recs(3, 3)]);
+
+    r.reopen();
+    expect(r.ended).toBe(false);
+    const it = r.subscribe({ after: 3, follow: true })[Symbol.asyncIterator]();
+    const pending = it.next();
+    r.append(values(4, 5));
+    expect(await pending).toEqual({ done: false, value: recs(4, 5) });
+    const last = it.next();
+    r.end();
+    expect(await last).toEqual({ done: true, value: undefined });
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("a slow subscriber gets one exact lagged record; a fast one on the same ring gets everything", async () => {
+    const lags: number[] = [];
+    const r = ring(100, { onLagged: (n) => lags.push(n) });
+    const slow = r.subscribe({ follow: true });
+    const fast = r.subscribe({ follow: true })[Symbol.asyncIterator]();
+    const got: Numbered<Ev>[] = [];
+    for (let i = 0; i < 100; i++) {
+      r.append(values(i * 50 + 1, i * 50 + 50));
+      const res = await fast.next();
+      if (res.done) throw new Error("fast subscription ended early");
+      got.push(...res.value);
+    }
+    expect(got).toEqual(recs(1, 5000));
+    expect(lags).toEqual([]);
+
+    const it = slow[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({
+      done: false,
+      value: [{ id: 4900, event: { kind: "lag", skipped: 4900 } }, ...recs(4901, 5000)],
+    });
+    expect(lags).toEqual([4900]);
+    slow.close();
+    await fast.return?.();
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("one append wakes 1000 waiting subscribers with the same batch", async () => {
+    const r = ring(10);
+    const iters = Array.from({ length: 1000 }, () => r.subscribe({ follow: true })[Symbol.asyncIterator]());
+    expect(r.subscribers).toBe(1000);
+    const pending = iters.map((it) => it.next());
+    r.append(values(1, 3));
+    const results = await Promise.all(pending);
+    expect(results).toEqual(Array.from({ length: 1000 }, () => ({ done: false, value: recs(1, 3) })));
+    r.close();
+    expect(r.subscribers).toBe(0);
+    expect(await Promise.all(iters.map((it) => it.next()))).toEqual(
+      Array.from({ length: 1000 }, () => ({ done: true, value: undefined })),
+    );
+  });
+
+  test("close, break and dispose detach subscribers", async () => {
+    let idle = 0;
+    const r = createEventRing<Ev>({ capacity: 10, lagged: (skipped) => ({ kind: "lag", skipped }), onIdle: () => idle++ });
+    r.append(values(1, 2));
+
+    // close() while a next() is pending resolves it as done.
+    const a = r.subscribe({ follow: true });
+    const ait = a[Symbol.asyncIterator]();
+    await ait.next();
+    const pending = ait.next();
+    expect(r.subscribers).toBe(1);
+    a.close();
+    expect(await pending).toEqual({ done: true, value: undefined });
+    expect(r.subscribers).toBe(0);
+
+    // break out of for-await calls return().
+    const seen: Numbered<Ev>[][] = [];
+    for await (const batch of r.subscribe({ follow: true })) {
+      seen.push(batch);
+      break;
+    }
+    expect(seen).toEqual([recs(1, 2)]);
+    expect(r.subscribers).toBe(0);
+
+    // `using` disposes.
+    {
+      using b = r.subscribe({ follow: true });
+      expect(b).toBeDefined();
+      expect(r.subscribers).toBe(1);
+    }
+    expect(r.subscribers).toBe(0);
+    expect(idle).toBe(3);
+
+    // ring.close() ends every subscription; later ones finish at once and appends are ignored.
+    const c = collect(r.subscribe({ follow: true }));
+    const d = collect(r.subscribe({ after: 2, follow: true }));
+    r.close();
+    expect(await c).toEqual([recs(1, 2)]);
+    expect(await d).toEqual([]);
+    r.append(values(3, 3));
+    expect(r.nextId).toBe(3);
+    expect(await collect(r.subscribe({ follow: true }))).toEqual([]);
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("maxBytes evicts oldest first and keeps the newest", async () => {
+    const r = ring(100, { maxBytes: 35 }); // 10 bytes each: 3 fit
+    r.append(values(1, 5));
+    expect(r.retained()).toEqual(recs(3, 5));
+    expect(r.size).toBe(3);
+    expect(await collect(r.subscribe({ after: 0, follow: false }))).toEqual([
+      [{ id: 2, event: { kind: "lag", skipped: 2 } }, ...recs(3, 5)],
+    ]);
+    const tiny = ring(100, { maxBytes: 5 });
+    tiny.append(values(1, 2));
+    expect(tiny.retained()).toEqual(recs(2, 2));
+  });
+
+  test("seed restores records, ids continue after the last, gaps read as lagged", async () => {
+    const r = ring(4);
+    r.seed([
+      { id: 3, event: v(3) },
+      { id: 7, event: v(7) },
+      { id: 8, event: v(8) },
+    ]);
+    expect(r.nextId).toBe(9);
+    r.append([v(9)]);
+    expect(r.retained()).toEqual([{ id: 3, event: v(3) }, ...recs(7, 9)]);
+    expect(await collect(r.subscribe({ follow: false }))).toEqual([
+      [{ id: 3, event: v(3) }, { id: 6, event: { kind: "lag", skipped: 3 } }, ...recs(7, 9)],
+    ]);
+    expect(() => r.seed([{ id: 2, event: v(2) }, { id: 2, event: v(2) }])).toThrow(RangeError);
+  });
+});

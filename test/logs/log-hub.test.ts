@@ -1,0 +1,232 @@
+import { describe, expect, test } from "bun:test";
+import { createLogHub, type LogSink } from "../../src/logs/log-hub.ts";
+import type { LogEvent, LogRecord } from "../../src/tasks/model.ts";
+
+/** In-memory sink that records every call. */
+function memorySink(initial: Record<string, LogRecord[]> = {}) {
+  const data = new Map<string, LogRecord[]>(Object.entries(initial).map(([k, v]) => [k, [...v]]));
+  const appends: { taskId: string; ids: number[] }[] = [];
+  const trims: { taskId: string; beforeId: number }[] = [];
+  const sink: LogSink = {
+    append(taskId, records) {
+      appends.push({ taskId, ids: records.map((r) => r.id) });
+      data.set(taskId, [...(data.get(taskId) ?? []), ...records]);
+    },
+    load(taskId, limit) {
+      return (data.get(taskId) ?? []).slice(-limit);
+    },
+    trim(taskId, beforeId) {
+      trims.push({ taskId, beforeId });
+      data.set(taskId, (data.get(taskId) ?? []).filter((r) => r.id >= beforeId));
+    },
+  };
+  return { sink, data, appends, trims };
+}
+
+async function collect(it: AsyncIterable<LogRecord[]>): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for await (const batch of it) out.push(...batch);
+  return out;
+}
+
+const chunk = (attempt: number, stream: "stdout" | "stderr", seq: number, line: string, ts = 10): LogEvent => ({
+  type: "chunk",
+  attempt,
+  stream,
+  seq,
+  ts,
+  line,
+});
+const numbered = (events: LogEvent[], firstId = 1): LogRecord[] => events.map((event, i) => ({ id: firstId + i, event }));
+
+describe("log hub", () => {
+  test("seq counts per stream and restarts each attempt; markers span runs in one subscription", async () => {
+    const hub = createLogHub({ retain: 100 });
+    hub.runStarted("t1", 1, 1000);
+    const sub = hub.subscribe("t1", { follow: true });
+    hub.lines("t1", 1, "stdout", ["a", "b"], 10);
+    hub.lines("t1", 1, "stderr", ["e"], 11);
+    hub.lines("t1", 1, "stdout", ["c"], 12);
+    hub.runFinished("t1", 1, 1, 2000);
+    hub.runStarted("t1", 2, 3000);
+    hub.lines("t1", 2, "stdout", ["d"], 13);
+    hub.lines("t1", 2, "stderr", [], 14);
+    hub.runFinished("t1", 2, undefined, 4000);
+    hub.end("t1");
+
+    const got = await collect(sub);
+    expect(got).toEqual(
+      numbered([
+        { type: "runStarted", attempt: 1, startedAt: 1000 },
+        chunk(1, "stdout", 0, "a", 10),
+        chunk(1, "stdout", 1, "b", 10),
+        chunk(1, "stderr", 0, "e", 11),
+        chunk(1, "stdout", 2, "c", 12),
+        { type: "runFinished", attempt: 1, exitCode: 1, finishedAt: 2000 },
+        { type: "runStarted", attempt: 2, startedAt: 3000 },
+        chunk(2, "stdout", 0, "d", 13),
+        { type: "runFinished", attempt: 2, finishedAt: 4000 },
+      ]),
+    );
+    // A signal death has no exitCode key at all.
+    expect(Object.keys(got[8]?.event ?? {})).toEqual(["type", "attempt", "finishedAt"]);
+    expect(hub.stats()).toEqual({ tasks: 1, events: 9, subscribers: 0, lagged: 0 });
+    hub.close();
+  });
+
+  test("a subscriber of a not yet started task told live waits for the first run", async () => {
+    const hub = createLogHub({ retain: 10 });
+    const done = collect(hub.subscribe("t", { follow: true, live: true }));
+    hub.runStarted("t", 1, 5);
+    hub.lines("t", 1, "stdout", ["x"], 6);
+    hub.end("t");
+    expect(await done).toEqual(numbered([{ type: "runStarted", attempt: 1, startedAt: 5 }, chunk(1, "stdout", 0, "x", 6)]));
+    hub.close();
+  });
+
+  test("a slow subscriber sees lagged with the exact count and the hub counts it", async () => {
+    const lags: number[] = [];
+    const hub = createLogHub({ retain: 10, onLagged: (n) => lags.push(n) });
+    hub.runStarted("t", 1, 0);
+    const sub = hub.subscribe("t", { follow: true });
+    hub.lines("t", 1, "stdout", Array.from({ length: 30 }, (_, i) => `l${i}`), 1);
+    hub.end("t");
+    const got = await collect(sub);
+    expect(got[0]).toEqual({ id: 21, event: { type: "lagged", skipped: 21 } });
+    expect(got.map((r) => r.id)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]);
+    expect(lags).toEqual([21]);
+    expect(hub.stats().lagged).toBe(21);
+    hub.close();
+  });
+
+  test("tail returns the last n lines of one stream from the retained events", () => {
+    const hub = createLogHub({ retain: 5 });
+    hub.runStarted("t", 1, 0);
+    hub.lines("t", 1, "stdout", ["o1", "o2", "o3"], 1);
+    hub.lines("t", 1, "stderr", ["e1"], 2);
+    hub.lines("t", 1, "stdout", ["o4"], 3);
+    hub.runFinished("t", 1, 0, 4);
+    expect(hub.tail("t", "stdout", 2)).toEqual(["o3", "o4"]);
+    expect(hub.tail("t", "stdout", 10)).toEqual(["o2", "o3", "o4"]); // o1 fell out of the ring of 5
+    expect(hub.tail("t", "stderr", 10)).toEqual(["e1"]);
+    expect(hub.tail("t", "stdout", 0)).toEqual([]);
+    expect(hub.tail("nope", "stdout", 3)).toEqual([]);
+    hub.close();
+  });
+
+  test("flush writes only retained, unpersisted events, never more than retain per task", () => {
+    const { sink, data, appends, trims } = memorySink();
+    const hub = createLogHub({ retain: 100, sink });
+    hub.runStarted("t", 1, 0);
+    const many = Array.from({ length: 10_000 }, (_, i) => `line ${i}`);
+    hub.lines("t", 1, "stdout", many, 1);
+    hub.flush();
+    expect(appends).toEqual([{ taskId: "t", ids: Array.from({ length: 100 }, (_, i) => 9902 + i) }]);
+    expect(trims).toEqual([{ taskId: "t", beforeId: 9902 }]);
+
+    hub.flush(); // nothing new
+    expect(appends.length).toBe(1);
+
+    hub.lines("t", 1, "stderr", ["e0", "e1"], 2);
+    hub.runFinished("t", 1, 0, 3);
+    hub.flush();
+    expect(appends[1]).toEqual({ taskId: "t", ids: [10002, 10003, 10004] });
+    expect(data.get("t")?.slice(-3)).toEqual([
+      { id: 10002, event: chunk(1, "stderr", 0, "e0", 2) },
+      { id: 10003, event: chunk(1, "stderr", 1, "e1", 2) },
+      { id: 10004, event: { type: "runFinished", attempt: 1, exitCode: 0, finishedAt: 3 } },
+    ]);
+    expect(data.get("t")?.length).toBe(100);
+    hub.close();
+  });
+
+  test("a task known only to the sink replays its events, ends, and is forgotten again", async () => {
+    const stored = numbered(
+      [
+        { type: "runStarted", attempt: 1, startedAt: 0 },
+        chunk(1, "stdout", 0, "hi"),
+        { type: "runFinished", attempt: 1, exitCode: 0, finishedAt: 1 },
+      ],
+      41,
+    );
+    const { sink } = memorySink({ old: stored });
+    const hub = createLogHub({ retain: 100, sink });
+    expect(await collect(hub.subscribe("old", { follow: true }))).toEqual(stored);
+    expect(await collect(hub.subscribe("old", { after: 42, follow: false }))).toEqual(stored.slice(2));
+    expect(hub.tail("old", "stdout", 5)).toEqual(["hi"]);
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+    expect(await collect(hub.subscribe("unknown", { follow: true }))).toEqual([]);
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+    hub.close();
+  });
+
+  test("ids continue after re-creating the hub over the same sink", async () => {
+    const { sink } = memorySink();
+    const first = createLogHub({ retain: 10, sink });
+    first.runStarted("t", 1, 0);
+    first.lines("t", 1, "stdout", ["a", "b"], 1);
+    first.runFinished("t", 1, 0, 2);
+    first.end("t");
+    first.close(); // flushes
+
+    const second = createLogHub({ retain: 10, sink });
+    second.reopen("t");
+    const sub = second.subscribe("t", { after: 4, follow: true });
+    second.runStarted("t", 2, 3);
+    second.lines("t", 2, "stdout", ["c"], 4);
+    second.end("t");
+    expect(await collect(sub)).toEqual(
+      numbered([{ type: "runStarted", attempt: 2, startedAt: 3 }, chunk(2, "stdout", 0, "c", 4)], 5),
+    );
+    second.close();
+
+    const third = createLogHub({ retain: 10, sink });
+    third.runStarted("t", 3, 5);
+    expect(await collect(third.subscribe("t", { after: 6, follow: false }))).toEqual(
+      numbered([{ type: "runStarted", attempt: 3, startedAt: 5 }], 7),
+    );
+    third.close();
+  });
+
+  test("drop closes subscriptions; evict frees only ended, unwatched tasks and persists them first", async () => {
+    const { sink, data } = memorySink();
+    const hub = createLogHub({ retain: 10, sink });
+    hub.runStarted("a", 1, 0);
+    const pending = collect(hub.subscribe("a", { follow: true }));
+    hub.drop("a");
+    expect(await pending).toEqual(numbered([{ type: "runStarted", attempt: 1, startedAt: 0 }]));
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+    expect(data.has("a")).toBe(false);
+
+    hub.runStarted("b", 1, 0);
+    hub.evict("b"); // still running: kept
+    expect(hub.stats().tasks).toBe(1);
+    const watcher = hub.subscribe("b", { follow: true });
+    hub.end("b");
+    hub.evict("b"); // has a subscriber: kept
+    expect(hub.stats().tasks).toBe(1);
+    watcher.close();
+    hub.evict("b");
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+    expect(data.get("b")).toEqual(numbered([{ type: "runStarted", attempt: 1, startedAt: 0 }]));
+    hub.close();
+  });
+
+  test("retainBytes bounds memory by approximate size", () => {
+    const hub = createLogHub({ retain: 1000, retainBytes: 3 * (64 + 100) });
+    hub.runStarted("t", 1, 0);
+    hub.lines("t", 1, "stdout", Array.from({ length: 10 }, () => "x".repeat(100)), 1);
+    expect(hub.stats().events).toBe(3);
+    hub.close();
+  });
+
+  test("close ends every subscription and later subscriptions finish at once", async () => {
+    const hub = createLogHub({ retain: 10 });
+    hub.runStarted("t", 1, 0);
+    const pending = collect(hub.subscribe("t", { follow: true }));
+    hub.close();
+    expect(await pending).toEqual(numbered([{ type: "runStarted", attempt: 1, startedAt: 0 }]));
+    expect(await collect(hub.subscribe("t", { follow: true, live: true }))).toEqual([]);
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+  });
+});
