@@ -17,7 +17,7 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import type { EventEmitter } from "node:events";
-import { grpcStatusOf, invalid, toAgentError } from "../errors.ts";
+import { AgentError, grpcStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Subscription } from "../logs/subscription.ts";
 import type { Caller } from "../tasks/model.ts";
 import { createServiceDefinition, DecodeFailure, type Decoded } from "./service-definition.ts";
@@ -59,6 +59,8 @@ export interface BindOptions {
   authenticate?: (metadata: Record<string, string>) => Caller;
   /** Called with the correlation id and the original error of every `Internal` failure. */
   onInternal?: (correlationId: string, err: unknown) => void;
+  /** When aborted, open server streams end with UNAVAILABLE so a graceful shutdown need not wait for them. */
+  shutdown?: AbortSignal;
 }
 
 /** A bound service, ready for `server.addService(definition, implementation)`. */
@@ -147,7 +149,16 @@ export function bindService<S extends GenServiceMethods>(
       const h = handler as ServerStreamHandler<DescMessage, DescMessage>;
       implementation[m.name] = (call: ServerWritableStream<Decoded<DescMessage>, unknown>) => {
         const ac = callSignal(call);
-        call.once("close", () => ac.abort());
+        const onShutdown = () => {
+          if (!ac.signal.aborted) call.emit("error", statusOf(new AgentError("Unavailable", "server is shutting down")));
+          ac.abort();
+        };
+        opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
+        if (opts.shutdown?.aborted) onShutdown();
+        call.once("close", () => {
+          opts.shutdown?.removeEventListener("abort", onShutdown);
+          ac.abort();
+        });
         void (async () => {
           try {
             const batches = h(requestOf(call.request), context(call.metadata, ac.signal));

@@ -16,7 +16,7 @@
 import { create, fromJson, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { invalid } from "../errors.ts";
 import type { LogEvent, Phase, Task, TaskQuery, TaskRun, TaskSpec, TaskSpecInput } from "../tasks/model.ts";
-import type { WatchRecord } from "../tasks/task-service.ts";
+import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
 import {
   AdmissionStrategy,
   AdmissionStrategySchema,
@@ -49,9 +49,6 @@ type SubprocessInput = TaskSpecInput["kind"]["subprocess"];
 /** Default and maximum page size of ListTasks (`limit` 0 means the default). */
 export const LIST_DEFAULT_LIMIT = 100;
 export const LIST_MAX_LIMIT = 1000;
-/** Default and maximum of WaitTask / RunTask `timeout_ms` (0 means the default). */
-export const WAIT_DEFAULT_MS = 30_000;
-export const WAIT_MAX_MS = 600_000;
 
 // ---------------------------------------------------------------- enums
 
@@ -254,11 +251,12 @@ export function specFromProtoJson(json: unknown): TaskSpecInput {
 
 // ---------------------------------------------------------------- requests
 
-/** `ListTasksRequest` → domain query: limit 0 → 100, capped at 1000. */
+/** `ListTasksRequest` → domain query: limit 0 → 100; above 1000 is `InvalidRequest`, as on REST. */
 export function queryFromProto(req: ListTasksRequest): TaskQuery {
+  if (req.limit > LIST_MAX_LIMIT) throw invalid(`limit: must be an integer 0..${LIST_MAX_LIMIT} (0 means ${LIST_DEFAULT_LIMIT}), got ${req.limit}`);
   const query: TaskQuery = {
     order: req.desc === true ? "desc" : "asc",
-    limit: req.limit === 0 ? LIST_DEFAULT_LIMIT : Math.min(req.limit, LIST_MAX_LIMIT),
+    limit: req.limit === 0 ? LIST_DEFAULT_LIMIT : req.limit,
     offset: req.offset,
   };
   if (req.slot !== undefined) query.slot = req.slot;
@@ -270,13 +268,13 @@ export function queryFromProto(req: ListTasksRequest): TaskQuery {
   return query;
 }
 
-/** WaitTask / RunTask `timeout_ms`: 0 → 30 s; more than 10 min is `InvalidRequest`. */
+/**
+ * WaitTask / RunTask `timeout_ms`: 0 (proto3 "unset") → the REST default
+ * (30 s); anything else goes to the domain, which rejects > 10 min with the
+ * same message as REST.
+ */
 export function waitTimeoutFromProto(timeoutMs: bigint): number {
-  if (timeoutMs === 0n) return WAIT_DEFAULT_MS;
-  if (timeoutMs > BigInt(WAIT_MAX_MS)) {
-    throw invalid(`timeoutMs: must be at most ${WAIT_MAX_MS} (10 min), got ${timeoutMs}`);
-  }
-  return Number(timeoutMs);
+  return timeoutMs === 0n ? DEFAULT_WAIT_MS : Number(timeoutMs);
 }
 
 // ---------------------------------------------------------------- domain → proto

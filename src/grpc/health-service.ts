@@ -8,7 +8,7 @@
  */
 import { AgentError } from "../errors.ts";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
-import { bindService, type BoundService } from "./bind-service.ts";
+import { bindService, type BindOptions, type BoundService } from "./bind-service.ts";
 
 export { ServingStatus };
 
@@ -19,8 +19,11 @@ export interface HealthService {
   readonly bound: BoundService;
 }
 
-/** Create a health service with the given initial statuses. */
-export function createHealthService(initial: Record<string, ServingStatus> = {}): HealthService {
+/** Create a health service with the given initial statuses; `opts.shutdown` ends open Watch streams. */
+export function createHealthService(
+  initial: Record<string, ServingStatus> = {},
+  opts: Pick<BindOptions, "shutdown"> = {},
+): HealthService {
   const statuses = new Map<string, ServingStatus>(Object.entries(initial));
   // One shared "something changed" promise; every Watch waits on it.
   let wake: () => void = () => {};
@@ -59,7 +62,7 @@ export function createHealthService(initial: Record<string, ServingStatus> = {})
     list: () => ({
       statuses: Object.fromEntries([...statuses].map(([name, status]) => [name, { status }])),
     }),
-  });
+  }, opts);
 
   return {
     bound,

@@ -7,6 +7,7 @@ import { Elysia } from "elysia";
 import { AgentError, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
+import type { Subscription } from "../logs/subscription.ts";
 import { parseCursor, parseLabels, parseListQuery } from "./list-query.ts";
 import { readJsonBody } from "./read-body.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
@@ -45,6 +46,19 @@ export function watchFrame(rec: WatchRecord): SseFrame {
   }
 }
 
+/** WebSocket message of a watch record (CONTRACT §2 `/ws/tasks`). */
+export function wsMessage(rec: WatchRecord): Record<string, unknown> {
+  const e = rec.event;
+  switch (e.type) {
+    case "task":
+      return { event: "task_update", id: rec.id, task: e.task };
+    case "deleted":
+      return { event: "task_deleted", id: rec.id, task: { metadata: { id: e.id } } };
+    case "lagged":
+      return { event: "lagged", id: rec.id, skipped: e.skipped };
+  }
+}
+
 function errorBody(err: AgentError): Response {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (err.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
@@ -71,6 +85,7 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
 export function createHttpApp(deps: HttpAppDeps) {
   const { service } = deps;
   const authenticate = deps.authenticate ?? (() => ({}));
+  const sockets = new Map<string, { sub: Subscription<WatchRecord>; drained: PromiseWithResolvers<void> | undefined }>();
   return new Elysia()
     .onParse(({ request }) => readJsonBody(request))
     .onError(({ code, error }) => {
@@ -130,6 +145,48 @@ export function createHttpApp(deps: HttpAppDeps) {
       const slot = params_.get("slot") ?? undefined;
       const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
       return sseResponse(sub, watchFrame);
+    })
+    .ws("/ws/tasks", {
+      open(ws) {
+        const req = (ws.data as { request: Request }).request;
+        const params = new URL(req.url).searchParams;
+        let sub: Subscription<WatchRecord>;
+        try {
+          const caller = authenticate(req);
+          sub = service.watch(
+            { after: parseCursor("after", params.get("after")), slot: params.get("slot") ?? undefined, labels: parseLabels(params) },
+            caller,
+          );
+        } catch (err) {
+          const e = toAgentError(err, deps.onInternal);
+          ws.send(JSON.stringify({ event: "error", error: e.code, message: e.message }));
+          ws.close(e.code === "Unauthenticated" || e.code === "PermissionDenied" ? 1008 : 1011, e.code);
+          return;
+        }
+        const conn = { sub, drained: undefined as PromiseWithResolvers<void> | undefined };
+        sockets.set(ws.id, conn);
+        void (async () => {
+          for await (const batch of sub) {
+            let pressured = false;
+            for (const rec of batch) if (ws.raw.send(JSON.stringify(wsMessage(rec))) === -1) pressured = true;
+            if (pressured) {
+              // Bun buffered the frames: wait for `drain`; meanwhile our cursor may fall behind and get `lagged`.
+              conn.drained = Promise.withResolvers<void>();
+              await conn.drained.promise;
+            }
+          }
+          ws.close();
+        })().catch(() => ws.close());
+      },
+      drain(ws) {
+        sockets.get(ws.id)?.drained?.resolve();
+      },
+      close(ws) {
+        const conn = sockets.get(ws.id);
+        sockets.delete(ws.id);
+        conn?.sub.close();
+        conn?.drained?.resolve();
+      },
     })
     .get("/api/v1/info", () => deps.info())
     .get("/api/v1/metrics", () => deps.metricsJson())

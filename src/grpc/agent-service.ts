@@ -1,0 +1,56 @@
+/**
+ * Handlers of `tasklane.v1.AgentService`, the extensions solti v1 lacks
+ * (cancel, start, restart, wait, run, watch, info). Thin, like SoltiApi.
+ */
+import type { AgentService } from "../gen/tasklane/v1/agent_pb.ts";
+import type { TaskService } from "../tasks/task-service.ts";
+import { mapSubscription, type HandlersOf } from "./bind-service.ts";
+import { infoToProto, runToProto, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
+
+export interface AgentServiceDeps {
+  service: TaskService;
+  /** Agent version, used when the info document has none. */
+  version: string;
+  /** The REST info document (GET /api/v1/info). */
+  info: () => unknown;
+}
+
+/** AgentService handlers over the domain service. */
+export function createAgentServiceHandlers({ service, version, info }: AgentServiceDeps): HandlersOf<typeof AgentService> {
+  return {
+    async cancelTask(req, ctx) {
+      return { task: taskToProto(await service.cancel(req.taskId, ctx.caller)) };
+    },
+    async startTask(req, ctx) {
+      return { task: taskToProto(await service.start(req.taskId, ctx.caller)) };
+    },
+    async restartTask(req, ctx) {
+      return { task: taskToProto(await service.restart(req.taskId, ctx.caller)) };
+    },
+    async waitTask(req, ctx) {
+      const timeoutMs = waitTimeoutFromProto(req.timeoutMs);
+      return { task: taskToProto(await service.wait(req.taskId, timeoutMs, ctx.caller, ctx.signal)) };
+    },
+    async runTask(req, ctx) {
+      const spec = specFromProto(req.spec);
+      const timeoutMs = waitTimeoutFromProto(req.timeoutMs);
+      const out = await service.run(spec, ctx.caller, timeoutMs, ctx.signal);
+      return {
+        task: taskToProto(out.task),
+        runs: out.runs.map(runToProto),
+        stdout: out.output.stdout,
+        stderr: out.output.stderr,
+      };
+    },
+    watchTasks(req, ctx) {
+      const opts: { after?: number; slot?: string; labels?: Record<string, string> } = {};
+      if (req.after !== undefined) opts.after = Number(req.after);
+      if (req.slot !== undefined) opts.slot = req.slot;
+      if (Object.keys(req.labels).length > 0) opts.labels = { ...req.labels };
+      return mapSubscription(service.watch(opts, ctx.caller), ctx.signal, watchRecordToProto);
+    },
+    getInfo() {
+      return infoToProto(info(), version);
+    },
+  };
+}

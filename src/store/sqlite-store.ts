@@ -1,0 +1,515 @@
+/**
+ * `Store` on one bun:sqlite connection with group commit.
+ *
+ * Writes run at once inside an open transaction (the first write after a
+ * commit issues `BEGIN`), so the next read on this connection sees them. The
+ * transaction commits `commitIntervalMs` after its first write, after
+ * `maxBatch` writes, or — when someone awaits `flush()` — on the next turn of
+ * the event loop, whichever comes first. Every caller that put and flushed in
+ * the same turn shares one `COMMIT`, hence one fsync of the WAL.
+ *
+ * The connection runs in `locking_mode=EXCLUSIVE`: it holds a kernel file
+ * lock on the database for its whole life, so a second agent on the same data
+ * dir fails to open, and a dead agent's lock vanishes with its process.
+ */
+import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
+import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
+import { TERMINAL_PHASES_SQL, migrate } from "./migrations.ts";
+import type { Store, StoreStats, StoredRun } from "./store.ts";
+
+/** Options of `createSqliteStore`. */
+export interface SqliteStoreOptions {
+  /** Database file; created if missing. */
+  path: string;
+  /** Commit an open transaction at the latest this long after its first write. Default 2. */
+  commitIntervalMs?: number;
+  /** Commit as soon as the open transaction holds this many writes. Default 1000. */
+  maxBatch?: number;
+  /** `FULL` (default) fsyncs the WAL on every commit, so a flushed write survives power loss. */
+  synchronous?: "FULL" | "NORMAL";
+  /** How long opening waits for another holder of the database lock before failing. Default 2000. */
+  busyTimeoutMs?: number;
+  /**
+   * When a pending `flush()` commits: `next-tick` (default) on the next turn of the
+   * event loop, `now` synchronously inside `flush()`, `interval` at the scheduled
+   * time. Kept selectable for bench/store-commit.ts, which measured the default best.
+   */
+  flushCommit?: "next-tick" | "now" | "interval";
+  /** Test seam: called right before `COMMIT`; throwing makes the commit fail and roll back. */
+  beforeCommit?: () => void;
+}
+
+/** The SQLite store with its group-commit accounting. */
+export interface SqliteStore extends Store {
+  /** Absolute path of the database file. */
+  readonly path: string;
+  /** Transactions committed since open (migrations excluded). */
+  readonly commits: number;
+}
+
+interface Batch {
+  writes: number;
+  waiters: { resolve: () => void; reject: (err: Error) => void }[];
+  timer: ReturnType<typeof setTimeout> | undefined;
+  tick: ReturnType<typeof setImmediate> | undefined;
+}
+
+type Bindings = SQLQueryBindings[];
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+const LIST_CACHE_SIZE = 64;
+/** Database files opened by this process; a second open would break the kernel lock (see `assertSqliteFile`). */
+const openInProcess = new Set<string>();
+
+/**
+ * Open (creating if needed) the database at `opts.path`, run missing
+ * migrations and take the exclusive lock. Throws a one-line `Error` naming
+ * the path when the file is not a database, is corrupt, comes from a newer
+ * tasklane, or is locked by another process. A file it cannot read is never
+ * written.
+ */
+export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
+  const path = canonicalPath(opts.path);
+  const commitIntervalMs = Math.max(0, opts.commitIntervalMs ?? 2);
+  const maxBatch = Math.max(1, opts.maxBatch ?? 1000);
+  const flushCommit = opts.flushCommit ?? "next-tick";
+  const beforeCommit = opts.beforeCommit;
+
+  if (openInProcess.has(path)) throw new Error(`cannot open store: ${path} is already open in this process`);
+  assertSqliteFile(path);
+  const db = openDatabase(path, opts);
+  openInProcess.add(path);
+
+  const statements: Statement[] = [];
+  function prepare<R, P extends Bindings>(sql: string): Statement<R, P> {
+    const stmt: Statement<R, P> = db.prepare<R, P>(sql) as Statement<R, P>;
+    statements.push(stmt as unknown as Statement);
+    return stmt;
+  }
+
+  const q = {
+    begin: prepare<never, []>("BEGIN"),
+    commit: prepare<never, []>("COMMIT"),
+    savepoint: prepare<never, []>("SAVEPOINT write"),
+    release: prepare<never, []>("RELEASE write"),
+    rollbackTo: prepare<never, []>("ROLLBACK TO write"),
+    taskLabels: prepare<{ labels: string }, [string]>("SELECT labels FROM tasks WHERE id = ?"),
+    taskExists: prepare<{ one: number }, [string]>("SELECT 1 AS one FROM tasks WHERE id = ?"),
+    upsertTask: prepare<never, [string, string, string, string | null, number, number, string, string]>(
+      `INSERT INTO tasks (id, slot, phase, owner, created_at, updated_at, labels, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, phase = excluded.phase, owner = excluded.owner,
+         created_at = excluded.created_at, updated_at = excluded.updated_at, labels = excluded.labels, body = excluded.body`,
+    ),
+    clearLabels: prepare<never, [string]>("DELETE FROM task_labels WHERE task_id = ?"),
+    insertLabel: prepare<never, [string, string, string]>("INSERT INTO task_labels (task_id, key, value) VALUES (?, ?, ?)"),
+    getTask: prepare<{ body: string }, [string]>("SELECT body FROM tasks WHERE id = ?"),
+    activeTasks: prepare<{ body: string }, []>(
+      "SELECT body FROM tasks WHERE phase IN ('pending', 'running') ORDER BY created_at, id",
+    ),
+    deleteTask: prepare<never, [string]>("DELETE FROM tasks WHERE id = ?"),
+    putRun: prepare<never, [string, number, string]>(
+      "INSERT OR REPLACE INTO runs (task_id, attempt, body) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1)",
+    ),
+    listRuns: prepare<{ body: string }, [string]>("SELECT body FROM runs WHERE task_id = ? ORDER BY attempt"),
+    trimRuns: prepare<never, [string, number]>(
+      `DELETE FROM runs WHERE task_id = ?1
+         AND attempt <= (SELECT attempt FROM runs WHERE task_id = ?1 ORDER BY attempt DESC LIMIT 1 OFFSET ?2)`,
+    ),
+    appendLog: prepare<never, [string, number, string]>(
+      "INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES (?, ?, ?)",
+    ),
+    loadLogs: prepare<{ id: number; body: string }, [string, number]>(
+      "SELECT id, body FROM (SELECT id, body FROM log_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    ),
+    trimLogs: prepare<never, [string, number]>("DELETE FROM log_events WHERE task_id = ? AND id < ?"),
+    terminalCounts: prepare<{ total: number; expired: number }, [number]>(
+      `SELECT count(*) AS total, coalesce(sum(updated_at < ?), 0) AS expired FROM tasks WHERE phase IN ${TERMINAL_PHASES_SQL}`,
+    ),
+    oldestTerminal: prepare<{ id: string }, [number]>(
+      `SELECT id FROM tasks WHERE phase IN ${TERMINAL_PHASES_SQL} ORDER BY updated_at, id LIMIT ?`,
+    ),
+    getMeta: prepare<{ value: string }, [string]>("SELECT value FROM meta WHERE key = ?"),
+    setMeta: prepare<never, [string, string]>(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
+    stats: prepare<StoreStats, []>(
+      `SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs,
+              (SELECT count(*) FROM log_events) AS logEvents`,
+    ),
+  };
+  // Statements of listTasks depend on which filters are present; keep the recent shapes.
+  const listCache = new Map<string, Statement<{ body: string; n: number }, Bindings>>();
+
+  let batch: Batch | undefined;
+  let failure: Error | undefined;
+  let commits = 0;
+  let closed = false;
+
+  function live(): void {
+    if (closed) throw new Error(`store ${path} is closed`);
+  }
+
+  /** Run one logical write inside the open transaction (opening one if needed). */
+  function write(fn: () => void): void {
+    live();
+    let b = batch;
+    if (!b) {
+      q.begin.run();
+      const opened: Batch = { writes: 0, waiters: [], timer: undefined, tick: undefined };
+      opened.timer = setTimeout(() => {
+        if (batch === opened) commit();
+      }, commitIntervalMs);
+      batch = b = opened;
+    }
+    try {
+      fn();
+    } catch (err) {
+      // Some errors (disk full, I/O) make SQLite roll back the whole transaction.
+      if (!db.inTransaction) lose(b, "transaction rolled back by SQLite", err);
+      throw err;
+    }
+    b.writes++;
+    if (b.writes >= maxBatch) commit();
+  }
+
+  /** Several statements as one write: all or nothing. */
+  function atomically(fn: () => void): void {
+    q.savepoint.run();
+    try {
+      fn();
+    } catch (err) {
+      if (db.inTransaction) {
+        q.rollbackTo.run();
+        q.release.run();
+      }
+      throw err;
+    }
+    q.release.run();
+  }
+
+  function detach(b: Batch): void {
+    if (batch === b) batch = undefined;
+    clearTimeout(b.timer);
+    if (b.tick) clearImmediate(b.tick);
+  }
+
+  function commit(): void {
+    const b = batch;
+    if (!b) return;
+    detach(b);
+    try {
+      beforeCommit?.();
+      q.commit.run();
+    } catch (err) {
+      if (db.inTransaction) db.run("ROLLBACK");
+      lose(b, "commit failed", err);
+      return;
+    }
+    commits++;
+    for (const w of b.waiters) w.resolve();
+  }
+
+  /**
+   * The batch's writes are gone. Every later flush rejects too: a flush promises
+   * that all earlier writes are durable, and these never will be.
+   */
+  function lose(b: Batch, what: string, err: unknown): void {
+    detach(b);
+    failure ??= new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err });
+    for (const w of b.waiters) w.reject(failure);
+  }
+
+  function listStatement(sql: string): Statement<{ body: string; n: number }, Bindings> {
+    let stmt = listCache.get(sql);
+    if (stmt) {
+      listCache.delete(sql);
+    } else {
+      stmt = db.prepare<{ body: string; n: number }, Bindings>(sql);
+      const oldest = listCache.size >= LIST_CACHE_SIZE ? listCache.entries().next().value : undefined;
+      if (oldest) {
+        listCache.delete(oldest[0]);
+        oldest[1].finalize();
+      }
+    }
+    listCache.set(sql, stmt);
+    return stmt;
+  }
+
+  function listTasks(query: TaskQuery): { tasks: Task[]; total: number } {
+    live();
+    const where: string[] = [];
+    const params: Bindings = [];
+    if (query.status !== undefined) {
+      where.push("phase = ?");
+      params.push(query.status);
+    }
+    if (query.slot !== undefined) {
+      where.push("slot = ?");
+      params.push(query.slot);
+    }
+    if (query.owner !== undefined) {
+      where.push("owner = ?");
+      params.push(query.owner);
+    }
+    if (query.createdAfter !== undefined) {
+      where.push("created_at > ?");
+      params.push(query.createdAfter);
+    }
+    if (query.createdBefore !== undefined) {
+      where.push("created_at < ?");
+      params.push(query.createdBefore);
+    }
+    for (const [key, value] of Object.entries(query.labels ?? {})) {
+      where.push("id IN (SELECT task_id FROM task_labels WHERE key = ? AND value = ?)");
+      params.push(key, value);
+    }
+    const filter = where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "";
+    const dir = query.order === "desc" ? "DESC" : "ASC";
+    const limit = Math.max(0, Math.floor(query.limit));
+    const offset = Math.max(0, Math.floor(query.offset));
+    const rows =
+      limit === 0
+        ? []
+        : listStatement(`SELECT body FROM tasks${filter} ORDER BY created_at ${dir}, id ${dir} LIMIT ? OFFSET ?`).all(
+            ...params,
+            limit,
+            offset,
+          );
+    // A short, non-empty page (or an empty first page) already tells the total.
+    const known = rows.length < limit && (rows.length > 0 || offset === 0);
+    const total = known
+      ? offset + rows.length
+      : (listStatement(`SELECT count(*) AS n FROM tasks${filter}`).get(...params)?.n ?? 0);
+    return { tasks: rows.map((r) => JSON.parse(r.body) as Task), total };
+  }
+
+  const store: SqliteStore = {
+    kind: `sqlite:${path}`,
+    path,
+    get commits() {
+      return commits;
+    },
+
+    putTask(task) {
+      const id = task.metadata.id;
+      const labels = task.spec.labels;
+      const labelsJson = JSON.stringify(labels);
+      const body = JSON.stringify(task);
+      const row = [id, task.spec.slot, task.status.phase, task.metadata.owner ?? null] as const;
+      const times = [task.metadata.createdAt, task.metadata.updatedAt] as const;
+      write(() => {
+        const previous = q.taskLabels.get(id)?.labels;
+        if (previous === labelsJson) {
+          q.upsertTask.run(...row, ...times, labelsJson, body);
+          return;
+        }
+        atomically(() => {
+          q.upsertTask.run(...row, ...times, labelsJson, body);
+          if (previous !== undefined) q.clearLabels.run(id);
+          for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value);
+        });
+      });
+    },
+
+    getTask(id) {
+      live();
+      const row = q.getTask.get(id);
+      return row ? (JSON.parse(row.body) as Task) : undefined;
+    },
+
+    listTasks,
+
+    activeTasks() {
+      live();
+      return q.activeTasks.all().map((r) => JSON.parse(r.body) as Task);
+    },
+
+    deleteTask(id) {
+      write(() => q.deleteTask.run(id));
+    },
+
+    putRun(taskId, run) {
+      const body = JSON.stringify(run);
+      write(() => q.putRun.run(taskId, run.attempt, body));
+    },
+
+    listRuns(taskId) {
+      live();
+      return q.listRuns.all(taskId).map((r) => JSON.parse(r.body) as StoredRun);
+    },
+
+    trimRuns(taskId, keep) {
+      write(() => q.trimRuns.run(taskId, Math.max(0, Math.floor(keep))));
+    },
+
+    appendLogs(taskId, records) {
+      live();
+      if (records.length === 0 || !q.taskExists.get(taskId)) return;
+      const rows = records.map((r) => [r.id, JSON.stringify(r.event)] as const);
+      write(() =>
+        atomically(() => {
+          for (const [id, body] of rows) q.appendLog.run(taskId, id, body);
+        }),
+      );
+    },
+
+    loadLogs(taskId, limit) {
+      live();
+      if (limit <= 0) return [];
+      return q.loadLogs
+        .all(taskId, Math.floor(limit))
+        .map((r): LogRecord => ({ id: r.id, event: JSON.parse(r.body) as LogEvent }));
+    },
+
+    trimLogs(taskId, beforeId) {
+      write(() => q.trimLogs.run(taskId, beforeId));
+    },
+
+    sweepCandidates(olderThan, keep) {
+      live();
+      const counts = q.terminalCounts.get(olderThan);
+      if (!counts) return [];
+      // Both sets are prefixes of the finish order (updated_at, id): take the longer one.
+      const n = Math.max(counts.expired, counts.total - Math.max(0, keep));
+      return n > 0 ? q.oldestTerminal.all(n).map((r) => r.id) : [];
+    },
+
+    getMeta(key) {
+      live();
+      return q.getMeta.get(key)?.value;
+    },
+
+    setMeta(key, value) {
+      write(() => q.setMeta.run(key, value));
+    },
+
+    stats() {
+      live();
+      const row = q.stats.get();
+      return { tasks: row?.tasks ?? 0, runs: row?.runs ?? 0, logEvents: row?.logEvents ?? 0 };
+    },
+
+    flush() {
+      if (closed) return Promise.reject(new Error(`store ${path} is closed`));
+      const b = batch;
+      if (!b) return failure ? Promise.reject(failure) : Promise.resolve();
+      if (flushCommit === "now") {
+        commit();
+        return failure ? Promise.reject(failure) : Promise.resolve();
+      }
+      const done = new Promise<void>((resolve, reject) => {
+        b.waiters.push({ resolve: () => (failure ? reject(failure) : resolve()), reject });
+      });
+      if (flushCommit === "next-tick") {
+        b.tick ??= setImmediate(() => {
+          if (batch === b) commit();
+        });
+      }
+      return done;
+    },
+
+    async close() {
+      if (closed) return;
+      commit();
+      closed = true;
+      for (const stmt of listCache.values()) stmt.finalize();
+      for (const stmt of statements) stmt.finalize();
+      db.close();
+      openInProcess.delete(path);
+      if (failure) throw failure;
+    },
+  };
+  return store;
+}
+
+/** Absolute path with the directory part resolved through symlinks, so one file has one key. */
+function canonicalPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+/**
+ * Refuse, before SQLite touches it, a path that is a directory or a non-empty
+ * file without the SQLite header. (An empty file is a valid empty database.)
+ */
+function assertSqliteFile(path: string): void {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new Error(`cannot open store: ${path} is a directory, not a database file`);
+    size = st.size;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return;
+    throw err;
+  }
+  if (size === 0) return;
+  const header = Buffer.alloc(SQLITE_MAGIC.length);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString("latin1") !== SQLITE_MAGIC) {
+    throw new Error(`cannot open store: ${path} is not a SQLite database (file is not a database); left untouched`);
+  }
+}
+
+function openDatabase(path: string, opts: SqliteStoreOptions): Database {
+  let db: Database | undefined;
+  try {
+    db = new Database(path, { create: true, readwrite: true, strict: true });
+    db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 2000))}`);
+    // Set before the first access: the first read then takes an exclusive lock held until close.
+    db.run("PRAGMA locking_mode = EXCLUSIVE");
+    migrate(db, path); // checks the version before anything is written
+    const mode = db.prepare<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL");
+    const journal = mode.get()?.journal_mode;
+    mode.finalize();
+    if (journal !== "wal") throw new Error(`cannot open store: ${path}: could not enable WAL (journal_mode=${journal})`);
+    db.run(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
+    db.run("PRAGMA foreign_keys = ON");
+    return db;
+  } catch (err) {
+    db?.close();
+    throw describeOpenError(path, err);
+  }
+}
+
+/** Turn a SQLite open failure into one line that names the file and the reason. */
+function describeOpenError(path: string, err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err instanceof Error ? err : new Error(String(err));
+  const reason = messageOf(err);
+  const line = (() => {
+    switch (code.replace(/^(SQLITE_[A-Z]+).*$/, "$1")) {
+      case "SQLITE_BUSY":
+      case "SQLITE_LOCKED":
+        return `${path} is in use by another tasklane agent (${reason})`;
+      case "SQLITE_NOTADB":
+        return `${path} is not a SQLite database (${reason}); left untouched`;
+      case "SQLITE_CORRUPT":
+        return `${path} is corrupt (${reason}); left untouched`;
+      case "SQLITE_READONLY":
+      case "SQLITE_PERM":
+        return `${path} is not writable (${reason})`;
+      default:
+        return `${path}: ${reason}`;
+    }
+  })();
+  return new Error(`cannot open store: ${line}`, { cause: err });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return (err as { code?: unknown } | null)?.code === code;
+}

@@ -1,0 +1,123 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  groupAlive,
+  killLeftoverGroup,
+  parseProcStat,
+  readProcStartTime,
+  readProcStat,
+} from "../../src/runner/proc-stat.ts";
+import { processGone } from "./process-gone.ts";
+
+const SLEEP = Bun.which("sleep")!;
+const TREE = join(import.meta.dir, "..", "fixtures", "runner-tree.sh");
+const tmp = realpathSync(mkdtempSync(join(tmpdir(), "proc-stat-test-")));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const NO_SUCH_PID = 2_000_000_000;
+
+/** A detached `sleep` (its own group); killed when disposed. */
+function spawnSleeper(cmd: string[] = [SLEEP, "1000"]) {
+  const proc = Bun.spawn({ cmd, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
+  return Object.assign(proc, {
+    [Symbol.dispose]() {
+      try {
+        process.kill(proc.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    },
+  });
+}
+
+describe("parseProcStat", () => {
+  test("reads fields after the last ')' even when the command name has spaces and parens", () => {
+    const fields = ["S", "1", "4242", "4242", "0", "-1", "4194304", "1", "0", "0", "0", "0", "0", "0", "0", "20", "0", "1", "0", "987654"];
+    expect(parseProcStat(`4242 (a) b (c) ${fields.join(" ")} 100 200\n`)).toEqual({
+      state: "S",
+      pgrp: 4242,
+      startTime: "987654",
+    });
+  });
+
+  test("rejects garbage", () => {
+    expect(parseProcStat("")).toBeUndefined();
+    expect(parseProcStat("12 (x) S 1")).toBeUndefined();
+  });
+});
+
+describe("readProcStartTime", () => {
+  test("own process: ticks since boot; missing pid: undefined", () => {
+    expect(readProcStartTime(process.pid)).toMatch(/^\d+$/);
+    expect(readProcStartTime(NO_SUCH_PID)).toBeUndefined();
+  });
+
+  test("a live process whose name contains ') ('", () => {
+    const odd = join(tmp, "a) b (c");
+    symlinkSync(SLEEP, odd);
+    using proc = spawnSleeper([odd, "1000"]);
+    const stat = readProcStat(proc.pid)!;
+    expect(readFileSync(`/proc/${proc.pid}/comm`, "utf8")).toBe("a) b (c\n");
+    expect(stat).toEqual({ state: stat.state, pgrp: proc.pid, startTime: readProcStartTime(proc.pid)! });
+    expect(BigInt(stat.startTime)).toBeGreaterThanOrEqual(BigInt(readProcStartTime(process.pid)!));
+  });
+});
+
+describe("groupAlive", () => {
+  test("true while a member lives, false once it is gone", async () => {
+    const proc = spawnSleeper();
+    expect(groupAlive(proc.pid)).toBe(true);
+    process.kill(proc.pid, "SIGKILL");
+    await proc.exited;
+    expect(groupAlive(proc.pid)).toBe(false);
+    expect(groupAlive(NO_SUCH_PID)).toBe(false);
+  });
+});
+
+describe("killLeftoverGroup", () => {
+  test("kills a live group whose leader has the recorded start time", async () => {
+    const proc = spawnSleeper();
+    const startTime = readProcStartTime(proc.pid)!;
+    expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid, startTime })).toBe(true);
+    await proc.exited;
+    expect(proc.signalCode).toBe("SIGKILL");
+    expect(groupAlive(proc.pid)).toBe(false);
+  });
+
+  test("refuses a mismatched or missing start time (a reused pid)", () => {
+    using proc = spawnSleeper();
+    const startTime = readProcStartTime(proc.pid)!;
+    const other = String(BigInt(startTime) - 1n);
+    expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid, startTime: other })).toBe(false);
+    expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid })).toBe(false);
+    expect(processGone(proc.pid)).toBe(false);
+  });
+
+  test("leader gone: kills the members left in the group, unless they predate the recorded start", async () => {
+    const pidfile = join(tmp, "grandchild.pid");
+    const leader = Bun.spawn({ cmd: [TREE, pidfile, "leave"], stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
+    const startTime = readProcStartTime(leader.pid)!;
+    expect(await leader.exited).toBe(0);
+    const grandchild = Number(readFileSync(pidfile, "utf8"));
+    try {
+      expect(groupAlive(leader.pid)).toBe(true);
+      const later = String(BigInt(readProcStartTime(grandchild)!) + 1n);
+      expect(killLeftoverGroup({ pid: leader.pid, pgid: leader.pid, startTime: later })).toBe(false);
+      expect(processGone(grandchild)).toBe(false);
+      expect(killLeftoverGroup({ pid: leader.pid, pgid: leader.pid, startTime })).toBe(true);
+      while (!processGone(grandchild)) await Bun.sleep(5); // waiting for the exit, not for time
+      expect(groupAlive(leader.pid)).toBe(false);
+    } finally {
+      try {
+        process.kill(grandchild, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  test("nothing to kill: no such group", () => {
+    expect(killLeftoverGroup({ pid: NO_SUCH_PID, pgid: NO_SUCH_PID, startTime: "1" })).toBe(false);
+  });
+});

@@ -1,0 +1,240 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { truncationMarker } from "../../src/runner/line-splitter.ts";
+import { groupAlive, readProcStartTime, readProcStat } from "../../src/runner/proc-stat.ts";
+import { startRun, type RunSpec } from "../../src/runner/run-process.ts";
+import { createLineCollector, type LineCollector } from "./line-collector.ts";
+import { processGone } from "./process-gone.ts";
+
+const BASH = Bun.which("bash")!;
+const ENV_BIN = Bun.which("env")!;
+const FIXTURES = join(import.meta.dir, "..", "fixtures");
+const TREE = join(FIXTURES, "runner-tree.sh");
+const tmp = realpathSync(mkdtempSync(join(tmpdir(), "runner-test-")));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let fileSeq = 0;
+const tmpFile = (name: string) => join(tmp, `${name}-${++fileSeq}`);
+
+function spec(argv: string[], out: LineCollector, extra: Partial<RunSpec> = {}): RunSpec {
+  return {
+    argv,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    timeoutMs: 0,
+    killGraceMs: 5_000,
+    maxLineBytes: 16 * 1024,
+    onLines: out.onLines,
+    ...extra,
+  };
+}
+
+const sh = (script: string) => [BASH, "-c", script];
+
+describe("startRun", () => {
+  test("exit code 0 with its output", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("echo hello; echo world"), out));
+    const r = await run.result;
+    expect(r).toEqual({ exitCode: 0, startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(out.lines).toEqual({ stdout: ["hello", "world"], stderr: [] });
+  });
+
+  test("exit code 3", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("echo oops >&2; exit 3"), out));
+    const r = await run.result;
+    expect(r).toEqual({ exitCode: 3, startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(out.lines).toEqual({ stdout: [], stderr: ["oops"] });
+  });
+
+  test("death by signal: signal set, exitCode absent", async () => {
+    await using run = startRun(spec(sh("kill -9 $$"), createLineCollector()));
+    const r = await run.result;
+    expect(r).toEqual({ signal: "SIGKILL", startedAt: r.startedAt, finishedAt: r.finishedAt });
+  });
+
+  test("the given env is the whole environment of the child", async () => {
+    const out = createLineCollector();
+    const env = { FOO: "bar baz", EMPTY: "", PATH: "/usr/bin:/bin" };
+    await using run = startRun(spec([ENV_BIN], out, { env }));
+    expect((await run.result).exitCode).toBe(0);
+    expect(out.lines.stdout.toSorted()).toEqual(["EMPTY=", "FOO=bar baz", "PATH=/usr/bin:/bin"]);
+  });
+
+  test("cwd is honoured", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("pwd -P"), out, { cwd: tmp }));
+    expect((await run.result).exitCode).toBe(0);
+    expect(out.lines.stdout).toEqual([tmp]);
+  });
+
+  test("a bad cwd is a spawnError, not a throw", async () => {
+    const file = tmpFile("not-a-dir");
+    writeFileSync(file, "");
+    const cases: [string, string][] = [
+      ["/nope", "cwd /nope does not exist or is not a directory"],
+      [file, `cwd ${file} does not exist or is not a directory`],
+      ["relative/dir", "cwd relative/dir is not an absolute path"],
+    ];
+    for (const [cwd, spawnError] of cases) {
+      const run = startRun(spec(sh("true"), createLineCollector(), { cwd }));
+      expect(run.process).toBeUndefined();
+      const r = await run.result;
+      expect(r).toEqual({ spawnError, startedAt: r.startedAt, finishedAt: r.finishedAt });
+      expect(await run.stop("canceled")).toBe(r);
+    }
+  });
+
+  test("a missing or non-executable program is a spawnError", async () => {
+    const missing = startRun(spec(["/nonexistent/tool", "x"], createLineCollector()));
+    expect((await missing.result).spawnError).toBe("executable not found: /nonexistent/tool");
+    const file = tmpFile("plain");
+    writeFileSync(file, "echo hi\n", { mode: 0o644 });
+    const noexec = startRun(spec([file], createLineCollector()));
+    expect((await noexec.result).spawnError).toBe(`permission denied: cannot execute ${file}`);
+    const badShebang = tmpFile("bad-shebang");
+    writeFileSync(badShebang, "#!/nonexistent/interpreter\n", { mode: 0o755 });
+    const shebang = startRun(spec([badShebang], createLineCollector()));
+    expect((await shebang.result).spawnError).toBe(
+      `cannot start ${badShebang}: its interpreter (#! line) or a library it needs was not found`,
+    );
+    const empty = startRun(spec([], createLineCollector()));
+    expect((await empty.result).spawnError).toBe("empty command line");
+  });
+
+  test("process identity: its own group (pgid = pid) and the /proc start time", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("echo ready; exec sleep 1000"), out));
+    await out.waitFor("stdout", /^ready$/, run.result);
+    const p = run.process!;
+    expect(p).toEqual({ pid: p.pid, pgid: p.pid, startTime: readProcStartTime(p.pid)! });
+    expect(readProcStat(p.pid)?.pgrp).toBe(p.pid);
+    const ps = Bun.spawnSync(["ps", "-o", "pgid=", "-p", String(p.pid)]);
+    expect(Number(ps.stdout.toString().trim())).toBe(p.pid);
+  });
+
+  test("timeout: stoppedBy timeout, TERM-ignoring grandchild killed, whole group gone", async () => {
+    const out = createLineCollector();
+    const pidfile = tmpFile("grandchild.pid");
+    const killGraceMs = 300;
+    await using run = startRun(spec([TREE, pidfile, "stay"], out, { timeoutMs: 1_000, killGraceMs }));
+    await out.waitFor("stdout", /^ready$/, run.result); // the timeout must not have fired before this
+    const grandchild = Number(readFileSync(pidfile, "utf8"));
+    expect(processGone(grandchild)).toBe(false);
+    const r = await run.result;
+    expect(r).toEqual({ signal: "SIGTERM", stoppedBy: "timeout", startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(r.finishedAt - r.startedAt).toBeGreaterThanOrEqual(1_000 + killGraceMs - 5);
+    expect(groupAlive(run.process!.pgid)).toBe(false);
+    expect(processGone(grandchild)).toBe(true);
+  });
+
+  test("stop: first reason wins, every call awaits the same result, whole group gone", async () => {
+    const out = createLineCollector();
+    const pidfile = tmpFile("grandchild.pid");
+    await using run = startRun(spec([TREE, pidfile, "stay"], out, { killGraceMs: 200 }));
+    await out.waitFor("stdout", /^ready$/, run.result);
+    const grandchild = Number(readFileSync(pidfile, "utf8"));
+    const first = run.stop("canceled");
+    const second = run.stop("deleted");
+    const r = await first;
+    expect(await second).toBe(r);
+    expect(await run.result).toBe(r);
+    expect(r).toEqual({ signal: "SIGTERM", stoppedBy: "canceled", startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(groupAlive(run.process!.pgid)).toBe(false);
+    expect(processGone(grandchild)).toBe(true);
+    expect(await run.stop("shutdown")).toBe(r);
+  });
+
+  test("a leader that exits on its own: the grandchild it leaves behind is killed too", async () => {
+    const out = createLineCollector();
+    const pidfile = tmpFile("grandchild.pid");
+    await using run = startRun(spec([TREE, pidfile, "leave"], out, { killGraceMs: 200 }));
+    const r = await run.result; // the grandchild holds stdout open: draining must still end
+    expect(r).toEqual({ exitCode: 0, startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(out.lines.stdout).toEqual(["ready"]);
+    expect(groupAlive(run.process!.pgid)).toBe(false);
+    expect(processGone(Number(readFileSync(pidfile, "utf8")))).toBe(true);
+  });
+
+  test("a child that honours SIGTERM stops well before killGraceMs", async () => {
+    const out = createLineCollector();
+    const killGraceMs = 20_000;
+    await using run = startRun(spec(sh("echo ready; exec sleep 1000"), out, { killGraceMs }));
+    await out.waitFor("stdout", /^ready$/, run.result);
+    const t0 = performance.now();
+    const r = await run.stop("replaced");
+    expect(performance.now() - t0).toBeLessThan(killGraceMs / 4);
+    expect(r).toEqual({ signal: "SIGTERM", stoppedBy: "replaced", startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(groupAlive(run.process!.pgid)).toBe(false);
+  });
+
+  test("killGraceMs 0 goes straight to SIGKILL for a TERM-ignoring leader", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("trap '' TERM; echo ready; while :; do sleep 1; done"), out, { killGraceMs: 0 }));
+    await out.waitFor("stdout", /^ready$/, run.result);
+    const r = await run.stop("shutdown");
+    expect(r).toEqual({ signal: "SIGKILL", stoppedBy: "shutdown", startedAt: r.startedAt, finishedAt: r.finishedAt });
+  });
+
+  test("a process that left the group and holds the pipe does not hang the run", async () => {
+    const out = createLineCollector();
+    const pidfile = tmpFile("escaped.pid");
+    await using run = startRun(spec([join(FIXTURES, "runner-escape.sh"), pidfile], out));
+    try {
+      const r = await run.result;
+      expect(r).toEqual({ exitCode: 0, startedAt: r.startedAt, finishedAt: r.finishedAt });
+      expect(out.lines.stdout).toEqual(["ready"]);
+    } finally {
+      process.kill(Number(readFileSync(pidfile, "utf8")), "SIGKILL");
+    }
+  });
+
+  test("stdout and stderr lines arrive in order and separately, one array per chunk", async () => {
+    const out = createLineCollector();
+    const n = 5_000;
+    await using run = startRun(spec([join(FIXTURES, "runner-streams.sh"), String(n)], out));
+    expect((await run.result).exitCode).toBe(0);
+    expect(out.lines).toEqual({
+      stdout: Array.from({ length: n }, (_, i) => `out ${i + 1}`),
+      stderr: Array.from({ length: n }, (_, i) => `err ${i + 1}`),
+    });
+    expect(out.calls.every((c) => c.count > 0)).toBe(true);
+  });
+
+  test("long lines are cut at maxLineBytes with the marker; partial last line is flushed", async () => {
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("head -c 100000 /dev/zero | tr '\\0' a; echo; printf tail"), out, { maxLineBytes: 1000 }));
+    expect((await run.result).exitCode).toBe(0);
+    expect(out.lines.stdout).toEqual(["a".repeat(1000) + truncationMarker(99_000), "tail"]);
+  });
+
+  test("timestamps come from the injected clock", async () => {
+    let t = 1_000;
+    const out = createLineCollector();
+    await using run = startRun(spec(sh("echo x"), out), () => t++);
+    const r = await run.result;
+    expect(r.startedAt).toBe(1_000);
+    expect(out.timestamps.every((ts) => ts > r.startedAt && ts < r.finishedAt)).toBe(true);
+  });
+
+  test("a throwing onLines does not break the run", async () => {
+    const seen: string[] = [];
+    await using run = startRun({
+      ...spec(sh("echo a; echo b >&2; exit 4"), createLineCollector()),
+      onLines(_stream, lines) {
+        seen.push(...lines);
+        throw new Error("consumer bug");
+      },
+    });
+    expect((await run.result).exitCode).toBe(4);
+    expect(seen.toSorted()).toEqual(["a", "b"]);
+  });
+
+  test("stop after the run ended returns the same result without stoppedBy", async () => {
+    await using run = startRun(spec(sh("exit 0"), createLineCollector()));
+    const r = await run.result;
+    expect(await run.stop("canceled")).toBe(r);
+    expect(r.stoppedBy).toBeUndefined();
+  });
+});
