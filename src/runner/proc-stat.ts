@@ -109,17 +109,35 @@ function liveMembers(pgid: number, first: boolean): { pid: number; stat: ProcSta
  * made only of zombies counts as gone.
  */
 export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    return errnoCode(err) === "EPERM";
-  }
-  return hasProc() ? liveMembers(pgid, true).length > 0 : true;
+  return createGroupProbe(pgid)();
+}
+
+/**
+ * {@link groupAlive} for polling one group repeatedly: it re-checks the member
+ * it found last before scanning all of `/proc` again, so waiting out a
+ * lingering process costs one small read per poll, not one per host process.
+ */
+export function createGroupProbe(pgid: number): () => boolean {
+  let hint: number | undefined;
+  return () => {
+    try {
+      process.kill(-pgid, 0);
+    } catch (err) {
+      return errnoCode(err) === "EPERM";
+    }
+    if (!hasProc()) return true;
+    if (hint !== undefined) {
+      const stat = readProcStat(hint);
+      if (stat && stat.pgrp === pgid && !isDead(hint, stat)) return true;
+    }
+    hint = liveMembers(pgid, true)[0]?.pid;
+    return hint !== undefined;
+  };
 }
 
 /**
  * Crash recovery: SIGKILLs a leftover process group of a run, but only when it
- * is provably that run's group — (a) the leader still exists with the recorded
+ * is that run's group as far as /proc can tell — (a) the leader still exists with the recorded
  * start time, or (b) the leader is gone and some live member of the group
  * started no earlier than the recorded start time. Without a recorded start
  * time nothing is killed. Returns whether a signal was sent.

@@ -16,7 +16,7 @@ import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
 import { createLineSplitter } from "./line-splitter.ts";
-import { groupAlive, readProcStartTime } from "./proc-stat.ts";
+import { createGroupProbe, readProcStartTime } from "./proc-stat.ts";
 
 /** Why a run was stopped from outside; the first reason given wins. */
 export type StopReason = "timeout" | "canceled" | "replaced" | "deleted" | "shutdown";
@@ -100,9 +100,11 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     return failedRun(describeSpawnError(err, spec.argv[0]!), startedAt, now());
   }
 
+  const graceMs = Number.isFinite(spec.killGraceMs) && spec.killGraceMs > 0 ? spec.killGraceMs : 0;
   const pid = proc.pid;
   const pgid = pid; // detached: the child is the leader of a new session and group
   const startTime = readProcStartTime(pid);
+  const groupAlive = createGroupProbe(pgid);
   const info: RunProcess = startTime === undefined ? { pid, pgid } : { pid, pgid, startTime };
   const timers = new AbortController();
   let stoppedBy: StopReason | undefined;
@@ -161,7 +163,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     if (!leaderExited) await Promise.race([exited, delay(ms, timers.signal)]);
     if (!leaderExited) return false;
     for (let interval = POLL_FIRST_MS; ; interval = Math.min(interval * 2, POLL_MAX_MS)) {
-      if (!groupAlive(pgid)) return (groupGone = true);
+      if (!groupAlive()) return (groupGone = true);
       const left = deadline - performance.now();
       if (left <= 0) return false;
       await delay(Math.min(interval, left), timers.signal);
@@ -169,12 +171,13 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   };
 
   const terminateGroup = async () => {
-    if (leaderExited && !groupAlive(pgid)) {
+    if (leaderExited && !groupAlive()) {
       groupGone = true;
       return;
     }
     signalGroup("SIGTERM");
-    if (await waitGone(spec.killGraceMs)) return;
+    signalGroup("SIGCONT"); // a stopped (SIGSTOP) member can only act on TERM once continued
+    if (await waitGone(graceMs)) return;
     signalGroup("SIGKILL");
     await waitGone(KILL_WAIT_MS);
   };

@@ -169,6 +169,20 @@ describe("startRun", () => {
     expect(groupAlive(run.process!.pgid)).toBe(false);
   });
 
+  test("a stopped (SIGSTOP) group is continued so it can honour SIGTERM", async () => {
+    const out = createLineCollector();
+    const killGraceMs = 20_000;
+    const script = "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 1000 & wait $!; done";
+    await using run = startRun(spec(sh(script), out, { killGraceMs }));
+    await out.waitFor("stdout", /^ready$/, run.result);
+    process.kill(-run.process!.pgid, "SIGSTOP");
+    const t0 = performance.now();
+    const r = await run.stop("canceled");
+    expect(performance.now() - t0).toBeLessThan(killGraceMs / 4);
+    expect(r).toEqual({ exitCode: 0, stoppedBy: "canceled", startedAt: r.startedAt, finishedAt: r.finishedAt });
+    expect(out.lines.stdout).toEqual(["ready", "bye"]);
+  });
+
   test("killGraceMs 0 goes straight to SIGKILL for a TERM-ignoring leader", async () => {
     const out = createLineCollector();
     await using run = startRun(spec(sh("trap '' TERM; echo ready; while :; do sleep 1; done"), out, { killGraceMs: 0 }));

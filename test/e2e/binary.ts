@@ -1,0 +1,78 @@
+/**
+ * The compiled executable under test: `$TASKLANE_BIN` when set (CI builds it
+ * once), otherwise built here once per test process into a temp dir.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+let built: Promise<string> | undefined;
+
+/** Path of the compiled binary, building it if needed. */
+export function binaryPath(): Promise<string> {
+  const fromEnv = process.env.TASKLANE_BIN;
+  if (fromEnv) return Promise.resolve(resolve(fromEnv));
+  built ??= (async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "tasklane-bin-")), "tasklane");
+    const root = resolve(import.meta.dir, "../..");
+    const p = Bun.spawn(["bun", "build.ts", out], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+    if (code !== 0) throw new Error(`build failed: ${stderr}`);
+    return out;
+  })();
+  return built;
+}
+
+export interface RunningBinary extends AsyncDisposable {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  grpcAddr: string;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Start `tasklane serve` on port 0 and wait for its "listening" line. */
+export async function startBinary(opts: { args?: string[]; cwd?: string; env?: Record<string, string>; dataDir?: string } = {}): Promise<RunningBinary> {
+  const bin = await binaryPath();
+  const proc = Bun.spawn(
+    [bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", opts.dataDir ?? ":memory:", "--kill-grace-ms", "2000", ...(opts.args ?? [])],
+    {
+      cwd: opts.cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...opts.env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
+  let err = "";
+  void (async () => {
+    for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
+  })();
+  const reader = proc.stdout.getReader();
+  let out = "";
+  let match: RegExpExecArray | null = null;
+  while (!match) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`agent exited before listening (code ${await proc.exited}): ${err}`);
+    out += new TextDecoder().decode(value);
+    match = /tasklane listening http=([^ ]+) grpc=(\S+)/.exec(out);
+  }
+  reader.releaseLock();
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return proc.exited;
+  };
+  return {
+    proc,
+    url: `http://${match[1]}`,
+    grpcAddr: match[2]!,
+    stderr: () => err,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * openStore: the data dir, and every way opening must fail loudly without
+ * touching what it cannot read.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openStore } from "../../src/store/open-store.ts";
+import { makeTask } from "./make-task.ts";
+import { killHard, startWriter } from "./start-writer.ts";
+import { tempDir } from "./temp-dir.ts";
+
+/** Snapshot of a directory: names and bytes of every file, to prove nothing was written. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    out[name] = statSync(p).isDirectory() ? "<dir>" : readFileSync(p).toString("base64");
+  }
+  return out;
+}
+
+describe("openStore", () => {
+  test('":memory:" gives the memory store', async () => {
+    const store = openStore(":memory:");
+    expect(store.kind).toBe("memory");
+    await store.close();
+  });
+
+  test("creates a missing data dir (mode 0700) holding tasklane.db", async () => {
+    using tmp = tempDir();
+    const dataDir = join(realpathSync(tmp.path), "nested", "data");
+    const store = openStore(dataDir);
+    store.putTask(makeTask({ id: "a" }));
+    await store.close();
+    expect({
+      kind: store.kind,
+      mode: statSync(dataDir).mode & 0o777,
+      files: readdirSync(dataDir),
+    }).toEqual({ kind: `sqlite:${dataDir}/tasklane.db`, mode: 0o700, files: ["tasklane.db"] });
+  });
+
+  test("a data dir below a regular file fails with ENOTDIR", () => {
+    using tmp = tempDir();
+    const file = join(realpathSync(tmp.path), "plain-file");
+    writeFileSync(file, "x");
+    expect(() => openStore(join(file, "data"))).toThrow(
+      `cannot open store: cannot create data dir ${file}/data: a parent path is not a directory (ENOTDIR)`,
+    );
+  });
+
+  test("a data dir that is a file fails", () => {
+    using tmp = tempDir();
+    const file = join(realpathSync(tmp.path), "plain-file");
+    writeFileSync(file, "keep me");
+    expect(() => openStore(file)).toThrow(`cannot open store: data dir ${file} is a file, not a directory`);
+    expect(readFileSync(file, "utf8")).toBe("keep me");
+  });
+
+  test("a tasklane.db that is a directory fails", () => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    mkdirSync(join(dir, "tasklane.db"));
+    expect(() => openStore(dir)).toThrow(`cannot open store: ${dir}/tasklane.db is a directory, not a database file`);
+  });
+
+  test.each([
+    ["garbage", Buffer.from("this is not a database, it is a shopping list\n".repeat(100))],
+    ["a SQLite header followed by garbage", Buffer.concat([Buffer.from("SQLite format 3\0"), Buffer.alloc(4080, 0xa5)])],
+  ])("a corrupt tasklane.db (%s) fails and is left untouched", (_case, bytes) => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    writeFileSync(join(dir, "tasklane.db"), bytes);
+    const before = snapshot(dir);
+    expect(() => openStore(dir)).toThrow(
+      `cannot open store: ${dir}/tasklane.db is not a SQLite database (file is not a database); left untouched`,
+    );
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test("a data dir locked by a live agent fails; once that agent is killed -9 the lock is gone", async () => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    const holder = await startWriter(dir, 2, 0);
+    try {
+      expect(() => openStore(dir, { busyTimeoutMs: 50 })).toThrow(
+        `cannot open store: ${dir}/tasklane.db is in use by another tasklane agent (database is locked)`,
+      );
+    } finally {
+      await killHard(holder);
+    }
+    const store = openStore(dir, { busyTimeoutMs: 50 });
+    expect(store.stats()).toEqual({ tasks: 2, runs: 2, logEvents: 2 });
+    await store.close();
+  });
+
+  test("the same data dir cannot be opened twice in one process; it can after close", async () => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    const first = openStore(dir);
+    expect(() => openStore(dir)).toThrow(`cannot open store: ${dir}/tasklane.db is already open in this process`);
+    first.putTask(makeTask({ id: "a" }));
+    await first.close();
+    const second = openStore(dir);
+    expect(second.getTask("a")).toEqual(makeTask({ id: "a" }));
+    await second.close();
+  });
+});

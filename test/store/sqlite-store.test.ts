@@ -1,0 +1,311 @@
+/**
+ * What only the SQLite store promises: durability across close and crash,
+ * group commit, honest failure, and schema migrations.
+ */
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from "../../src/store/migrations.ts";
+import { openStore } from "../../src/store/open-store.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { StoredRun } from "../../src/store/store.ts";
+import type { LogRecord } from "../../src/tasks/model.ts";
+import { idsOf, makeTask } from "./make-task.ts";
+import { killHard, startWriter } from "./start-writer.ts";
+import { tempDir } from "./temp-dir.ts";
+
+const HOUR = 3_600_000;
+const FIXTURE_V1 = join(import.meta.dir, "..", "fixtures", "store-v1.sql");
+
+function dbPath(dir: string): string {
+  return join(realpathSync(dir), "tasklane.db");
+}
+
+describe("durability", () => {
+  test("tasks, runs, logs and meta survive close and reopen", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const a = makeTask({ id: "a", slot: "s", phase: "succeeded", owner: "alice", labels: { env: "prod" }, createdAt: 1 });
+    const b = makeTask({ id: "b", slot: "s", phase: "running", createdAt: 2 });
+    const runB: StoredRun = { attempt: 1, phase: "running", startedAt: 10, process: { pid: 77, pgid: 77, startTime: "555" } };
+    const logB: LogRecord[] = [
+      { id: 1, event: { type: "runStarted", attempt: 1, startedAt: 10 } },
+      { id: 2, event: { type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 11, line: "ünïcødé ✓" } },
+    ];
+    const first = createSqliteStore({ path });
+    first.putTask(a);
+    first.putTask(b);
+    first.putTask(makeTask({ id: "c" }));
+    first.deleteTask("c");
+    first.putRun("b", runB);
+    first.appendLogs("b", logB);
+    first.setMeta("agentId", "agt_1");
+    await first.close();
+
+    const again = createSqliteStore({ path });
+    try {
+      expect({
+        tasks: again.listTasks({ order: "asc", limit: 10, offset: 0 }),
+        labelled: idsOf(again.listTasks({ labels: { env: "prod" }, order: "asc", limit: 10, offset: 0 }).tasks),
+        active: again.activeTasks(),
+        runs: again.listRuns("b"),
+        logs: again.loadLogs("b", 10),
+        meta: again.getMeta("agentId"),
+        stats: again.stats(),
+      }).toEqual({
+        tasks: { tasks: [a, b], total: 2 },
+        labelled: ["a"],
+        active: [b],
+        runs: [runB],
+        logs: logB,
+        meta: "agt_1",
+        stats: { tasks: 2, runs: 1, logEvents: 2 },
+      });
+    } finally {
+      await again.close();
+    }
+  });
+
+  test("writes acknowledged by flush() survive kill -9 of the writer; unflushed ones are not half-applied", async () => {
+    using dir = tempDir();
+    const writer = await startWriter(dir.path, 300, 7);
+    await killHard(writer);
+    expect(writer.signalCode).toBe("SIGKILL");
+
+    const store = openStore(dir.path);
+    try {
+      const listed = store.listTasks({ order: "asc", limit: 1000, offset: 0 });
+      const expectedIds = Array.from({ length: 300 }, (_, i) => `flushed-${String(i).padStart(5, "0")}`);
+      expect({ ids: idsOf(listed.tasks), total: listed.total, stats: store.stats() }).toEqual({
+        ids: expectedIds,
+        total: 300,
+        stats: { tasks: 300, runs: 300, logEvents: 300 },
+      });
+      expect(store.getTask("flushed-00123")).toEqual(makeTask({ id: "flushed-00123", createdAt: 1123 }));
+      expect(store.listRuns("flushed-00123")).toEqual([
+        { attempt: 1, phase: "running", startedAt: 2123, process: { pid: 223, pgid: 223 } },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("group commit", () => {
+  test("reads see writes before they are committed", async () => {
+    using dir = tempDir();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR });
+    const task = makeTask({ id: "a", slot: "s", labels: { k: "v" } });
+    store.putTask(task);
+    expect({
+      commits: store.commits,
+      got: store.getTask("a"),
+      listed: store.listTasks({ slot: "s", labels: { k: "v" }, order: "asc", limit: 10, offset: 0 }),
+      stats: store.stats(),
+    }).toEqual({ commits: 0, got: task, listed: { tasks: [task], total: 1 }, stats: { tasks: 1, runs: 0, logEvents: 0 } });
+    // flush() must not wait for the (hour-long) commit interval.
+    await store.flush();
+    expect(store.commits).toBe(1);
+    await store.close();
+  });
+
+  test("a burst of 1000 concurrent put+flush costs one commit", async () => {
+    using dir = tempDir();
+    const store = createSqliteStore({ path: dbPath(dir.path) });
+    await Promise.all(
+      Array.from({ length: 1000 }, async (_, i) => {
+        store.putTask(makeTask({ id: `t${i}`, createdAt: i }));
+        await store.flush();
+      }),
+    );
+    expect({ commits: store.commits, stats: store.stats() }).toEqual({
+      commits: 1,
+      stats: { tasks: 1000, runs: 0, logEvents: 0 },
+    });
+    await store.close();
+  });
+
+  test("submits flushed one after another each get their own commit", async () => {
+    using dir = tempDir();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR });
+    for (let i = 0; i < 5; i++) {
+      store.putTask(makeTask({ id: `t${i}` }));
+      await store.flush();
+    }
+    expect(store.commits).toBe(5);
+    await store.close();
+  });
+
+  test("maxBatch writes commit at once, without waiting for flush or the interval", async () => {
+    using dir = tempDir();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR, maxBatch: 10 });
+    for (let i = 0; i < 25; i++) store.putTask(makeTask({ id: `t${i}` }));
+    expect(store.commits).toBe(2);
+    await store.flush();
+    expect(store.commits).toBe(3);
+    await store.close();
+  });
+
+  test("writes nobody flushes are committed after commitIntervalMs", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const store = createSqliteStore({ path, commitIntervalMs: 5 });
+    store.putTask(makeTask({ id: "a" }));
+    expect(store.commits).toBe(0);
+    while (store.commits === 0) await Bun.sleep(1); // waits for the state, bounded by the test timeout
+    expect(store.commits).toBe(1);
+    await store.close();
+  });
+
+  test("a failed commit rejects the pending flushes and every later one; nothing pretends durability", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    let failNext = false;
+    const store = createSqliteStore({
+      path,
+      commitIntervalMs: HOUR,
+      beforeCommit() {
+        if (failNext) {
+          failNext = false;
+          throw new Error("disk I/O error");
+        }
+      },
+    });
+    store.putTask(makeTask({ id: "kept" }));
+    await store.flush();
+
+    failNext = true;
+    store.putTask(makeTask({ id: "lost" }));
+    const message = `store ${path}: commit failed, writes were lost: disk I/O error`;
+    const results = await Promise.allSettled([store.flush(), store.flush()]);
+    expect(results.map((r) => (r.status === "rejected" ? String(r.reason) : "fulfilled"))).toEqual([
+      `Error: ${message}`,
+      `Error: ${message}`,
+    ]);
+    // The rollback is visible: the lost write is gone from reads too.
+    expect(idsOf(store.activeTasks())).toEqual(["kept"]);
+    await expect(store.flush()).rejects.toThrow(message);
+
+    store.putTask(makeTask({ id: "later" }));
+    await expect(store.flush()).rejects.toThrow(message);
+    await expect(store.close()).rejects.toThrow(message);
+
+    const reopened = createSqliteStore({ path });
+    expect(idsOf(reopened.activeTasks())).toEqual(["kept", "later"]);
+    await reopened.flush();
+    await reopened.close();
+  });
+});
+
+describe("schema", () => {
+  function indexes(path: string): { version: number; names: string[] } {
+    const db = new Database(path, { readonly: true });
+    try {
+      const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? -1;
+      const names = db
+        .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+        .all()
+        .map((r) => r.name);
+      return { version, names };
+    } finally {
+      db.close();
+    }
+  }
+
+  const CURRENT_INDEXES = [
+    "task_labels_key_value",
+    "tasks_created",
+    "tasks_owner_created",
+    "tasks_phase_created",
+    "tasks_phase_slot_created",
+    "tasks_slot_created",
+    "tasks_terminal_updated",
+  ];
+
+  test("a new database is created at the current version", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    await createSqliteStore({ path }).close();
+    expect(indexes(path)).toEqual({ version: SCHEMA_VERSION, names: CURRENT_INDEXES });
+    expect(SCHEMA_VERSION).toBe(2);
+  });
+
+  test("a version-1 database (recorded fixture) is upgraded in place and its data is intact", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const v1 = new Database(path, { create: true });
+    v1.run("PRAGMA journal_mode = WAL");
+    v1.run(readFileSync(FIXTURE_V1, "utf8"));
+    v1.close();
+    expect(indexes(path).version).toBe(1);
+
+    const store = createSqliteStore({ path });
+    const a = makeTask({
+      id: "tsk_01HV1AAAAAAAAAAAAAAAAAAAAA",
+      slot: "backup",
+      phase: "succeeded",
+      owner: "alice",
+      createdAt: 1_700_000_000_000,
+      updatedAt: 1_700_000_005_000,
+      labels: { env: "prod" },
+    });
+    const b = makeTask({ id: "tsk_01HV1BBBBBBBBBBBBBBBBBBBBB", slot: "sync", phase: "running", createdAt: 1_700_000_001_000 });
+    expect({
+      byLabel: store.listTasks({ labels: { env: "prod" }, order: "asc", limit: 10, offset: 0 }),
+      byStatus: store.listTasks({ status: "running", order: "asc", limit: 10, offset: 0 }),
+      active: store.activeTasks(),
+      runs: store.listRuns(b.metadata.id),
+      logs: store.loadLogs(a.metadata.id, 2),
+      sweep: store.sweepCandidates(1_700_000_005_001, 100),
+      meta: store.getMeta("agentId"),
+      stats: store.stats(),
+    }).toEqual({
+      byLabel: { tasks: [a], total: 1 },
+      byStatus: { tasks: [b], total: 1 },
+      active: [b],
+      runs: [{ attempt: 1, phase: "running", startedAt: 1_700_000_001_100, process: { pid: 4321, pgid: 4321, startTime: "123456" } }],
+      logs: [
+        { id: 2, event: { type: "chunk", attempt: 1, stream: "stdout", seq: 0, ts: 1_700_000_000_200, line: "backup done" } },
+        { id: 3, event: { type: "runFinished", attempt: 1, exitCode: 0, finishedAt: 1_700_000_005_000 } },
+      ],
+      sweep: [a.metadata.id],
+      meta: "agt_v1",
+      stats: { tasks: 2, runs: 2, logEvents: 3 },
+    });
+    await store.close();
+    expect(indexes(path)).toEqual({ version: 2, names: CURRENT_INDEXES });
+  });
+
+  test("migrations apply in one transaction: a failing step leaves the database as it was", () => {
+    const db = new Database(":memory:");
+    const broken = [MIGRATIONS[0] ?? { description: "", sql: "" }, { description: "broken step", sql: "CREATE TABLE x (a); SELECT nope FROM nowhere;" }];
+    expect(() => migrate(db, "mem.db", broken)).toThrow(
+      "cannot open store: mem.db: migration 2 (broken step) failed: no such table: nowhere",
+    );
+    expect({
+      version: db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version,
+      tables: db.query<{ name: string }, []>("SELECT name FROM sqlite_master").all(),
+      inTransaction: db.inTransaction,
+    }).toEqual({ version: 0, tables: [], inTransaction: false });
+    expect(migrate(db, "mem.db")).toEqual({ from: 0, to: SCHEMA_VERSION });
+    expect(migrate(db, "mem.db")).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+    db.close();
+  });
+
+  test("a database from a newer tasklane is refused and left byte-for-byte untouched", () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const future = new Database(path, { create: true });
+    future.run("CREATE TABLE future_things (x); PRAGMA user_version = 99;");
+    future.close();
+    const before = readFileSync(path);
+    const files = readdirSync(dir.path).sort();
+
+    expect(() => createSqliteStore({ path })).toThrow(
+      `cannot open store: ${path} has schema version 99, newer than version ${SCHEMA_VERSION} supported by this tasklane; upgrade tasklane`,
+    );
+    expect(readFileSync(path).equals(before)).toBe(true);
+    expect(readdirSync(dir.path).sort()).toEqual(files);
+  });
+});
