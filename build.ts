@@ -15,6 +15,8 @@ const result = await Bun.build({
   entrypoints: ["./src/main.ts"],
   minify: true,
   bytecode: true,
+  format: "esm",
+  target: "bun",
   sourcemap: "none",
   compile: {
     outfile,

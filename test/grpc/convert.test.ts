@@ -89,7 +89,7 @@ function rejection(fn: () => unknown): { code: string; message: string } {
 }
 
 function withSpec(patch: Partial<SpecInit>): SpecInit {
-  return { ...commandSpec, ...patch };
+  return { ...commandSpec, ...patch } as SpecInit;
 }
 
 describe("specFromProto", () => {
@@ -474,11 +474,12 @@ describe("proto3 JSON on REST", () => {
     expect(looksLikeProtoJson({ spec: { slot: "x", kind: { subprocess: { command: { command: "echo" } } } } })).toBe(true);
     expect(looksLikeProtoJson({ spec: { slot: "x", restart: "RESTART_STRATEGY_NEVER" } })).toBe(true);
     expect(looksLikeProtoJson({ spec: { slot: "x", kind: { wasm: {} } } })).toBe(true);
-    expect([restCommand, {}, null, "x", { spec: { slot: "x" } }].map(looksLikeProtoJson)).toEqual([false, false, false, false, false]);
+    const notProto: unknown[] = [restCommand, {}, null, "x", { spec: { slot: "x" } }];
+    expect(notProto.map((b) => looksLikeProtoJson(b))).toEqual([false, false, false, false, false]);
   });
 
   test("the seed examples become REST-shaped specs that validate", () => {
-    expect(specFromProtoJson(seedCommand)).toEqual({ ...restCommand.spec, labels: {} });
+    expect(specFromProtoJson(seedCommand) as unknown).toEqual({ ...restCommand.spec, labels: {} });
     expect(specFromProtoJson(seedScript)).toEqual({
       slot: "my-script",
       kind: {

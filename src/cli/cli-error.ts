@@ -1,0 +1,51 @@
+/**
+ * The one error type of the CLI. Every failure a command reports is a
+ * `CliError` with a kind from a small closed set; the kind maps to the exit
+ * status in exactly one place (`exitCodeOf`).
+ */
+
+/** Closed set of CLI failure kinds. */
+export type CliErrorKind =
+  /** Bad flag, bad value or missing argument: exit 2. */
+  | "usage"
+  /** The agent answered with an error (`{"error", "message"}`): exit 1. */
+  | "api"
+  /** The agent could not be reached, or the connection broke: exit 3. */
+  | "unreachable"
+  /** A local failure that is not the user's syntax (unreadable file, closed stdin): exit 1. */
+  | "local";
+
+/** A failure the CLI prints as `tasklane: <message>` before exiting non-zero. */
+export class CliError extends Error {
+  override name = "CliError";
+  readonly kind: CliErrorKind;
+  /** HTTP status of an `api` error. */
+  readonly status: number | undefined;
+  /** The API's error label (`TaskNotFound`, `InvalidRequest`, …) of an `api` error. */
+  readonly label: string | undefined;
+
+  constructor(kind: CliErrorKind, message: string, opts: { status?: number; label?: string; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.kind = kind;
+    this.status = opts.status;
+    this.label = opts.label;
+  }
+}
+
+/** Shorthand for a usage error; `message` names the flag or argument. */
+export function usage(message: string): CliError {
+  return new CliError("usage", message);
+}
+
+/** Exit status of a failure kind: 1 API / local, 2 usage, 3 agent unreachable. */
+export function exitCodeOf(kind: CliErrorKind): number {
+  switch (kind) {
+    case "usage":
+      return 2;
+    case "api":
+    case "local":
+      return 1;
+    case "unreachable":
+      return 3;
+  }
+}
