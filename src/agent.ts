@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Config } from "./config.ts";
+import { createFleetLink, type FleetLink } from "./fleet/fleet-link.ts";
 import { createGrpcServer } from "./grpc/grpc-server.ts";
 import { looksLikeProtoJson, specFromProtoJson } from "./grpc/convert.ts";
 import { createHttpApp } from "./http/http-app.ts";
@@ -61,6 +62,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
   let http: { stop(closeActive?: boolean): Promise<void> | void; port: number } | undefined;
   let grpc: ReturnType<typeof createGrpcServer> | undefined;
   let grpcPort = 0;
+  let fleet: FleetLink | undefined;
   let ready = false;
   let stopping: Promise<void> | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
@@ -96,6 +98,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       },
       capabilities: ["task_runs", "task_delete", "cancel", "wait", "watch", "hold", "restart", "submit_and_wait"],
       running: s?.running ?? 0,
+      ...(fleet ? { controlPlane: fleet.info() } : {}),
     };
   }
 
@@ -138,6 +141,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
 
     async start() {
       store = openStore(config.dataDir);
+      fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger });
       const scriptDir = config.dataDir === ":memory:" ? join(process.env.TMPDIR ?? "/tmp", `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
       const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
@@ -229,6 +233,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
       grpc.setServing(true);
       ready = true;
+      fleet?.start();
       logger.info("tasklane ready", {
         version: VERSION,
         http: `${config.httpAddr.host}:${http.port}`,
@@ -241,6 +246,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
     stop() {
       stopping ??= (async () => {
         ready = false;
+        await fleet?.close();
         grpc?.setServing(false);
         for (const t of timers) clearInterval(t);
         await supervisor?.shutdown();

@@ -39,6 +39,8 @@ export interface Config {
   heartbeatMs: number;
   /** Admin token from TASKLANE_ADMIN_TOKEN (never logged). */
   adminToken?: string;
+  /** Bearer token for the control plane from TASKLANE_CONTROL_PLANE_TOKEN (never logged). */
+  controlPlaneToken?: string;
   /** The environment tasks start from: the agent's, minus its secrets (see SECRET_ENV). */
   taskEnv: Record<string, string>;
 }
@@ -190,6 +192,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   }
   const adminToken = env.TASKLANE_ADMIN_TOKEN;
   if (adminToken) values.set("adminToken", adminToken);
+  const controlPlaneToken = env.TASKLANE_CONTROL_PLANE_TOKEN;
+  if (controlPlaneToken) values.set("controlPlaneToken", controlPlaneToken);
   const taskEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.has(k)) taskEnv[k] = v;
   values.set("taskEnv", Object.freeze(taskEnv));

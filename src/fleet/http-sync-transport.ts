@@ -3,8 +3,8 @@
  * proto3-JSON form of `SyncRequest` (every field present), answered by a
  * proto3-JSON `SyncResponse`.
  */
-import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { SyncRequestSchema, SyncResponseSchema, type SyncResponse } from "../gen/solti/discover/v1/discovery_pb.ts";
+import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { SyncRequestSchema, SyncResponseSchema } from "../gen/solti/discover/v1/discovery_pb.ts";
 import { SyncFailure, type SyncTransport } from "./sync-transport.ts";
 
 export interface HttpSyncTransportOptions {
@@ -41,7 +41,7 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
         throw new SyncFailure(`HTTP ${res.status}${statusHint(res.status)}${detailOf(text)}`, retryAfterMs);
       }
       // A 2xx without a body is an acceptance; a body must be a SyncResponse.
-      if (text.trim() === "") return { $typeName: "solti.discover.v1.SyncResponse", success: true, reason: "", retryAfterS: 0 } satisfies SyncResponse;
+      if (text.trim() === "") return create(SyncResponseSchema, { success: true });
       if (json === undefined) throw new SyncFailure(`invalid SyncResponse: not JSON${detailOf(text)}`);
       try {
         return fromJson(SyncResponseSchema, json, { ignoreUnknownFields: true });

@@ -1,0 +1,142 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { processGone } from "../helpers/process.ts";
+import { readSse } from "../helpers/sse.ts";
+import { startBinary, type RunningBinary } from "./binary.ts";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "tasklane-crash-"));
+  dirs.push(d);
+  return d;
+}
+
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+async function submit(agent: RunningBinary, spec: Record<string, unknown>): Promise<string> {
+  const res = await fetch(`${agent.url}/api/v1/tasks`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ spec }),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { task_id: string }).task_id;
+}
+
+async function getTask(agent: RunningBinary, id: string): Promise<any> {
+  const res = await fetch(`${agent.url}/api/v1/tasks/${id}`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { task: unknown }).task;
+}
+
+async function waitTerminal(agent: RunningBinary, id: string): Promise<any> {
+  const res = await fetch(`${agent.url}/api/v1/tasks/${id}/wait?timeoutMs=30000`);
+  return ((await res.json()) as { task: unknown }).task;
+}
+
+/** Read the task's live log until a line matches; returns the match. */
+async function waitForLine(agent: RunningBinary, id: string, re: RegExp): Promise<RegExpExecArray> {
+  const res = await fetch(`${agent.url}/api/v1/tasks/${id}/logs`);
+  for await (const ev of readSse(res)) {
+    if (ev.event !== "chunk") continue;
+    const m = re.exec(ev.data.line);
+    if (m) return m; // leaving the loop closes the stream
+  }
+  throw new Error(`stream of ${id} ended without ${re}`);
+}
+
+describe("crash safety of the compiled binary", () => {
+  test("kill -9 with running, queued, pending and held tasks; restart recovers all of it", async () => {
+    const dataDir = tempDir();
+    const work = tempDir();
+    const marker = join(work, "first-attempt-done");
+    const a = await startBinary({ dataDir, args: ["--max-concurrent", "2"] });
+    let ids: Record<string, string>;
+    let pids: number[];
+    try {
+      const retrying = await submit(a, {
+        slot: "A",
+        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(`if [ -e ${marker} ]; then echo second-attempt; exit 0; fi; touch ${marker}; sleep 300 & echo pid=$!; wait`) } } } },
+        restart: { type: "onFailure" },
+        backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+        maxAttempts: 3,
+      });
+      const queued = await submit(a, { slot: "A", kind: { subprocess: { mode: { command: { command: "echo", args: ["queued-ran"] } } } }, admission: "queue" });
+      const oneShot = await submit(a, {
+        slot: "B",
+        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("sleep 300 & echo pid=$!; wait") } } } },
+      });
+      const waiting = await submit(a, { slot: "C", kind: { subprocess: { mode: { command: { command: "echo", args: ["capacity-ran"] } } } } });
+      const held = await submit(a, { slot: "D", hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } } } } });
+      ids = { retrying, queued, oneShot, waiting, held };
+      pids = [
+        Number((await waitForLine(a, retrying, /^pid=(\d+)$/))[1]),
+        Number((await waitForLine(a, oneShot, /^pid=(\d+)$/))[1]),
+      ];
+      expect((await getTask(a, queued)).status.phase).toBe("pending");
+      expect((await getTask(a, waiting)).status.phase).toBe("pending");
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    // The children outlived the agent (it died without cleaning up).
+    for (const pid of pids) expect(processGone(pid)).toBe(false);
+
+    const b = await startBinary({ dataDir, args: ["--max-concurrent", "2"] });
+    try {
+      // Leftover process groups of interrupted runs are killed at start-up.
+      for (const pid of pids) expect(processGone(pid)).toBe(true);
+
+      const oneShot = await waitTerminal(b, ids.oneShot);
+      expect(oneShot.status).toEqual({ phase: "failed", attempt: 1, error: "interrupted: agent restarted" });
+
+      const retrying = await waitTerminal(b, ids.retrying);
+      expect(retrying.status).toEqual({ phase: "succeeded", attempt: 2, exitCode: 0 });
+      const runs = ((await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/runs`)).json()) as any).runs;
+      expect(runs).toEqual([
+        { attempt: 1, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "interrupted: agent restarted" },
+        { attempt: 2, phase: "succeeded", startedAt: expect.any(Number), finishedAt: expect.any(Number), exitCode: 0 },
+      ]);
+
+      expect((await waitTerminal(b, ids.queued)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+      expect((await waitTerminal(b, ids.waiting)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+      const held = await getTask(b, ids.held);
+      expect(held.status).toEqual({ phase: "pending", attempt: 0 });
+      expect(held.spec.hold).toBe(true);
+
+      // Logs of the interrupted run are still readable after the restart.
+      const logs = await (await fetch(`${b.url}/api/v1/tasks/${ids.oneShot}/logs?follow=false`)).text();
+      expect(logs).toMatch(/"line":"pid=\d+"/);
+    } finally {
+      expect(await b.stop()).toBe(0);
+    }
+  });
+
+  test("every 201 survives a kill -9 right after the last answer", async () => {
+    const dataDir = tempDir();
+    const a = await startBinary({ dataDir });
+    const n = 200;
+    let ids: string[];
+    try {
+      ids = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          submit(a, { slot: `burst-${i % 20}`, hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } } } } }),
+        ),
+      );
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    const b = await startBinary({ dataDir });
+    try {
+      const list = (await (await fetch(`${b.url}/api/v1/tasks?limit=1000`)).json()) as { tasks: any[]; total: number };
+      expect(list.total).toBe(n);
+      expect(new Set(list.tasks.map((t) => t.metadata.id))).toEqual(new Set(ids));
+    } finally {
+      await b.stop();
+    }
+  });
+});
