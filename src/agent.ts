@@ -189,18 +189,21 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
 
       sup.recover();
       await store.flush();
+      const sweep = () => {
+        const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
+        if (n > 0) logger.debug("swept terminal tasks", { count: n });
+      };
       const h = hub;
       timers.push(
         setInterval(() => {
           h.flush();
+          const finished = toEvict.size > 0;
           for (const id of toEvict) h.evict(id);
           toEvict.clear();
+          // Enforce --max-tasks promptly when tasks finish, not only on the TTL timer.
+          if (finished) sweep();
         }, HUB_FLUSH_MS),
       );
-      const sweep = () => {
-        const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
-        if (n > 0) logger.info("swept terminal tasks", { count: n });
-      };
       sweep();
       timers.push(setInterval(sweep, SWEEP_MS));
 

@@ -7,8 +7,10 @@ import type { LogFormat, LogLevel } from "../config.ts";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/** Structured fields of one log line; `undefined` values are left out. */
 export type LogFields = Record<string, unknown>;
 
+/** The agent's logger. Implementations never throw. */
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
@@ -17,8 +19,32 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
 }
 
+/** JSON-safe value: errors become their stack (or message), bigints strings; cycles are cut. */
+function plain(v: unknown): unknown {
+  if (v instanceof Error) return v.stack ?? `${v.name}: ${v.message}`;
+  if (typeof v === "bigint") return v.toString();
+  return v;
+}
+
+function stringify(v: unknown): string {
+  const seen = new WeakSet<object>();
+  try {
+    return JSON.stringify(v, (_k, x: unknown) => {
+      const p = plain(x);
+      if (typeof p === "object" && p !== null) {
+        if (seen.has(p)) return "[circular]";
+        seen.add(p);
+      }
+      return p;
+    });
+  } catch {
+    return JSON.stringify(String(v));
+  }
+}
+
 function textValue(v: unknown): string {
-  const s = typeof v === "string" ? v : JSON.stringify(v);
+  const p = plain(v);
+  const s = typeof p === "string" ? p : stringify(p);
   return /[\s"=]/.test(s) ? JSON.stringify(s) : s;
 }
 
@@ -36,7 +62,7 @@ export function createLogger(opts: {
     if (LEVELS[level] < min) return;
     const ts = new Date(clock()).toISOString();
     if (opts.format === "json") {
-      write(`${JSON.stringify({ ts, level, msg, ...fields })}\n`);
+      write(`${stringify({ ts, level, msg, ...fields })}\n`);
     } else {
       let line = `${ts} ${level.toUpperCase().padEnd(5)} ${msg}`;
       if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${textValue(v)}`;

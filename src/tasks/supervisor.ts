@@ -101,6 +101,8 @@ interface Active {
 interface Lane {
   holder?: string;
   queue: string[];
+  /** Settles once every task stopped by `replace` in this slot has exited; no new run starts in the slot before. */
+  exiting?: Promise<void>;
 }
 
 /** Create the supervisor. Nothing runs until `submit`/`recover` is called. */
@@ -178,7 +180,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       l.holder = undefined;
       promote(slot);
     }
-    if (l && !l.holder && l.queue.length === 0) lanes.delete(slot);
+    if (l && !l.holder && l.queue.length === 0 && !l.exiting) lanes.delete(slot);
   }
 
   /** Give a free slot to the next queued task. */
@@ -191,9 +193,19 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const st = active.get(next);
       if (!st) continue;
       l.holder = next;
-      enqueueForCapacity(st);
+      startHolder(l, st);
       return;
     }
+  }
+
+  /** The slot holder may run once the slot's replaced tasks have exited. */
+  function startHolder(l: Lane, state: Active): void {
+    const exiting = l.exiting;
+    if (!exiting) return enqueueForCapacity(state);
+    state.where = "draining";
+    void exiting.then(() => {
+      if (state.where === "draining") enqueueForCapacity(state);
+    });
   }
 
   function enqueueForCapacity(state: Active): void {
@@ -348,8 +360,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const l = lane(spec.slot);
     if (!l.holder) {
       l.holder = id;
-      enqueueForCapacity(state);
-      return state.where === "capacity" ? "queued" : "started";
+      startHolder(l, state);
+      return state.where === "launching" ? "started" : "queued";
     }
     switch (spec.admission) {
       case "dropIfRunning":
@@ -367,14 +379,19 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         }
         const old = active.get(l.holder);
         l.holder = id;
-        if (!old) {
-          enqueueForCapacity(state);
-          return "replaced";
+        if (old) {
+          // Wait for this old task and for any replaced earlier that is still exiting.
+          const prior = l.exiting;
+          const stopped = stopForGood(old, "replaced", reason);
+          const exiting: Promise<void> = prior ? Promise.all([prior, stopped]).then(() => {}) : stopped;
+          l.exiting = exiting;
+          void exiting.then(() => {
+            if (l.exiting !== exiting) return;
+            l.exiting = undefined;
+            if (!l.holder && l.queue.length === 0 && lanes.get(spec.slot) === l) lanes.delete(spec.slot);
+          });
         }
-        state.where = "draining";
-        void stopForGood(old, "replaced", reason).then(() => {
-          if (state.where === "draining") enqueueForCapacity(state);
-        });
+        startHolder(l, state);
         return "replaced";
       }
     }

@@ -52,8 +52,9 @@ describe("limits and malformed input", () => {
   test("a response over 4 MiB is RESOURCE_EXHAUSTED for the client, then normal calls work", async () => {
     await using s = await startServer();
     // Three specs of ~1.9 MB each pass the 4 MiB request limit one by one; listing them all does not fit.
-    const label = "y".repeat(1_900_000);
-    for (let i = 0; i < 3; i++) await unary(s.solti, "SubmitTask", { spec: { ...spec, labels: { big: label } } });
+    const arg = "y".repeat(1_900_000);
+    const kind = { subprocess: { command: { command: "echo", args: [arg] } } };
+    for (let i = 0; i < 3; i++) await unary(s.solti, "SubmitTask", { spec: { ...spec, kind } });
     expect((await failure(unary(s.solti, "ListTasks", {}))).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(await unary(s.solti, "ListTasks", { limit: 1 })).toMatchObject({ total: 3 });
   });
@@ -181,6 +182,7 @@ describe("health", () => {
     await using s = await startServer();
     const stream = serverStream<{ status: string }>(health(s), "Watch", { service: "nope" });
     const first = await new Promise<unknown>((resolve) => stream.once("data", resolve));
+    stream.on("error", () => {});
     stream.cancel();
     expect(first).toEqual({ status: "SERVICE_UNKNOWN" });
   });

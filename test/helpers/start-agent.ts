@@ -35,6 +35,8 @@ export interface StartOptions {
   overrides?: Partial<Config>;
   logger?: Logger;
   random?: () => number;
+  /** Clock for task timestamps (createdAt, updatedAt, run times); default Date.now. */
+  clock?: () => number;
 }
 
 export async function startAgent(opts: StartOptions = {}): Promise<TestAgent> {
@@ -45,7 +47,7 @@ export async function startAgent(opts: StartOptions = {}): Promise<TestAgent> {
     ["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir, "--kill-grace-ms", "2000", ...(opts.args ?? [])],
     env,
   );
-  const agent = createAgent({ ...config, ...opts.overrides }, { logger: opts.logger ?? silentLogger, random: opts.random });
+  const agent = createAgent({ ...config, ...opts.overrides }, { logger: opts.logger ?? silentLogger, random: opts.random, clock: opts.clock });
   await agent.start();
   const url = `http://127.0.0.1:${agent.httpPort}`;
   const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>

@@ -1,0 +1,56 @@
+/**
+ * Renders live-log events (CONTRACT §3) for `logs` and `run`: task stdout
+ * lines to our stdout, stderr lines to our stderr, in arrival order. Attempt
+ * markers and "lagged" notices go to stderr, prefixed `tasklane:`. In JSON
+ * mode every event is one line of JSON on stdout (NDJSON) carrying its `id`.
+ */
+import type { LogItem } from "./api-client.ts";
+import { formatDuration } from "./format.ts";
+import type { Output } from "./output.ts";
+
+export interface LogPrinterOptions {
+  out: Output;
+  err: Output;
+  json: boolean;
+  /** Which attempt markers to print: all starts/finishes, only retries (attempt > 1), or none. */
+  markers: "all" | "retries" | "none";
+}
+
+/** Print one event; resolves when it is written. Returns the highest event id seen so far. */
+export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem): Promise<void>; lastId(): number | undefined } {
+  const started = new Map<number, number>();
+  let last: number | undefined;
+  return {
+    lastId: () => last,
+    async print(item) {
+      if (item.id !== undefined) last = item.id;
+      const e = item.event;
+      if (opts.json) {
+        await opts.out.line(JSON.stringify({ id: item.id, ...e }));
+        return;
+      }
+      switch (e.type) {
+        case "chunk":
+          await (e.stream === "stderr" ? opts.err : opts.out).line(e.line);
+          return;
+        case "runStarted":
+          started.set(e.attempt, e.startedAt);
+          if (opts.markers === "all" || (opts.markers === "retries" && e.attempt > 1)) {
+            await opts.err.line(`tasklane: --- attempt ${e.attempt} started ---`);
+          }
+          return;
+        case "runFinished": {
+          if (opts.markers !== "all") return;
+          const from = started.get(e.attempt);
+          const took = from !== undefined ? ` after ${formatDuration(e.finishedAt - from)}` : "";
+          const how = e.exitCode !== undefined ? `exited ${e.exitCode}` : "was killed";
+          await opts.err.line(`tasklane: --- attempt ${e.attempt} ${how}${took} ---`);
+          return;
+        }
+        case "lagged":
+          await opts.err.line(`tasklane: output too fast, ${e.skipped} log events skipped`);
+          return;
+      }
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * The heartbeat loop alone, driven by a manual scheduler and a scripted
+ * transport: exact delays (interval, backoff, retry-after), link states and
+ * log lines, with no real time involved.
+ */
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, test } from "bun:test";
+import { SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
+import { createHeartbeat, defaultSyncBackoff, type LinkState, type Timers } from "../../src/fleet/heartbeat.ts";
+import { SyncFailure, type SyncTransport } from "../../src/fleet/sync-transport.ts";
+import { backoffDelay } from "../../src/tasks/backoff.ts";
+import { captureLogs } from "./capture-logger.ts";
+
+/** Timers that only fire when the test says so; records every delay asked for. */
+function manualTimers() {
+  let next = 1;
+  const pending = new Map<number, { fn: () => void; ms: number }>();
+  const timers: Timers = {
+    setTimeout(fn, ms) {
+      const id = next++;
+      pending.set(id, { fn, ms });
+      return id;
+    },
+    clearTimeout(h) {
+      pending.delete(h as number);
+    },
+  };
+  return {
+    timers,
+    /** Delays of the pending timers, oldest first. */
+    delays: () => [...pending.values()].map((t) => t.ms),
+    /** Fire the pending timer with delay `ms` (the heartbeat's, not a request deadline). */
+    fire(ms: number) {
+      const entry = [...pending.entries()].find(([, t]) => t.ms === ms);
+      if (!entry) throw new Error(`no timer of ${ms} ms; pending: ${[...pending.values()].map((t) => t.ms).join(", ")}`);
+      pending.delete(entry[0]);
+      entry[1].fn();
+    },
+  };
+}
+
+type Outcome = Partial<Omit<SyncResponse, "$typeName">> | SyncFailure;
+
+/** A transport answering from a script, one outcome per call. */
+function scriptedTransport(script: Outcome[]) {
+  const calls: { req: SyncRequest; signal: AbortSignal }[] = [];
+  let closed = false;
+  const transport: SyncTransport = {
+    kind: "http",
+    async sync(req, signal) {
+      calls.push({ req, signal });
+      const outcome = script.shift() ?? { success: true };
+      if (outcome instanceof SyncFailure) throw outcome;
+      return create(SyncResponseSchema, outcome);
+    },
+    close() {
+      closed = true;
+    },
+  };
+  return { transport, calls, closed: () => closed };
+}
+
+const INTERVAL = 30_000;
+const TIMEOUT = 10_000;
+
+function setup(script: Outcome[]) {
+  const t = manualTimers();
+  const tr = scriptedTransport(script);
+  const logs = captureLogs();
+  let now = 1_000_000;
+  const attempts: LinkState[] = [];
+  let waiter: (() => void) | undefined;
+  const hb = createHeartbeat({
+    transport: tr.transport,
+    request: () => create(SyncRequestSchema, { id: "a1" }),
+    url: "http://cp.example",
+    intervalMs: INTERVAL,
+    clock: () => now++,
+    random: () => 0.5,
+    timers: t.timers,
+    logger: logs.logger,
+    onAttempt: (s) => {
+      attempts.push(s);
+      waiter?.();
+    },
+  });
+  /** Fire the timer of `ms` and wait until that attempt was processed. */
+  const beat = async (ms: number): Promise<LinkState> => {
+    const done = new Promise<void>((resolve) => (waiter = resolve));
+    t.fire(ms);
+    await done;
+    return attempts.at(-1)!;
+  };
+  return { hb, t, tr, logs, attempts, beat };
+}
+
+describe("heartbeat loop", () => {
+  test("first beat at once, then one per interval; state connecting → up", async () => {
+    const s = setup([]);
+    expect(s.hb.state()).toEqual({ url: "http://cp.example", transport: "http", state: "connecting", consecutiveFailures: 0 });
+    s.hb.start();
+    s.hb.start(); // idempotent
+    expect(s.t.delays()).toEqual([0]);
+    expect(await s.beat(0)).toEqual({ url: "http://cp.example", transport: "http", state: "up", lastSuccessAt: expect.any(Number), consecutiveFailures: 0 });
+    expect(s.t.delays()).toEqual([INTERVAL]);
+    await s.beat(INTERVAL);
+    expect(s.t.delays()).toEqual([INTERVAL]);
+    expect(s.tr.calls).toHaveLength(2);
+    expect(s.logs.matching("control plane link")).toEqual([{ ts: expect.any(String), level: "info", msg: "control plane link up", url: "http://cp.example", transport: "http" }]);
+    await s.hb.close();
+    expect(s.t.delays()).toEqual([]);
+    expect(s.tr.closed()).toBe(true);
+  });
+
+  test("failures back off with full jitter (firstMs 1 s, doubling, max 60 s) and log once; success resets", async () => {
+    const fail = () => new SyncFailure("unreachable: connection refused");
+    const s = setup([{ success: true }, fail(), fail(), fail(), fail(), { success: true }]);
+    const policy = defaultSyncBackoff(INTERVAL);
+    expect(policy).toEqual({ jitter: "full", firstMs: 1000, maxMs: 60_000, factor: 2 });
+    s.hb.start();
+    await s.beat(0);
+    let wait = INTERVAL;
+    for (let n = 0; n < 4; n++) {
+      const st = await s.beat(wait);
+      expect(st).toMatchObject({ state: "down", consecutiveFailures: n + 1, lastError: "unreachable: connection refused" });
+      wait = backoffDelay(policy, n, () => 0.5);
+      expect(s.t.delays()).toEqual([wait]);
+    }
+    expect(s.t.delays()).toEqual([4000]); // 0.5 × min(1000 × 2^3, 60000)
+    expect(await s.beat(4000)).toMatchObject({ state: "up", consecutiveFailures: 0 });
+    expect(s.t.delays()).toEqual([INTERVAL]);
+    expect(s.logs.matching("control plane link").map((l) => [l.level, l.msg, l.failedAttempts])).toEqual([
+      ["info", "control plane link up", undefined],
+      ["warn", "control plane link down; retrying with backoff, local work continues", undefined],
+      ["info", "control plane link up", 4],
+    ]);
+    await s.hb.close();
+  });
+
+  test("success:false is a failure; retryAfterS is honoured when longer than the backoff", async () => {
+    const s = setup([{ success: false, reason: "maintenance", retryAfterS: 7 }, { success: false }, { success: true, retryAfterS: 45 }]);
+    s.hb.start();
+    expect(await s.beat(0)).toMatchObject({ state: "down", lastError: "refused: maintenance", consecutiveFailures: 1 });
+    expect(s.t.delays()).toEqual([7000]);
+    expect(await s.beat(7000)).toMatchObject({ state: "down", lastError: "refused: no reason given", consecutiveFailures: 2 });
+    expect(s.t.delays()).toEqual([1000]); // backoff 0.5 × 2000, nothing asked
+    expect(await s.beat(1000)).toMatchObject({ state: "up" });
+    expect(s.t.delays()).toEqual([45_000]); // an accepted beat may also ask for a later next one
+    await s.hb.close();
+  });
+
+  test("a transport's retry-after (HTTP Retry-After) is honoured", async () => {
+    const s = setup([new SyncFailure("HTTP 429", 120_000)]);
+    s.hb.start();
+    expect(await s.beat(0)).toMatchObject({ state: "down", lastError: "HTTP 429" });
+    expect(s.t.delays()).toEqual([120_000]);
+    await s.hb.close();
+  });
+
+  test("a call with no answer is aborted at its deadline; close() aborts the call in flight", async () => {
+    const t = manualTimers();
+    const signals: AbortSignal[] = [];
+    const transport: SyncTransport = {
+      kind: "grpc",
+      sync: (_req, signal) =>
+        new Promise((_resolve, reject) => {
+          signals.push(signal);
+          signal.addEventListener("abort", () => reject(new SyncFailure(String((signal.reason as Error).message))));
+        }),
+      close() {},
+    };
+    const states: LinkState[] = [];
+    let attempted: (() => void) | undefined;
+    const hb = createHeartbeat({
+      transport,
+      request: () => create(SyncRequestSchema, {}),
+      url: "grpc://cp:9000",
+      intervalMs: INTERVAL,
+      random: () => 0,
+      timers: t.timers,
+      onAttempt: (st) => {
+        states.push(st);
+        attempted?.();
+      },
+    });
+    hb.start();
+    t.fire(0);
+    expect(t.delays()).toEqual([TIMEOUT]);
+    const done = new Promise<void>((r) => (attempted = r));
+    t.fire(TIMEOUT);
+    await done;
+    expect(states.at(-1)).toMatchObject({ state: "down", lastError: `no answer within ${TIMEOUT} ms` });
+    expect(t.delays()).toEqual([0]); // full jitter with random 0
+    t.fire(0);
+    await hb.close();
+    expect(signals[1]!.aborted).toBe(true);
+    expect(states).toHaveLength(1); // a stopped heartbeat records nothing more
+    expect(t.delays()).toEqual([]);
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * The gRPC transport over the real agent (createAgent: store, supervisor,
+ * runner, log hub), with clients built only from the .proto files.
+ */
+import { describe, expect, test } from "bun:test";
+import * as grpc from "@grpc/grpc-js";
+import { startAgent } from "../helpers/start-agent.ts";
+import { collect, failure, protoClient, serverStream, unary } from "./proto-client.ts";
+
+function clients(grpcAddr: string) {
+  const port = Number(grpcAddr.split(":").at(-1));
+  const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
+  const agent = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
+  const health = protoClient("grpc/health/v1/health.proto", "grpc.health.v1.Health", port);
+  return {
+    solti,
+    agent,
+    health,
+    [Symbol.dispose]() {
+      for (const c of [solti, agent, health]) c.close();
+    },
+  };
+}
+
+const bash = (script: string, slot = `s-${crypto.randomUUID().slice(0, 8)}`) => ({
+  slot,
+  kind: {
+    subprocess: {
+      script: { wellKnown: "SCRIPT_RUNTIME_BASH", body: Buffer.from(script).toString("base64") },
+      failOnNonZero: true,
+    },
+  },
+  timeoutMs: "30000",
+  restart: "RESTART_STRATEGY_NEVER",
+  admission: "ADMISSION_STRATEGY_QUEUE",
+});
+
+type Task = { metadata: { id: string }; spec: { slot: string }; status: { phase: string; exitCode?: number } };
+
+describe("gRPC over the real agent", () => {
+  test("submit, wait, status, runs, logs, list and delete", async () => {
+    await using a = await startAgent();
+    using c = clients(a.grpcAddr);
+    expect(await unary(c.health, "Check", { service: "solti.v1.SoltiApi" })).toEqual({ status: "SERVING" });
+
+    const spec = bash("echo hello; echo oops >&2; exit 3");
+    const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec });
+    expect(taskId).toMatch(/^tsk_[0-9A-HJKMNP-TV-Z]{26}$/);
+    const waited = await unary<{ task: Task }>(c.agent, "WaitTask", { taskId, timeoutMs: "20000" });
+    expect(waited.task.status).toMatchObject({ phase: "TASK_STATUS_FAILED", exitCode: 3 });
+
+    const status = await unary<{ task: Task }>(c.solti, "GetTaskStatus", { taskId });
+    expect(status.task).toEqual(waited.task);
+
+    const runs = await unary<{ runs: { attempt: number; status: string; exitCode?: number }[] }>(c.solti, "ListTaskRuns", { taskId });
+    expect(runs.runs.map((r) => [r.attempt, r.status, r.exitCode])).toEqual([[1, "TASK_STATUS_FAILED", 3]]);
+
+    const logs = await collect<{ kind: string; chunk?: { stream: string; line: Buffer } }>(serverStream(c.solti, "StreamTaskLogs", { taskId }));
+    expect(logs.code).toBe(grpc.status.OK);
+    expect(logs.messages.map((m) => (m.chunk ? `${m.chunk.stream} ${m.chunk.line}` : m.kind))).toEqual([
+      "runStarted",
+      ...(logs.messages[1]?.chunk?.stream === "OUTPUT_STREAM_KIND_STDOUT"
+        ? ["OUTPUT_STREAM_KIND_STDOUT hello", "OUTPUT_STREAM_KIND_STDERR oops"]
+        : ["OUTPUT_STREAM_KIND_STDERR oops", "OUTPUT_STREAM_KIND_STDOUT hello"]),
+      "runFinished",
+    ]);
+
+    const list = await unary<{ tasks: Task[]; total: number }>(c.solti, "ListTasks", { slot: spec.slot });
+    expect([list.total, list.tasks.map((t) => t.metadata.id)]).toEqual([1, [taskId]]);
+
+    // The same task over REST: one domain, two transports.
+    const rest = await a.json("GET", `/api/v1/tasks/${taskId}`);
+    expect(rest.body.task.status).toMatchObject({ phase: "failed", exitCode: 3 });
+
+    expect(await unary(c.solti, "DeleteTask", { taskId })).toEqual({});
+    expect(await unary(c.solti, "DeleteTask", { taskId })).toEqual({});
+    expect(await unary(c.solti, "GetTaskStatus", { taskId })).toEqual({});
+    expect(await failure(unary(c.solti, "ListTaskRuns", { taskId }))).toEqual({ code: grpc.status.NOT_FOUND, details: `task ${taskId} not found` });
+  });
+
+  test("validation messages are the REST ones", async () => {
+    await using a = await startAgent();
+    using c = clients(a.grpcAddr);
+    const spec = { ...bash("true"), slot: "bad slot" };
+    const viaGrpc = await failure(unary(c.solti, "SubmitTask", { spec }));
+    const viaRest = await a.json("POST", "/api/v1/tasks", { spec });
+    expect(viaGrpc).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: viaRest.body.message });
+    expect(viaRest.status).toBe(400);
+  });
+
+  test("RunTask, CancelTask and a cancelled live log stream", async () => {
+    await using a = await startAgent();
+    using c = clients(a.grpcAddr);
+    const run = await unary<{ task: Task; stdout: string[]; stderr: string[] }>(c.agent, "RunTask", { spec: bash("echo one; echo two"), timeoutMs: "20000" });
+    expect([run.task.status.phase, run.stdout, run.stderr]).toEqual(["TASK_STATUS_SUCCEEDED", ["one", "two"], []]);
+
+    const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec: bash("echo started; exec sleep 30") });
+    const stream = serverStream<{ chunk?: { line: Buffer } }>(c.solti, "StreamTaskLogs", { taskId });
+    stream.on("error", () => {});
+    await new Promise<void>((resolve) => stream.on("data", (m: { chunk?: { line: Buffer } }) => m.chunk && resolve()));
+    stream.cancel();
+    const canceled = await unary<{ task: Task }>(c.agent, "CancelTask", { taskId });
+    expect(canceled.task.status.phase).toBe("TASK_STATUS_CANCELED");
+
+    const info = await unary<{ version: string; infoJson: string; capabilities: string[] }>(c.agent, "GetInfo", {});
+    expect(JSON.parse(info.infoJson)).toMatchObject({ version: info.version, capabilities: info.capabilities });
+  });
+});

@@ -1,0 +1,73 @@
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { readSse } from "../helpers/sse.ts";
+import { bashSpec, startAgent } from "../helpers/start-agent.ts";
+
+function countRows(dataDir: string): { tasks: number; runs: number; logs: number; maxLogsPerTask: number; maxRunsPerTask: number } {
+  const db = new Database(join(dataDir, "tasklane.db"), { readonly: true });
+  try {
+    const one = (sql: string) => (db.query(sql).get() as { n: number | null }).n ?? 0;
+    return {
+      tasks: one("SELECT COUNT(*) AS n FROM tasks"),
+      runs: one("SELECT COUNT(*) AS n FROM runs"),
+      logs: one("SELECT COUNT(*) AS n FROM log_events"),
+      maxLogsPerTask: one("SELECT MAX(c) AS n FROM (SELECT COUNT(*) AS c FROM log_events GROUP BY task_id)"),
+      maxRunsPerTask: one("SELECT MAX(c) AS n FROM (SELECT COUNT(*) AS c FROM runs GROUP BY task_id)"),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe("retention", () => {
+  test("terminal tasks, runs and log events stay within the caps on disk and in memory", async () => {
+    await using a = await startAgent({ persistent: true, args: ["--max-tasks", "5", "--max-runs", "2", "--log-retain", "10"] });
+    const total = 30;
+    // Watch for the sweeper's deletions instead of waiting for time.
+    const events = await fetch(`${a.url}/api/v1/events`);
+    const deleted = (async () => {
+      let n = 0;
+      for await (const ev of readSse(events)) if (ev.event === "deleted" && ++n === total - 5) return n;
+      return n;
+    })();
+
+    // One task with many runs and chatty output.
+    const chatty = await a.json("POST", "/api/v1/tasks", {
+      spec: bashSpec("for i in $(seq 1 50); do echo line-$i; done; exit 1", {
+        restart: { type: "onFailure" },
+        backoff: { jitter: "none", firstMs: 1, maxMs: 1, factor: 1 },
+        maxAttempts: 4,
+      }),
+    });
+    expect(chatty.status).toBe(201);
+    const final = await a.json("GET", `/api/v1/tasks/${chatty.body.task_id}/wait?timeoutMs=20000`);
+    expect(final.body.task.status.phase).toBe("exhausted");
+    expect(final.body.task.status.attempt).toBe(4);
+    const runs = await a.json("GET", `/api/v1/tasks/${chatty.body.task_id}/runs`);
+    expect(runs.body.runs.map((r: { attempt: number }) => r.attempt)).toEqual([3, 4]);
+    const logs = await (await a.request("GET", `/api/v1/tasks/${chatty.body.task_id}/logs?follow=false`)).text();
+    const ids = [...logs.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids.length).toBeLessThanOrEqual(11); // 10 retained + possibly one lagged marker
+    expect(logs).toContain('"line":"line-50"');
+
+    for (let i = 1; i < total; i++) {
+      const r = await a.json("POST", "/api/v1/tasks?wait=true", { spec: bashSpec(`echo task-${i}`) });
+      expect(r.status).toBe(200);
+    }
+    expect(await deleted).toBe(total - 5);
+    void events.body?.cancel().catch(() => {});
+
+    const list = await a.json("GET", "/api/v1/tasks?limit=1000");
+    expect(list.body.total).toBe(5);
+    // the newest survive
+    expect(list.body.tasks.map((t: any) => t.spec.kind.subprocess.mode.script.body).map((b: string) => atob(b))).toEqual(
+      ["echo task-25", "echo task-26", "echo task-27", "echo task-28", "echo task-29"],
+    );
+    await a.agent.stop();
+    const rows = countRows(a.dataDir);
+    expect(rows.tasks).toBe(5);
+    expect(rows.maxRunsPerTask).toBeLessThanOrEqual(2);
+    expect(rows.maxLogsPerTask).toBeLessThanOrEqual(10);
+  });
+});
