@@ -7,16 +7,19 @@
 import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
 import { createFleetLink, type FleetLink } from "./fleet/fleet-link.ts";
-import { createGrpcServer } from "./grpc/grpc-server.ts";
+import { createGrpcServer, PEER_METADATA_KEY } from "./grpc/grpc-server.ts";
 import { looksLikeProtoJson, specFromProtoJson } from "./grpc/convert.ts";
 import { createHttpApp } from "./http/http-app.ts";
 import { MAX_BODY_BYTES } from "./http/read-body.ts";
 import { createLogHub, type LogHub } from "./logs/log-hub.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { createMetrics, type Metrics } from "./observability/metrics.ts";
+import { logTransitions } from "./observability/transition-log.ts";
 import { createCommandResolver } from "./runner/command-line.ts";
+import { createResourceLimiter, type ResourceLimiter } from "./runner/resource-limits.ts";
 import { openStore } from "./store/open-store.ts";
 import type { Store } from "./store/store.ts";
 import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
@@ -64,6 +67,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
   let grpcPort = 0;
   let fleet: FleetLink | undefined;
   let ready = false;
+  let storeOpen = false;
+  let security: Security | undefined;
+  let limiter: ResourceLimiter | undefined;
   let stopping: Promise<void> | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
   const toEvict = new Set<string>();
@@ -82,7 +88,10 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       pid: process.pid,
       dataDir: config.dataDir,
       store: store?.kind,
-      auth: { enabled: false },
+      auth: security?.info() ?? { enabled: false },
+      resourceLimits: limiter
+        ? { mode: limiter.mode, memory: limiter.support.memory, cpu: limiter.support.cpu, pids: limiter.support.pids, notes: limiter.notes }
+        : undefined,
       limits: {
         maxConcurrent: config.maxConcurrent,
         maxQueuePerSlot: config.maxQueuePerSlot,
@@ -96,7 +105,12 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         maxTasks: config.maxTasks,
         maxRuns: config.maxRuns,
       },
-      capabilities: ["task_runs", "task_delete", "cancel", "wait", "watch", "hold", "restart", "submit_and_wait"],
+      capabilities: [
+        "task_runs", "task_delete", "cancel", "wait", "watch", "hold", "restart", "submit_and_wait",
+        ...(security?.authenticator.enabled ? ["auth", "rate_limits"] : []),
+        ...(security?.tls ? ["tls"] : []),
+        ...(limiter ? (["memory", "cpu", "pids"] as const).filter((r) => limiter?.support[r] !== "none").map((r) => `resource_limits.${r}`) : []),
+      ],
       running: s?.running ?? 0,
       ...(fleet ? { controlPlane: fleet.info() } : {}),
     };
@@ -106,21 +120,6 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
     const out = {} as Record<Phase, number>;
     for (const p of PHASES) out[p] = store ? store.listTasks({ status: p, order: "asc", limit: 1, offset: 0 }).total : 0;
     return out;
-  }
-
-  function metricsJson() {
-    const s = supervisor?.stats();
-    const bySlot: Record<string, number> = {};
-    for (const t of store?.activeTasks() ?? []) bySlot[t.spec.slot] = (bySlot[t.spec.slot] ?? 0) + 1;
-    return {
-      timestamp: clock(),
-      tasksByPhase: countByPhase(),
-      activeBySlot: bySlot,
-      running: s?.running ?? 0,
-      queued: (s?.queued ?? 0) + (s?.waitingCapacity ?? 0),
-      backoff: s?.backoff ?? 0,
-      held: s?.held ?? 0,
-    };
   }
 
   const agent: Agent = {
@@ -140,7 +139,15 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
     },
 
     async start() {
+      // Config mistakes (principals, TLS files, non-loopback without auth) fail before anything is opened.
+      security = loadSecurity(config, { clock });
+      const sec = security;
+      logger.info(sec.policy.line);
+      for (const w of sec.policy.warnings) logger.warn(w);
+      limiter = createResourceLimiter({ mode: config.resourceLimits });
+      logger.info("resource limits", { mode: limiter.mode, ...limiter.support });
       store = openStore(config.dataDir);
+      storeOpen = true;
       fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger });
       const scriptDir = config.dataDir === ":memory:" ? join(process.env.TMPDIR ?? "/tmp", `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
@@ -168,22 +175,16 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         baseEnv: config.taskEnv,
         clock,
         random: opts.random,
+        limiter,
       });
       service = createTaskService({ supervisor, store, hub, events, onWatchLagged: (n) => metrics?.lagged("watch", n) });
       const sup = supervisor;
-      metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, clock });
+      const st2 = store;
+      metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, activeSlots: () => st2.activeTasks().map((t) => t.spec.slot), clock });
+      logTransitions(events, logger);
       events.add({
         transition(task, prev) {
-          if (task.status.phase === prev) return;
-          logger.info("task", {
-            task: task.metadata.id,
-            slot: task.spec.slot,
-            attempt: task.status.attempt,
-            phase: task.status.phase,
-            exitCode: task.status.exitCode,
-            error: task.status.error,
-          });
-          if (isTerminal(task.status.phase)) toEvict.add(task.metadata.id);
+          if (task.status.phase !== prev && isTerminal(task.status.phase)) toEvict.add(task.metadata.id);
         },
       });
 
@@ -208,22 +209,34 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       timers.push(setInterval(sweep, SWEEP_MS));
 
       const svc = service;
+      // The HTTP server's view of the peer (for the unauthenticated rate limit), known once it listens.
+      let remoteAddress: (request: Request) => string | undefined = () => undefined;
       const m = metrics;
       const app = createHttpApp({
         service: svc,
         decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? specFromProtoJson(body) : undefined),
         info,
-        metricsJson,
+        metricsJson: () => m.summary(),
         metricsText: () => m.exposition(),
         health: () => ({
           live: true,
           ready,
-          checks: { store: store !== undefined, http: http !== undefined, grpc: grpcPort > 0, shuttingDown: stopping !== undefined },
+          checks: { storeOpen, httpListening: http !== undefined, grpcListening: grpcPort > 0, accepting: stopping === undefined },
         }),
-        onInternal: (id, err) => logger.error("internal error", { correlationId: id, err: String((err as Error)?.stack ?? err) }),
+        onInternal: (id, err, requestId) => logger.error("internal error", { correlationId: id, requestId, err }),
+        logger,
+        onHttpRequest: (route, method, status, seconds) => m.httpRequest(route, method, status, seconds),
+        onStreamOpen: (transport) => m.streamOpened(transport),
+        authenticate: (request) => sec.authenticator.http(request, remoteAddress(request)),
       });
-      app.listen({ hostname: config.httpAddr.host, port: config.httpAddr.port, maxRequestBodySize: MAX_BODY_BYTES * 2 });
+      app.listen({
+        hostname: config.httpAddr.host,
+        port: config.httpAddr.port,
+        maxRequestBodySize: MAX_BODY_BYTES * 2,
+        ...(sec.tls ? { tls: { cert: sec.tls.cert, key: sec.tls.key } } : {}),
+      });
       const server = app.server;
+      remoteAddress = (request) => server?.requestIP(request)?.address;
       if (!server) throw new Error(`cannot listen on ${config.httpAddr.host}:${config.httpAddr.port}`);
       http = { port: server.port ?? 0, stop: (closeActive) => server.stop(closeActive) };
 
@@ -231,7 +244,10 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         service: svc,
         version: VERSION,
         info,
-        onInternal: (id, err) => logger.error("internal error", { correlationId: id, err: String(err) }),
+        onInternal: (id, err) => logger.error("internal error", { correlationId: id, err }),
+        instrument: { onCall: (method, code, seconds) => m.grpcRequest(method, code, seconds), onStreamOpen: () => m.streamOpened("grpc") },
+        authenticate: (metadata) => sec.authenticator.grpc(metadata, metadata[PEER_METADATA_KEY]),
+        ...(sec.tls ? { tls: sec.tls } : {}),
       });
       grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
       grpc.setServing(true);
@@ -242,13 +258,17 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         http: `${config.httpAddr.host}:${http.port}`,
         grpc: `${config.grpcAddr.host}:${grpcPort}`,
         store: store.kind,
-        auth: "off (loopback only)",
+        auth: sec.policy.mode,
+        tls: sec.tls !== undefined,
       });
     },
 
     stop() {
       stopping ??= (async () => {
+        // Not ready first (HTTP /readyz 503, gRPC health NOT_SERVING), then stop work.
         ready = false;
+        grpc?.setServing(false);
+        logger.info("tasklane stopping");
         await fleet?.close();
         grpc?.setServing(false);
         for (const t of timers) clearInterval(t);
@@ -256,6 +276,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         hub?.close();
         service?.close();
         metrics?.close();
+        storeOpen = false;
         await store?.close();
         await http?.stop(true);
         await grpc?.close(1000);

@@ -3,7 +3,6 @@
  * Entry point and the only module with side effects: `tasklane [serve]`
  * starts the agent; any other first word is a client command.
  */
-import { createAgent } from "./agent.ts";
 import { runCli } from "./cli/cli.ts";
 import { ConfigError, parseConfig, serveHelp } from "./config.ts";
 import { VERSION } from "./version.ts";
@@ -27,6 +26,8 @@ async function serve(args: string[]): Promise<number> {
     }
     throw err;
   }
+  // Loaded here, not at the top: client commands should not pay for the agent's module graph.
+  const { createAgent } = await import("./agent.ts");
   const agent = createAgent(config);
   try {
     await agent.start();

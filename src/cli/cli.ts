@@ -1,5 +1,151 @@
-/** Client commands of the `tasklane` binary. */
-export async function runCli(cmd: string, _args: string[], _env: Record<string, string | undefined>): Promise<number> {
-  console.error(`tasklane: unknown command ${JSON.stringify(cmd)} (see tasklane --help)`);
-  return 2;
+/**
+ * Client commands of the `tasklane` binary (`tasklane <command> …`): parse
+ * the global and command flags, run the command against the agent's REST
+ * API, and turn failures into `tasklane: <message>` and an exit status
+ * (1 API error, 2 usage error, 3 agent unreachable, 130/143 interrupted).
+ */
+import { createApiClient, DEFAULT_SERVER, type ApiClient } from "./api-client.ts";
+import { parseArgs } from "./args.ts";
+import { CliError, exitCodeOf, usage } from "./cli-error.ts";
+import type { Command, CommandContext } from "./command.ts";
+import { COMMANDS } from "./commands.ts";
+import { colourWanted, createStyle } from "./format.ts";
+import { commandHelp, GLOBAL_FLAGS } from "./help-text.ts";
+import { createOutput, type Output } from "./output.ts";
+
+/** Exit status per interrupting signal (128 + signal number, as a shell reports it). */
+const INTERRUPT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+type InterruptSignal = keyof typeof INTERRUPT_CODES;
+
+/** Normalize `--server` / TASKLANE_SERVER: a scheme-less `host:port` means http. */
+export function serverUrl(raw: string, source: string): string {
+  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw usage(`${source}: must be a URL like ${DEFAULT_SERVER}, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw usage(`${source}: must be an http:// or https:// URL, got ${JSON.stringify(raw)}`);
+  }
+  return withScheme.replace(/\/+$/, "");
+}
+
+function suggest(name: string): string {
+  const near = COMMANDS.find((c) => c.name.startsWith(name) || name.startsWith(c.name) || distance(c.name, name) <= 2);
+  return near ? `; did you mean "${near.name}"?` : "";
+}
+
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** Everything `execute` needs from the process; `runCli` passes the real one. */
+export interface CliIo {
+  out: Output;
+  err: Output;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  readStdin(): Promise<string>;
+  /** Interrupts (SIGINT / SIGTERM) abort this signal. */
+  signal: AbortSignal;
+  interruptedBy(): InterruptSignal | undefined;
+}
+
+/** Run one client command; never throws. */
+export async function execute(name: string, args: readonly string[], io: CliIo): Promise<number> {
+  try {
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (!cmd) throw usage(`unknown command ${JSON.stringify(name)}${suggest(name)} (see tasklane help)`);
+    return await runCommand(cmd, args, io);
+  } catch (err) {
+    if (io.signal.aborted && !(err instanceof CliError)) return INTERRUPT_CODES[io.interruptedBy() ?? "SIGINT"];
+    if (err instanceof CliError) {
+      await io.err.line(`tasklane: ${err.message}`);
+      return exitCodeOf(err.kind);
+    }
+    await io.err.line(`tasklane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return 1;
+  }
+}
+
+async function runCommand(cmd: Command, args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs(args, [...cmd.flags, ...GLOBAL_FLAGS], { stopAtPositional: cmd.stopAtPositional, command: cmd.name });
+  const f = parsed.flags;
+  if (f.bool("help")) {
+    await io.out.line(commandHelp(cmd));
+    return 0;
+  }
+  if (f.bool("json") && !cmd.json) throw usage(`--json: not supported by "tasklane ${cmd.name}"`);
+  if (cmd.stopAtPositional === undefined && parsed.rest !== undefined && parsed.rest.length > 0) {
+    throw usage(`unexpected arguments after --: ${parsed.rest.join(" ")}`);
+  }
+  const serverFlag = f.string("server");
+  const server =
+    serverFlag !== undefined ? serverUrl(serverFlag, "--server") : io.env.TASKLANE_SERVER ? serverUrl(io.env.TASKLANE_SERVER, "TASKLANE_SERVER") : DEFAULT_SERVER;
+  const token = f.string("token") ?? (io.env.TASKLANE_TOKEN || undefined);
+  let api: ApiClient | undefined;
+  const ctx: CommandContext = {
+    flags: f,
+    positionals: parsed.positionals,
+    rest: parsed.rest,
+    json: f.bool("json"),
+    api: () => (api ??= createApiClient({ server, token })),
+    out: io.out,
+    err: io.err,
+    style: createStyle(colourWanted(io.out.isTTY, io.env)),
+    env: io.env,
+    cwd: io.cwd,
+    readStdin: io.readStdin,
+    signal: io.signal,
+    interruptCode: () => INTERRUPT_CODES[io.interruptedBy() ?? "SIGINT"],
+    commands: COMMANDS,
+    now: Date.now,
+  };
+  return cmd.run(ctx);
+}
+
+/**
+ * Entry point called by `main.ts` for every first word other than `serve` or
+ * a flag. Wires the real stdout/stderr/stdin and SIGINT/SIGTERM (a first
+ * signal aborts the command, which may clean up — `run` cancels its task; a
+ * second one exits at once), and flushes output before returning the status.
+ */
+export async function runCli(cmd: string, args: string[], env: Record<string, string | undefined>): Promise<number> {
+  const out = createOutput(process.stdout);
+  const err = createOutput(process.stderr);
+  const abort = new AbortController();
+  let interruptedBy: InterruptSignal | undefined;
+  const onSignal = (sig: InterruptSignal) => {
+    if (interruptedBy !== undefined) process.exit(INTERRUPT_CODES[sig]);
+    interruptedBy = sig;
+    abort.abort(new DOMException(`interrupted by ${sig}`, "AbortError"));
+  };
+  const onInt = () => onSignal("SIGINT");
+  const onTerm = () => onSignal("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  try {
+    return await execute(cmd, args, {
+      out,
+      err,
+      env,
+      cwd: process.cwd(),
+      readStdin: () => Bun.stdin.text(),
+      signal: abort.signal,
+      interruptedBy: () => interruptedBy,
+    });
+  } finally {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+    await out.flush();
+    await err.flush();
+  }
 }

@@ -7,6 +7,7 @@ import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
 import { infoToProto, runToProto, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
 
+/** What AgentService needs besides the domain service. */
 export interface AgentServiceDeps {
   service: TaskService;
   /** Agent version, used when the info document has none. */

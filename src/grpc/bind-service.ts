@@ -54,12 +54,16 @@ export type ServiceHandlers<S extends GenServiceMethods> = { [K in keyof S]: Han
 /** `ServiceHandlers` of a generated service constant, e.g. `HandlersOf<typeof SoltiApi>`. */
 export type HandlersOf<Svc> = Svc extends GenService<infer S> ? ServiceHandlers<S> : never;
 
+/** What every bound call shares: authentication, internal-error logging, shutdown. */
 export interface BindOptions {
   /** Map request metadata to a caller; throws `AgentError` (e.g. Unauthenticated). Absent: auth off. */
   authenticate?: (metadata: Record<string, string>) => Caller;
   /** Called with the correlation id and the original error of every `Internal` failure. */
   onInternal?: (correlationId: string, err: unknown) => void;
-  /** When aborted, open server streams end with UNAVAILABLE so a graceful shutdown need not wait for them. */
+  /**
+   * When aborted, open server streams end with UNAVAILABLE and the signal of
+   * running unary calls aborts, so a graceful shutdown need not wait for them.
+   */
   shutdown?: AbortSignal;
 }
 
@@ -140,10 +144,15 @@ export function bindService<S extends GenServiceMethods>(
       const h = handler as UnaryHandler<DescMessage, DescMessage>;
       implementation[m.name] = (call: ServerUnaryCall<Decoded<DescMessage>, unknown>, callback: sendUnaryData<unknown>) => {
         const ac = callSignal(call);
-        (async () => create(m.output, await h(requestOf(call.request), context(call.metadata, ac.signal))))().then(
-          (res) => callback(null, res),
-          (err: unknown) => callback(statusOf(err, opts.onInternal)),
-        );
+        // On shutdown a long poll (WaitTask, RunTask) answers with the current state instead of holding the server.
+        const onShutdown = () => ac.abort();
+        opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
+        (async () => create(m.output, await h(requestOf(call.request), context(call.metadata, ac.signal))))()
+          .then(
+            (res) => callback(null, res),
+            (err: unknown) => callback(statusOf(err, opts.onInternal)),
+          )
+          .finally(() => opts.shutdown?.removeEventListener("abort", onShutdown));
       };
     } else if (m.methodKind === "server_streaming") {
       const h = handler as ServerStreamHandler<DescMessage, DescMessage>;

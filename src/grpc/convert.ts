@@ -46,8 +46,9 @@ import { InfoSchema, WatchEventSchema, type Info, type WatchEvent } from "../gen
 
 type SubprocessInput = TaskSpecInput["kind"]["subprocess"];
 
-/** Default and maximum page size of ListTasks (`limit` 0 means the default). */
+/** Page size of ListTasks when `limit` is 0 (proto3 "unset"). */
 export const LIST_DEFAULT_LIMIT = 100;
+/** Largest ListTasks `limit`; above it the request is `InvalidRequest`, as on REST. */
 export const LIST_MAX_LIMIT = 1000;
 
 // ---------------------------------------------------------------- enums
@@ -219,7 +220,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /**
  * True when a REST submit body is in the proto3-JSON shape of
  * `SubmitTaskRequest` rather than the domain shape: it has `timeoutMs` /
- * `timeout_ms`, a `*_STRATEGY_*` enum string, or a subprocess without `mode`.
+ * `timeout_ms`, a `*_STRATEGY_*` enum string, a flattened
+ * `subprocess.command` / `subprocess.script`, or a wasm / container kind.
+ * A domain-shaped body with mistakes stays domain-shaped, so it gets the
+ * REST validation message.
  */
 export function looksLikeProtoJson(body: unknown): boolean {
   if (!isRecord(body) || !isRecord(body.spec)) return false;
@@ -231,8 +235,9 @@ export function looksLikeProtoJson(body: unknown): boolean {
   if (enumLike(spec.restart, "RESTART_STRATEGY_") || enumLike(spec.admission, "ADMISSION_STRATEGY_")) return true;
   if (isRecord(spec.backoff) && enumLike(spec.backoff.jitter, "JITTER_STRATEGY_")) return true;
   const kind = spec.kind;
-  if (isRecord(kind) && isRecord(kind.subprocess)) return !("mode" in kind.subprocess);
-  return isRecord(kind) && ("wasm" in kind || "container" in kind);
+  if (!isRecord(kind)) return false;
+  if (isRecord(kind.subprocess)) return "command" in kind.subprocess || "script" in kind.subprocess;
+  return "wasm" in kind || "container" in kind;
 }
 
 /**

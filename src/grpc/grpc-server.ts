@@ -9,10 +9,11 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import { file_solti_v1_api, SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import { AgentService, file_tasklane_v1_agent } from "../gen/tasklane/v1/agent_pb.ts";
+import { instrumentService, type GrpcCallHooks } from "../observability/grpc-instrument.ts";
 import type { Caller } from "../tasks/model.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { createAgentServiceHandlers } from "./agent-service.ts";
-import { bindService, type BindOptions } from "./bind-service.ts";
+import { bindService, metadataRecord, statusOf, type BindOptions, type BoundService } from "./bind-service.ts";
 import { createHealthService, ServingStatus } from "./health-service.ts";
 import { createReflectionService } from "./reflection-service.ts";
 import { createSoltiApiHandlers } from "./solti-api.ts";
@@ -23,6 +24,39 @@ export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** The services this server offers, by full name (also the health service names). */
 export const GRPC_SERVICE_NAMES = [SoltiApi.typeName, AgentService.typeName] as const;
 
+/**
+ * Metadata key the server sets (overwriting any sent by the client) to the
+ * caller's address, so `authenticate` can rate-limit failed attempts per address.
+ */
+export const PEER_METADATA_KEY = "x-tasklane-peer";
+
+/**
+ * Wrap every method of `bound`: record the peer address under
+ * `PEER_METADATA_KEY` and, when `authenticate` is given, check the caller
+ * before the service sees the call (reflection has no bindService of its own).
+ */
+function guardService(bound: BoundService, authenticate?: (metadata: Record<string, string>) => Caller): BoundService {
+  const implementation: BoundService["implementation"] = {};
+  for (const [name, handler] of Object.entries(bound.implementation)) {
+    const guarded = (call: any, callback?: any) => {
+      call.metadata.set(PEER_METADATA_KEY, call.getPeer());
+      if (authenticate) {
+        try {
+          authenticate(metadataRecord(call.metadata));
+        } catch (err) {
+          if (typeof callback === "function") callback(statusOf(err));
+          else call.emit("error", statusOf(err));
+          return;
+        }
+      }
+      (handler as (call: any, callback?: any) => void)(call, callback);
+    };
+    implementation[name] = guarded as (typeof implementation)[string];
+  }
+  return { definition: bound.definition, implementation };
+}
+
+/** Dependencies of the gRPC server. */
 export interface GrpcServerOptions {
   service: TaskService;
   /** Map request metadata (e.g. `authorization`) to a caller; throws `AgentError`. Absent: auth off. */
@@ -32,8 +66,13 @@ export interface GrpcServerOptions {
   info: () => unknown;
   /** Log hook for `Internal` errors: correlation id (repeated in the status message) and the cause. */
   onInternal?: (correlationId: string, err: unknown) => void;
+  /** Per-call hooks (metrics): method, status code and duration of every call; open streams. */
+  instrument?: GrpcCallHooks;
+  /** PEM certificate chain and private key: serve TLS instead of plaintext. */
+  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
 }
 
+/** A gRPC server: `listen`, flip health with `setServing`, then `close`. */
 export interface GrpcServer {
   /** Bind `host:port` (port 0 picks a free one) and resolve with the bound port. */
   listen(addr: string): Promise<number>;
@@ -61,7 +100,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const services = [
     bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),
     bindService(AgentService, createAgentServiceHandlers(opts), bindOpts),
-  ];
+  ].map((s) => guardService(s));
   const health = createHealthService({}, { shutdown: shutdown.signal });
   services.push(health.bound);
   const reflection = createReflectionService([
@@ -71,8 +110,11 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
   ]);
-  services.push(...reflection.services);
-  for (const s of services) server.addService(s.definition, s.implementation);
+  services.push(...reflection.services.map((s) => guardService(s, opts.authenticate)));
+  for (const s of services) {
+    const parts = opts.instrument ? instrumentService(s, opts.instrument) : s;
+    server.addService(parts.definition, parts.implementation);
+  }
 
   const setServing = (serving: boolean) => {
     const status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
@@ -108,7 +150,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     listen(addr) {
       if (closing) return Promise.reject(new Error("grpc server is closed"));
       return new Promise((resolve, reject) => {
-        server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+        const credentials = opts.tls
+          ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
+          : ServerCredentials.createInsecure();
+        server.bindAsync(addr, credentials, (err, port) => {
           if (err) {
             reject(err);
             return;

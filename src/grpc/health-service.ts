@@ -10,6 +10,7 @@ import { AgentError } from "../errors.ts";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bindService, type BindOptions, type BoundService } from "./bind-service.ts";
 
+/** Health states of `grpc.health.v1` (generated enum). */
 export { ServingStatus };
 
 /** Health state of named services ("" is the whole server) and its gRPC binding. */

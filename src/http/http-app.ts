@@ -9,6 +9,9 @@ import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
 import type { Subscription } from "../logs/subscription.ts";
 import { parseCursor, parseLabels, parseListQuery } from "./list-query.ts";
+import { silentLogger, type Logger } from "../observability/logger.ts";
+import { createOpenApi, routeDocs } from "./openapi.ts";
+import { createRequestLog, requestIdOf } from "./request-log.ts";
 import { readJsonBody } from "./read-body.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
 
@@ -23,7 +26,14 @@ export interface HttpAppDeps {
   /** Prometheus exposition: [content type, text]. */
   metricsText: () => Promise<[string, string]>;
   health: () => { live: boolean; ready: boolean; checks: Record<string, boolean> };
-  onInternal?: (correlationId: string, err: unknown) => void;
+  /** Log hook for `Internal` errors: the correlation id (repeated in the 500 message), the cause and the request id. */
+  onInternal?: (correlationId: string, err: unknown, requestId?: string) => void;
+  /** Request logs (one line per request, with its X-Request-Id). Default: none. */
+  logger?: Logger;
+  /** HTTP metrics: one call per finished request with the route template. */
+  onHttpRequest?: (route: string, method: string, status: number, seconds: number) => void;
+  /** A streaming subscriber opened; the returned function is called when it closes. */
+  onStreamOpen?: (transport: "sse" | "websocket") => () => void;
 }
 
 const EVENT_NAMES = { runStarted: "run-started", chunk: "chunk", runFinished: "run-finished", lagged: "lagged" } as const;
@@ -85,19 +95,27 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
 export function createHttpApp(deps: HttpAppDeps) {
   const { service } = deps;
   const authenticate = deps.authenticate ?? (() => ({}));
-  const sockets = new Map<string, { sub: Subscription<WatchRecord>; drained: PromiseWithResolvers<void> | undefined }>();
+  // Authenticated once per request, in onRequest: before routing and body parsing, so a
+  // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
+  const callers = new WeakMap<Request, Caller>();
+  const sockets = new Map<string, { sub: Subscription<WatchRecord>; drained: PromiseWithResolvers<void> | undefined; closed?: () => void }>();
   return new Elysia()
+    .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
+    .use(createOpenApi())
+    .onRequest(({ request }) => {
+      callers.set(request, authenticate(request));
+    })
     .onParse(({ request }) => readJsonBody(request))
-    .onError(({ code, error }) => {
+    .onError(({ code, error, request }) => {
       if (code === "NOT_FOUND") return errorBody(new AgentError("NotFound", "no such route"));
       if (code === "PARSE") {
         const cause = (error as { cause?: unknown }).cause;
         return errorBody(cause instanceof AgentError ? cause : invalid("malformed request body"));
       }
       if (code === "VALIDATION") return errorBody(invalid(error instanceof Error ? error.message : "invalid request"));
-      return errorBody(toAgentError(error, deps.onInternal));
+      return errorBody(toAgentError(error, (id, err) => deps.onInternal?.(id, err, requestIdOf(request))));
     })
-    .derive(({ request }) => ({ caller: authenticate(request), params_: new URL(request.url).searchParams }))
+    .derive(({ request }) => ({ caller: callers.get(request) ?? authenticate(request), params_: new URL(request.url).searchParams }))
     .post(
       "/api/v1/tasks",
       async ({ body, caller, params_, request }) => {
@@ -121,38 +139,46 @@ export function createHttpApp(deps: HttpAppDeps) {
         const r = await service.submit(spec, caller);
         return json(201, { task_id: r.taskId, admission: r.admission });
       },
+      { detail: routeDocs.submitTask },
     )
-    .get("/api/v1/tasks", ({ caller, params_ }) => service.list(parseListQuery(params_), caller))
-    .get("/api/v1/tasks/:id", ({ caller, params }) => ({ task: service.get(params.id, caller) }))
-    .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }))
+    .get("/api/v1/tasks", ({ caller, params_ }) => service.list(parseListQuery(params_), caller), { detail: routeDocs.listTasks })
+    .get("/api/v1/tasks/:id", ({ caller, params }) => ({ task: service.get(params.id, caller) }), { detail: routeDocs.getTask })
+    .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }), { detail: routeDocs.listTaskRuns })
     .get("/api/v1/tasks/:id/logs", ({ caller, params, params_, request }) => {
       const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
-      return sseResponse(sub, logFrame);
-    })
+      return sseResponse(sub, logFrame, { onClose: deps.onStreamOpen?.("sse") });
+    }, { detail: routeDocs.streamTaskLogs })
     .delete("/api/v1/tasks/:id", async ({ caller, params }) => {
       await service.delete(params.id, caller);
       return new Response(null, { status: 204 });
-    })
-    .post("/api/v1/tasks/:id/cancel", async ({ caller, params }) => ({ task: await service.cancel(params.id, caller) }))
-    .post("/api/v1/tasks/:id/start", async ({ caller, params }) => ({ task: await service.start(params.id, caller) }))
-    .post("/api/v1/tasks/:id/restart", async ({ caller, params }) => ({ task: await service.restart(params.id, caller) }))
+    }, { detail: routeDocs.deleteTask })
+    .post("/api/v1/tasks/:id/cancel", async ({ caller, params }) => ({ task: await service.cancel(params.id, caller) }), { detail: routeDocs.cancelTask })
+    .post("/api/v1/tasks/:id/start", async ({ caller, params }) => ({ task: await service.start(params.id, caller) }), { detail: routeDocs.startTask })
+    .post("/api/v1/tasks/:id/restart", async ({ caller, params }) => ({ task: await service.restart(params.id, caller) }), { detail: routeDocs.restartTask })
     .get("/api/v1/tasks/:id/wait", async ({ caller, params, params_, request }) => ({
       task: await service.wait(params.id, waitMs(params_), caller, request.signal),
-    }))
+    }), { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ caller, params_, request }) => {
       const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
       const slot = params_.get("slot") ?? undefined;
       const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
-      return sseResponse(sub, watchFrame);
-    })
+      return sseResponse(sub, watchFrame, { onClose: deps.onStreamOpen?.("sse") });
+    }, { detail: routeDocs.watchTasks })
     .ws("/ws/tasks", {
+      detail: routeDocs.watchTasksWs,
+      upgrade({ request, set }) {
+        // Select the first offered subprotocol that carries no token: `bearer.<token>` is never echoed.
+        const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+        const pick = offered.find((p) => p !== "" && !p.startsWith("bearer."));
+        if (pick !== undefined) set.headers["sec-websocket-protocol"] = pick;
+      },
       open(ws) {
         const req = (ws.data as { request: Request }).request;
         const params = new URL(req.url).searchParams;
         let sub: Subscription<WatchRecord>;
         try {
-          const caller = authenticate(req);
+          const caller = callers.get(req) ?? authenticate(req);
           sub = service.watch(
             { after: parseCursor("after", params.get("after")), slot: params.get("slot") ?? undefined, labels: parseLabels(params) },
             caller,
@@ -163,7 +189,7 @@ export function createHttpApp(deps: HttpAppDeps) {
           ws.close(e.code === "Unauthenticated" || e.code === "PermissionDenied" ? 1008 : 1011, e.code);
           return;
         }
-        const conn = { sub, drained: undefined as PromiseWithResolvers<void> | undefined };
+        const conn = { sub, drained: undefined as PromiseWithResolvers<void> | undefined, closed: deps.onStreamOpen?.("websocket") };
         sockets.set(ws.id, conn);
         void (async () => {
           for await (const batch of sub) {
@@ -186,22 +212,23 @@ export function createHttpApp(deps: HttpAppDeps) {
         sockets.delete(ws.id);
         conn?.sub.close();
         conn?.drained?.resolve();
+        conn?.closed?.();
       },
     })
-    .get("/api/v1/info", () => deps.info())
-    .get("/api/v1/metrics", () => deps.metricsJson())
+    .get("/api/v1/info", () => deps.info(), { detail: routeDocs.info })
+    .get("/api/v1/metrics", () => deps.metricsJson(), { detail: routeDocs.metricsJson })
     .get("/metrics", async () => {
       const [type, text] = await deps.metricsText();
       return new Response(text, { headers: { "content-type": type } });
-    })
+    }, { detail: routeDocs.metricsText })
     .get("/healthz", () => {
       const h = deps.health();
       return json(h.live ? 200 : 503, { status: h.live ? "alive" : "dead" });
-    })
+    }, { detail: routeDocs.healthz })
     .get("/readyz", () => {
       const h = deps.health();
       return json(h.ready ? 200 : 503, { status: h.ready ? "ready" : "not ready", checks: h.checks });
-    });
+    }, { detail: routeDocs.readyz });
 }
 
 /** The Elysia app type (for plugins and tests). */

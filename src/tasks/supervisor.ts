@@ -17,6 +17,7 @@ import { AgentError, invalid } from "../errors.ts";
 import type { LogHub } from "../logs/log-hub.ts";
 import { prepareArgv, removeScript, type CommandResolver } from "../runner/command-line.ts";
 import { killLeftoverGroup } from "../runner/proc-stat.ts";
+import type { LimitOutcome, ResourceLimiter } from "../runner/resource-limits.ts";
 import { startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
 import type { Store, StoredRun } from "../store/store.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -47,6 +48,8 @@ export interface SupervisorDeps {
   random?: () => number;
   newId?: () => string;
   run?: typeof startRun;
+  /** Applies `spec.resources` to runs and rejects limits it cannot enforce; absent: resources are ignored. */
+  limiter?: ResourceLimiter;
 }
 
 /** Counters for metrics and /api/v1/metrics. */
@@ -255,8 +258,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }
     const env: Record<string, string> = { ...deps.baseEnv };
     for (const kv of sub.env) env[kv.key] = kv.value;
+    const limited = deps.limiter?.prepare(`${id}-${attempt}`, spec.resources);
     const handle = run({
-      argv: prepared.argv,
+      argv: limited ? limited.argv(prepared.argv) : prepared.argv,
       env,
       cwd: sub.cwd,
       timeoutMs: spec.timeout,
@@ -275,11 +279,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       runRec.process = handle.process;
       store.putRun(id, runRec);
     }
-    finishRun(state, runRec, await handle.result);
+    const result = await handle.result;
+    finishRun(state, runRec, limited ? { ...result, ...(await limited.finish(result)) } : result);
   }
 
   /** Record the end of a run and decide what happens next. */
-  function finishRun(state: Active, runRec: StoredRun, result: RunResult): void {
+  function finishRun(state: Active, runRec: StoredRun, result: RunResult & LimitOutcome): void {
     running--;
     state.run = undefined;
     const id = state.task.metadata.id;
@@ -299,6 +304,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     } else if (result.stoppedBy === "timeout") {
       phase = "timeout";
       error = `timed out after ${spec.timeout} ms`;
+    } else if (result.limitError !== undefined) {
+      phase = "failed";
+      error = result.limitError;
     } else if (result.signal !== undefined) {
       phase = "failed";
       error = `killed by signal ${result.signal}`;
@@ -308,6 +316,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     } else {
       phase = "succeeded";
     }
+    if (phase === "failed" && error !== undefined && result.limitNote !== undefined) error = `${error} (${result.limitNote})`;
     const { process: proc, ...pub } = runRec;
     const finished: StoredRun = { ...pub, phase, finishedAt: result.finishedAt };
     if (proc) finished.process = proc;
@@ -421,6 +430,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   return {
     submit(spec, owner) {
       if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      deps.limiter?.check(spec.resources);
       const l = lanes.get(spec.slot);
       if (!spec.hold && spec.admission === "queue" && l?.holder && l.queue.length >= limits.maxQueuePerSlot) {
         throw new AgentError("Unavailable", `queue of slot ${spec.slot} is full (${limits.maxQueuePerSlot} tasks)`);

@@ -474,8 +474,9 @@ describe("proto3 JSON on REST", () => {
     expect(looksLikeProtoJson({ spec: { slot: "x", kind: { subprocess: { command: { command: "echo" } } } } })).toBe(true);
     expect(looksLikeProtoJson({ spec: { slot: "x", restart: "RESTART_STRATEGY_NEVER" } })).toBe(true);
     expect(looksLikeProtoJson({ spec: { slot: "x", kind: { wasm: {} } } })).toBe(true);
-    const notProto: unknown[] = [restCommand, {}, null, "x", { spec: { slot: "x" } }];
-    expect(notProto.map((b) => looksLikeProtoJson(b))).toEqual([false, false, false, false, false]);
+    const noMode = { spec: { slot: "x", kind: { subprocess: { env: [] } } } };
+    const notProto: unknown[] = [restCommand, noMode, {}, null, "x", { spec: { slot: "x" } }];
+    expect(notProto.map((b) => looksLikeProtoJson(b))).toEqual([false, false, false, false, false, false]);
   });
 
   test("the seed examples become REST-shaped specs that validate", () => {

@@ -7,7 +7,11 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { AgentError } from "../../src/errors.ts";
-import { collect, failure, serverStream, unary } from "./proto-client.ts";
+import { loadSync } from "@grpc/proto-loader";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { collect, failure, PROTO_DIR, serverStream, unary } from "./proto-client.ts";
 import { startServer, type TestServer } from "./start-server.ts";
 
 const spec = {
@@ -252,6 +256,36 @@ describe("reflection", () => {
   });
 });
 
+describe("tls", () => {
+  test("with a certificate the server speaks TLS only", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-tls-"));
+    try {
+      const gen = Bun.spawnSync(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+          "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect(gen.exitCode).toBe(0);
+      const cert = readFileSync(join(dir, "cert.pem"));
+      await using s = await startServer({ tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+      const Health = grpc.loadPackageDefinition(loadSync("grpc/health/v1/health.proto", { includeDirs: [PROTO_DIR] })).grpc as grpc.GrpcObject;
+      const Ctor = ((Health.health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor;
+      const secure = new Ctor(`localhost:${s.port}`, grpc.credentials.createSsl(cert));
+      const plain = new Ctor(`localhost:${s.port}`, grpc.credentials.createInsecure());
+      try {
+        // SERVING (this loader keeps enums numeric).
+        expect(await unary(secure, "Check", { service: "" })).toEqual({ status: 1 });
+        expect((await failure(unary(plain, "Check", { service: "" }))).code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        secure.close();
+        plain.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("shutdown", () => {
   test("close() ends open streams with UNAVAILABLE and closes their subscriptions without waiting the grace", async () => {
     await using s = await startServer();
@@ -272,6 +306,21 @@ describe("shutdown", () => {
     ]);
     await s.fake.allClosed();
     expect([s.fake.openLogs(), s.fake.openWatches()]).toEqual([0, 0]);
+  });
+
+  test("close() makes a pending WaitTask answer with the current task", async () => {
+    await using s = await startServer();
+    const id = (await unary<{ taskId: string }>(s.solti, "SubmitTask", { spec })).taskId;
+    const wait = s.fake.wait;
+    const started = Promise.withResolvers<void>();
+    s.fake.wait = (...args) => {
+      started.resolve();
+      return wait(...args);
+    };
+    const waited = unary<{ task: { status: unknown } }>(s.agent, "WaitTask", { taskId: id, timeoutMs: "600000" });
+    await started.promise;
+    await s.server.close(60_000);
+    expect((await waited).task.status).toEqual({ phase: "TASK_STATUS_PENDING", attempt: 0 });
   });
 
   test("listen after close is refused; close is idempotent", async () => {

@@ -1,0 +1,191 @@
+/**
+ * The auth part of the config file (`--config tasklane.toml`), parsed with
+ * Bun's native TOML parser and validated strictly:
+ *
+ * ```toml
+ * [[principals]]
+ * name = "alice"
+ * role = "user"                 # admin | user | viewer
+ * token_sha256 = "<64 hex>"     # `tasklane hash-token` prints it
+ * rate_per_sec = 20             # optional, default 50
+ * burst = 40                    # optional, default 2 × rate_per_sec
+ *
+ * [unauthenticated]             # optional: budget per remote address for
+ * rate_per_sec = 10             # requests without a valid token
+ * burst = 20
+ * ```
+ *
+ * Every mistake is a one-line `ConfigError` naming the file, the principal
+ * (index and name) and the key. Token hashes are never echoed back: a value
+ * pasted into `token_sha256` by mistake may be the token itself.
+ */
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../config.ts";
+import { hashToken } from "./hash-token.ts";
+
+/** What a principal may do (CONTRACT §4). */
+export type Role = "admin" | "user" | "viewer";
+export const ROLES: readonly Role[] = ["admin", "user", "viewer"];
+
+/** A configured principal; the token itself is never kept, only its hash. */
+export interface PrincipalConfig {
+  name: string;
+  role: Role;
+  /** SHA-256 of the token, 64 lower-case hex digits. */
+  tokenSha256: string;
+  ratePerSec: number;
+  burst: number;
+}
+
+/** Token bucket of requests without a valid token, per remote address. */
+export interface BucketConfig {
+  ratePerSec: number;
+  burst: number;
+}
+
+export interface AuthConfig {
+  principals: PrincipalConfig[];
+  unauthenticated: BucketConfig;
+}
+
+/** Default request rate of a principal (requests per second). */
+export const DEFAULT_RATE_PER_SEC = 50;
+/** Default budget of unauthenticated requests per remote address. */
+export const DEFAULT_UNAUTHENTICATED: Readonly<BucketConfig> = Object.freeze({ ratePerSec: 10, burst: 20 });
+/** Name of the principal whose token comes from TASKLANE_ADMIN_TOKEN. */
+export const ENV_ADMIN_NAME = "admin";
+
+const PRINCIPAL_KEYS = ["name", "role", "token_sha256", "rate_per_sec", "burst"] as const;
+const BUCKET_KEYS = ["rate_per_sec", "burst"] as const;
+const TOP_KEYS = ["principals", "unauthenticated"] as const;
+const NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+const HEX64_RE = /^[0-9a-fA-F]{64}$/;
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  if (isTable(v)) return "a table";
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+function rejectUnknown(table: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(table)) {
+    if (!allowed.includes(key)) throw new ConfigError(`${where}: unknown key "${key}" (allowed: ${allowed.join(", ")})`);
+  }
+}
+
+function positive(table: Record<string, unknown>, key: string, where: string, min: number): number | undefined {
+  const v = table[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || (min === 0 && v === 0)) {
+    throw new ConfigError(`${where}: ${key}: must be a number ${min === 0 ? "> 0" : `>= ${min}`}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function bucket(table: Record<string, unknown>, where: string, defaultRate: number): BucketConfig {
+  const ratePerSec = positive(table, "rate_per_sec", where, 0) ?? defaultRate;
+  const burst = positive(table, "burst", where, 1) ?? Math.max(1, 2 * ratePerSec);
+  return { ratePerSec, burst };
+}
+
+function principal(raw: unknown, index: number, file: string): PrincipalConfig {
+  const anon = `${file}: principals[${index}]`;
+  if (!isTable(raw)) throw new ConfigError(`${anon}: must be a table ([[principals]]), got ${describe(raw)}`);
+  const name = raw.name;
+  const where = typeof name === "string" && NAME_RE.test(name) ? `${anon} (${name})` : anon;
+  rejectUnknown(raw, PRINCIPAL_KEYS, where);
+  if (name === undefined) throw new ConfigError(`${where}: name: required`);
+  if (typeof name !== "string" || !NAME_RE.test(name)) {
+    throw new ConfigError(`${where}: name: must be 1..64 of [A-Za-z0-9._@-], got ${describe(name)}`);
+  }
+  const role = raw.role;
+  if (role === undefined) throw new ConfigError(`${where}: role: required (one of ${ROLES.join(", ")})`);
+  if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) {
+    throw new ConfigError(`${where}: role: must be one of ${ROLES.join(", ")}, got ${describe(role)}`);
+  }
+  const hash = raw.token_sha256;
+  if (hash === undefined) throw new ConfigError(`${where}: token_sha256: required (print it with \`tasklane hash-token\`)`);
+  if (typeof hash !== "string" || !HEX64_RE.test(hash)) {
+    // Not echoed: a token pasted here by mistake must not end up in a log.
+    throw new ConfigError(
+      `${where}: token_sha256: must be 64 hex digits, the SHA-256 of the token (print it with \`tasklane hash-token\`); the value is not shown`,
+    );
+  }
+  return { name, role: role as Role, tokenSha256: hash.toLowerCase(), ...bucket(raw, where, DEFAULT_RATE_PER_SEC) };
+}
+
+/** Parse and validate the text of a config file; `file` names it in error messages. */
+export function parseAuthConfig(text: string, file: string): AuthConfig {
+  let doc: unknown;
+  try {
+    doc = Bun.TOML.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${file}: invalid TOML: ${why.split("\n")[0]}`);
+  }
+  if (!isTable(doc)) throw new ConfigError(`${file}: must be a TOML document`);
+  rejectUnknown(doc, TOP_KEYS, file);
+  const list = doc.principals ?? [];
+  if (!Array.isArray(list)) throw new ConfigError(`${file}: principals: must be an array of tables ([[principals]]), got ${describe(list)}`);
+  const principals = list.map((p, i) => principal(p, i, file));
+  const byName = new Map<string, number>();
+  const byHash = new Map<string, number>();
+  principals.forEach((p, i) => {
+    const sameName = byName.get(p.name);
+    if (sameName !== undefined) throw new ConfigError(`${file}: principals[${i}] (${p.name}): name: already used by principals[${sameName}]`);
+    byName.set(p.name, i);
+    const sameHash = byHash.get(p.tokenSha256);
+    if (sameHash !== undefined) {
+      throw new ConfigError(
+        `${file}: principals[${i}] (${p.name}): token_sha256: same as principals[${sameHash}] (${principals[sameHash]!.name}); every principal needs its own token`,
+      );
+    }
+    byHash.set(p.tokenSha256, i);
+  });
+  let unauthenticated: BucketConfig = { ...DEFAULT_UNAUTHENTICATED };
+  if (doc.unauthenticated !== undefined) {
+    const where = `${file}: unauthenticated`;
+    if (!isTable(doc.unauthenticated)) throw new ConfigError(`${where}: must be a table, got ${describe(doc.unauthenticated)}`);
+    rejectUnknown(doc.unauthenticated, BUCKET_KEYS, where);
+    unauthenticated = bucket(doc.unauthenticated, where, DEFAULT_UNAUTHENTICATED.ratePerSec);
+  }
+  return { principals, unauthenticated };
+}
+
+/** Read and parse `file`; a missing or unreadable file is a `ConfigError` too. */
+export function loadAuthConfig(file: string): AuthConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : String(err);
+    throw new ConfigError(`--config ${file}: cannot read: ${code}`);
+  }
+  return parseAuthConfig(text, file);
+}
+
+/**
+ * The principals the agent authenticates: those of the config file plus, when
+ * TASKLANE_ADMIN_TOKEN is set, an admin named "admin" (default rate). The
+ * env token is hashed here and not kept.
+ */
+export function effectivePrincipals(config: AuthConfig | undefined, adminToken: string | undefined): PrincipalConfig[] {
+  const out = [...(config?.principals ?? [])];
+  if (adminToken !== undefined && adminToken !== "") {
+    if (out.some((p) => p.name === ENV_ADMIN_NAME)) {
+      throw new ConfigError(
+        `TASKLANE_ADMIN_TOKEN: the config file already has a principal named "${ENV_ADMIN_NAME}"; rename it or unset TASKLANE_ADMIN_TOKEN`,
+      );
+    }
+    const tokenSha256 = hashToken(adminToken);
+    const clash = out.find((p) => p.tokenSha256 === tokenSha256);
+    if (clash) throw new ConfigError(`TASKLANE_ADMIN_TOKEN: same token as principal ${clash.name} of the config file; every principal needs its own token`);
+    out.push({ name: ENV_ADMIN_NAME, role: "admin", tokenSha256, ratePerSec: DEFAULT_RATE_PER_SEC, burst: 2 * DEFAULT_RATE_PER_SEC });
+  }
+  return out;
+}

@@ -1,0 +1,176 @@
+/**
+ * Bearer-token authentication and per-principal rate limits for both
+ * transports (CONTRACT §4).
+ *
+ * - HTTP: `Authorization: Bearer <token>`. On the WebSocket route browsers
+ *   cannot set headers, so `?token=<token>` or the subprotocol
+ *   `bearer.<token>` (offered next to `tasklane`) are accepted there too.
+ *   `/healthz` and `/readyz` are public.
+ * - gRPC: metadata `authorization: Bearer <token>` (the health service is not
+ *   routed through here, so it stays public).
+ *
+ * A presented token is hashed with SHA-256 and compared with every
+ * principal's digest with `timingSafeEqual`, without an early exit, so the
+ * time taken does not depend on which principal (if any) matched. Tokens never
+ * appear in error messages.
+ *
+ * Rate limits: each principal has a token bucket; a call that fails to
+ * authenticate takes a token from the bucket of its remote address instead,
+ * which blunts token guessing. Each call is counted once, so a long-lived
+ * stream (SSE, WebSocket, gRPC server stream) counts once, when it opens.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { AgentError } from "../errors.ts";
+import type { Caller } from "../tasks/model.ts";
+import { DEFAULT_UNAUTHENTICATED, type BucketConfig, type PrincipalConfig } from "./auth-config.ts";
+import { tokenDigest } from "./hash-token.ts";
+import { createRateLimiter, type RateLimiter } from "./rate-limiter.ts";
+
+/** HTTP paths that need no token (liveness and readiness probes). */
+export const PUBLIC_HTTP_PATHS: readonly string[] = ["/healthz", "/readyz"];
+/** The WebSocket route, where a token may also travel as `?token=` or a subprotocol. */
+export const WS_PATH = "/ws/tasks";
+/** Subprotocol a browser offers (next to `bearer.<token>`) and the server selects. */
+export const WS_PROTOCOL = "tasklane";
+/** Prefix of the subprotocol that carries the token. */
+export const WS_BEARER_PREFIX = "bearer.";
+
+export interface AuthenticatorOptions {
+  /** Principals with their token hashes; none means auth is off. */
+  principals: readonly PrincipalConfig[];
+  /** Budget per remote address for calls without a valid token. */
+  unauthenticated?: BucketConfig;
+  clock?: () => number;
+  /** Injected limiter (tests); default: one created with `clock`. */
+  limiter?: RateLimiter;
+}
+
+export interface Authenticator {
+  /** True when at least one principal is configured. */
+  readonly enabled: boolean;
+  readonly principalCount: number;
+  /** Caller of an HTTP request (or WebSocket upgrade); throws `Unauthenticated` or `RateLimited`. */
+  http(request: Request, remoteAddress?: string): Caller;
+  /** Caller of a gRPC call from its metadata; `peer` is the remote address (`host:port`). */
+  grpc(metadata: Record<string, string>, peer?: string): Caller;
+}
+
+interface Entry {
+  digest: Buffer;
+  caller: Caller;
+  ratePerSec: number;
+  burst: number;
+}
+
+type Presented = { token: string } | { problem: string };
+
+const BEARER_RE = /^\s*bearer\s+(\S+)\s*$/i;
+
+function fromAuthorization(value: string | null | undefined): Presented | undefined {
+  if (value === null || value === undefined || value.trim() === "") return undefined;
+  const m = BEARER_RE.exec(value);
+  return m ? { token: m[1]! } : { problem: 'authorization must be "Bearer <token>"' };
+}
+
+/** The token of an HTTP request: header, then (WebSocket route only) query or subprotocol. */
+function presentedHttp(request: Request, url: URL): Presented | undefined {
+  const header = fromAuthorization(request.headers.get("authorization"));
+  if (header || url.pathname !== WS_PATH) return header;
+  const q = url.searchParams.get("token");
+  if (q !== null && q !== "") return { token: q };
+  const protocols = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+  const carrier = protocols.find((p) => p.startsWith(WS_BEARER_PREFIX) && p.length > WS_BEARER_PREFIX.length);
+  return carrier ? { token: carrier.slice(WS_BEARER_PREFIX.length) } : undefined;
+}
+
+/** `127.0.0.1:5000`, `[::1]:5000`, `ipv4:…`, `::ffff:10.0.0.1` → the bare address used as a bucket key. */
+export function addressOf(peer: string | undefined): string {
+  if (!peer) return "unknown";
+  let p = peer.replace(/^(ipv4|ipv6|unix):/, "");
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(p);
+  if (bracketed) p = bracketed[1]!;
+  else if (/^[^:]+:\d+$/.test(p)) p = p.slice(0, p.lastIndexOf(":"));
+  return p.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "");
+}
+
+function isPublicPath(pathname: string): boolean {
+  const path = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
+  return PUBLIC_HTTP_PATHS.includes(path);
+}
+
+/**
+ * Caller of the public probes when auth is on: a viewer with a name no
+ * principal can have, so it sees no task and may change nothing should a
+ * public route ever use its caller.
+ */
+const PROBE_CALLER: Caller = Object.freeze({ principal: Object.freeze({ name: "", role: "viewer" as const }) });
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** Create the authenticator. With no principals every call is the anonymous caller `{}` (auth off). */
+export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
+  const entries: Entry[] = opts.principals.map((p) => ({
+    digest: Buffer.from(p.tokenSha256, "hex"),
+    caller: Object.freeze({ principal: Object.freeze({ name: p.name, role: p.role }) }),
+    ratePerSec: p.ratePerSec,
+    burst: p.burst,
+  }));
+  const enabled = entries.length > 0;
+  const anon = opts.unauthenticated ?? DEFAULT_UNAUTHENTICATED;
+  const limiter = opts.limiter ?? createRateLimiter({ clock: opts.clock });
+
+  /** Constant-time lookup: every digest is compared, whatever matches. */
+  function find(token: string): Entry | undefined {
+    const digest = tokenDigest(token);
+    let found: Entry | undefined;
+    for (const e of entries) {
+      const same = timingSafeEqual(digest, e.digest);
+      if (same) found = e;
+    }
+    return found;
+  }
+
+  function reject(message: string, remote: string | undefined): never {
+    const addr = addressOf(remote);
+    const wait = limiter.take(`addr:${addr}`, anon.ratePerSec, anon.burst);
+    if (wait > 0) {
+      throw new AgentError("RateLimited", `too many unauthenticated requests from ${addr}; retry in ${seconds(wait)} s`, {
+        retryAfterMs: wait,
+      });
+    }
+    throw new AgentError("Unauthenticated", message);
+  }
+
+  function resolve(presented: Presented | undefined, remote: string | undefined, how: string): Caller {
+    if (!enabled) return {};
+    if (presented === undefined) return reject(`missing bearer token: send ${how}`, remote);
+    if ("problem" in presented) return reject(presented.problem, remote);
+    const entry = find(presented.token);
+    if (!entry) return reject("unknown bearer token", remote);
+    const wait = limiter.take(`principal:${entry.caller.principal!.name}`, entry.ratePerSec, entry.burst);
+    if (wait > 0) {
+      throw new AgentError(
+        "RateLimited",
+        `rate limit of principal ${entry.caller.principal!.name} exceeded (${entry.ratePerSec}/s, burst ${entry.burst}); retry in ${seconds(wait)} s`,
+        { retryAfterMs: wait },
+      );
+    }
+    return entry.caller;
+  }
+
+  return {
+    enabled,
+    principalCount: entries.length,
+    http(request, remoteAddress) {
+      if (!enabled) return {};
+      const url = new URL(request.url);
+      if (isPublicPath(url.pathname)) return PROBE_CALLER;
+      return resolve(presentedHttp(request, url), remoteAddress, "Authorization: Bearer <token>");
+    },
+    grpc(metadata, peer) {
+      return resolve(fromAuthorization(metadata.authorization), peer, "metadata authorization: Bearer <token>");
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Safe defaults at start-up: with no principal configured the agent listens
+ * on loopback only, unless `--insecure-no-auth` says otherwise; and the
+ * one-line description of the auth mode that the agent logs.
+ */
+import { isIP } from "node:net";
+import { ConfigError } from "../config.ts";
+
+/** `on`: tokens required; `off`: no principals, loopback only; `insecure`: no principals on a non-loopback address. */
+export type AuthMode = "on" | "off" | "insecure";
+
+export interface ListenPolicyInput {
+  httpAddr: { host: string; port: number };
+  grpcAddr: { host: string; port: number };
+  insecureNoAuth: boolean;
+  /** TLS configured for both servers. */
+  tls: boolean;
+}
+
+export interface ListenPolicy {
+  mode: AuthMode;
+  /** The start-up line: "auth: on (N principals)", "auth: off (loopback only)" or "auth: OFF on non-loopback (insecure)". */
+  line: string;
+  /** Extra warnings to log (e.g. tokens in clear text on the network). */
+  warnings: string[];
+}
+
+/** True for `localhost`, 127.0.0.0/8, `::1` and IPv4-mapped loopback. Wildcards (`0.0.0.0`, `::`) are not loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) === 6) return h === "::1" || h === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(h);
+  return false;
+}
+
+function show(addr: { host: string; port: number }): string {
+  return `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${addr.port}`;
+}
+
+/**
+ * Decide the auth mode; throws `ConfigError` (exit 2) when there is no
+ * principal and an address is not loopback and `--insecure-no-auth` is absent.
+ */
+export function checkListenPolicy(input: ListenPolicyInput, principalCount: number): ListenPolicy {
+  const exposed = [
+    ["--http-addr", input.httpAddr],
+    ["--grpc-addr", input.grpcAddr],
+  ].filter(([, a]) => !isLoopbackHost((a as { host: string }).host)) as [string, { host: string; port: number }][];
+  if (principalCount > 0) {
+    const warnings =
+      exposed.length > 0 && !input.tls
+        ? [`tls: off on a non-loopback address (${exposed.map(([f, a]) => `${f} ${show(a)}`).join(", ")}): bearer tokens travel in clear text; use --tls-cert/--tls-key or a TLS proxy`]
+        : [];
+    return { mode: "on", line: `auth: on (${principalCount} principal${principalCount === 1 ? "" : "s"})`, warnings };
+  }
+  if (exposed.length === 0) return { mode: "off", line: "auth: off (loopback only)", warnings: [] };
+  if (!input.insecureNoAuth) {
+    const [flag, addr] = exposed[0]!;
+    throw new ConfigError(
+      `${flag} ${show(addr)}: not a loopback address and auth is off (no principals); configure principals (--config FILE or TASKLANE_ADMIN_TOKEN), or pass --insecure-no-auth to allow anyone who can reach it to run commands`,
+    );
+  }
+  return {
+    mode: "insecure",
+    line: "auth: OFF on non-loopback (insecure)",
+    warnings: [`anyone who can reach ${exposed.map(([, a]) => show(a)).join(" and ")} can run any command as this agent's user`],
+  };
+}

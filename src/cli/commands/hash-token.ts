@@ -1,0 +1,33 @@
+/** `tasklane hash-token`: SHA-256 of a bearer token, for the auth config. */
+import { createHash } from "node:crypto";
+import { usage } from "../cli-error.ts";
+import type { Command } from "../command.ts";
+
+/** Hex SHA-256 of `token` (UTF-8), as the agent stores it in `token_sha256`. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** Print the SHA-256 hex of a token given as argument or on stdin. */
+export const hashTokenCommand: Command = {
+  name: "hash-token",
+  summary: "print the SHA-256 hex of a token (for token_sha256 in the auth config)",
+  usage: "[TOKEN]",
+  details: [
+    "Reads the token from the argument or, without one, from stdin (one trailing newline",
+    "is ignored). Prefer stdin: arguments end up in the shell history and in ps.",
+    "Needs no agent. With --json, prints {\"sha256\": \"…\"}.",
+  ].join("\n"),
+  flags: [],
+  json: true,
+  examples: ["head -c 32 /dev/urandom | base64 | tee token.txt | tasklane hash-token"],
+  async run(ctx) {
+    if (ctx.positionals.length > 1) throw usage(`expected at most one TOKEN, got ${ctx.positionals.length}`);
+    let token = ctx.positionals[0];
+    if (token === undefined) token = (await ctx.readStdin()).replace(/\r?\n$/, "");
+    if (token === "") throw usage("empty token: give TOKEN or pipe it on stdin");
+    const hex = hashToken(token);
+    await ctx.out.line(ctx.json ? JSON.stringify({ sha256: hex }) : hex);
+    return 0;
+  },
+};

@@ -1,0 +1,103 @@
+/** `tasklane run` against a real agent: exit codes, live ordered output, retries, Ctrl-C. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { spawnTasklane, tasklane } from "./cli-process.ts";
+
+let agent: TestAgent;
+let server: string;
+const dir = mkdtempSync(join(tmpdir(), "tasklane-cli-run-"));
+beforeAll(async () => {
+  agent = await startAgent();
+  server = agent.url;
+});
+afterAll(async () => {
+  await agent?.[Symbol.asyncDispose]();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const slot = () => `cli-run-${crypto.randomUUID().slice(0, 8)}`;
+
+describe("tasklane run", () => {
+  test.concurrent("exit 0 and the output of a succeeding command", async () => {
+    const r = await tasklane(["run", "--", "echo", "hello", "world"], { server });
+    expect(r).toEqual({ exitCode: 0, stdout: "hello world\n", stderr: "" });
+  });
+
+  test.concurrent("exit code N of a failing command, output split by stream", async () => {
+    const r = await tasklane(["run", "--", "sh", "-c", "echo out; echo err >&2; exit 3"], { server });
+    expect(r).toEqual({ exitCode: 3, stdout: "out\n", stderr: "err\n" });
+  });
+
+  test.concurrent("death by signal: 128 + signal number, with the reason on stderr", async () => {
+    const r = await tasklane(["run", "--", "sh", "-c", "kill -9 $$"], { server });
+    expect(r.exitCode).toBe(137);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^tasklane: task tsk_\w+ failed: killed by signal SIGKILL\n$/);
+  });
+
+  test.concurrent("a timed-out task exits 124", async () => {
+    const r = await tasklane(["run", "--timeout", "200ms", "--kill-grace", "0", "--", "sleep", "30"], { server });
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).toMatch(/^tasklane: task tsk_\w+ timeout: timed out after 200 ms\n$/);
+  });
+
+  test.concurrent("many lines arrive complete and in order on the right stream", async () => {
+    const n = 300;
+    const script = `for i in $(seq 1 ${n}); do echo "out $i"; echo "err $i" >&2; done`;
+    const r = await tasklane(["run", "--", "sh", "-c", script], { server });
+    const lines = (p: string) => Array.from({ length: n }, (_, i) => `${p} ${i + 1}\n`).join("");
+    expect(r).toEqual({ exitCode: 0, stdout: lines("out"), stderr: lines("err") });
+  });
+
+  test.concurrent("output streams live, before the task finishes", async () => {
+    const gate = join(dir, `gate-${crypto.randomUUID()}`);
+    const script = `echo first; while [ ! -e '${gate}' ]; do sleep 0.02; done; echo second`;
+    await using cli = spawnTasklane(["run", "--", "sh", "-c", script], { server });
+    await cli.stdout.until((t) => t.includes("first\n"));
+    expect(cli.stdout.text()).toBe("first\n");
+    await Bun.write(gate, "");
+    expect(await cli.result()).toEqual({ exitCode: 0, stdout: "first\nsecond\n", stderr: "" });
+  });
+
+  test.concurrent("output of every attempt, in order, across retries", async () => {
+    const r = await tasklane(
+      ["run", "--restart", "on-failure", "--max-attempts", "2", "--backoff-first", "10ms", "--backoff-jitter", "none", "--", "sh", "-c", "echo try; echo oops >&2; exit 4"],
+      { server },
+    );
+    expect(r).toEqual({ exitCode: 4, stdout: "try\ntry\n", stderr: "oops\noops\n" });
+  });
+
+  test.concurrent("script mode: --script FILE with args after --", async () => {
+    const file = join(dir, `s-${crypto.randomUUID()}.sh`);
+    await Bun.write(file, 'echo "script got $1 $2"\n');
+    const r = await tasklane(["run", "--script", file, "--", "a", "b"], { server });
+    expect(r).toEqual({ exitCode: 0, stdout: "script got a b\n", stderr: "" });
+  });
+
+  test.concurrent("Ctrl-C cancels the task and exits 130", async () => {
+    const s = slot();
+    await using cli = spawnTasklane(["run", "--slot", s, "--kill-grace", "1s", "--", "sh", "-c", "echo started; exec sleep 30"], { server });
+    await cli.stdout.until((t) => t.includes("started\n"));
+    cli.proc.kill("SIGINT");
+    const r = await cli.result();
+    expect(r.exitCode).toBe(130);
+    expect(r.stdout).toBe("started\n");
+    expect(r.stderr).toMatch(/^tasklane: task tsk_\w+ canceled\n$/);
+    const list = await agent.json<{ tasks: { metadata: { id: string } }[] }>("GET", `/api/v1/tasks?slot=${s}`);
+    const id = list.body.tasks[0]!.metadata.id;
+    const waited = await agent.json<{ task: { status: { phase: string } } }>("GET", `/api/v1/tasks/${id}/wait?timeoutMs=10000`);
+    expect(waited.body.task.status.phase).toBe("canceled");
+  });
+
+  test.concurrent("--json: log events as JSON lines, then the final task", async () => {
+    const r = await tasklane(["run", "--json", "--", "sh", "-c", "echo hi; exit 2"], { server });
+    expect(r.exitCode).toBe(2);
+    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.type ?? "task")).toEqual(["runStarted", "chunk", "runFinished", "task"]);
+    expect(lines[1]).toMatchObject({ stream: "stdout", line: "hi", attempt: 1 });
+    expect(lines[3]).toMatchObject({ task: { status: { phase: "failed", exitCode: 2 } } });
+  });
+});

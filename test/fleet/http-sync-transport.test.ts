@@ -1,0 +1,68 @@
+/** The HTTP transport against a real Bun.serve endpoint answering odd things. */
+import { create } from "@bufbuild/protobuf";
+import { expect, test } from "bun:test";
+import { createHttpSyncTransport } from "../../src/fleet/http-sync-transport.ts";
+import { SyncFailure } from "../../src/fleet/sync-transport.ts";
+import { SyncRequestSchema } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
+
+function serve(answer: () => Response) {
+  const seen: { auth: string | null; body: unknown }[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      seen.push({ auth: req.headers.get("authorization"), body: await req.json() });
+      return answer();
+    },
+  });
+  return { server, seen, url: `http://127.0.0.1:${server.port}/api/v1/discovery/sync`, [Symbol.dispose]: () => void server.stop(true) };
+}
+
+const req = create(SyncRequestSchema, { id: "a1", apiVersion: 1 });
+const failureOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(SyncFailure);
+    const f = err as SyncFailure;
+    return { message: f.message, retryAfterMs: f.retryAfterMs };
+  }
+  throw new Error("expected a SyncFailure");
+};
+
+test("a 2xx SyncResponse is decoded (unknown fields ignored); an empty 2xx counts as accepted", async () => {
+  let body = '{"success":false,"reason":"full","retryAfterS":5,"extra":1}';
+  using s = serve(() => new Response(body, { status: body ? 200 : 204 }));
+  const t = createHttpSyncTransport({ syncUrl: s.url, token: "tok" });
+  expect(await t.sync(req, new AbortController().signal)).toMatchObject({ success: false, reason: "full", retryAfterS: 5 });
+  body = "";
+  expect(await t.sync(req, new AbortController().signal)).toMatchObject({ success: true });
+  expect(s.seen[0]).toEqual({
+    auth: "Bearer tok",
+    body: { id: "a1", name: "", endpoint: "", uptimeSeconds: "0", os: "", arch: "", platform: "", ts: "0", metadata: {}, endpointType: "ENDPOINT_TYPE_UNSPECIFIED", apiVersion: 1, heartbeatIntervalS: 0, capabilities: [] },
+  });
+});
+
+test("non-2xx answers fail with the status, a short detail and any Retry-After", async () => {
+  let res = () => new Response("slow down", { status: 429, headers: { "retry-after": "3" } });
+  using s = serve(() => res());
+  const t = createHttpSyncTransport({ syncUrl: s.url });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 429: slow down", retryAfterMs: 3000 });
+  res = () => Response.json({ success: false, retryAfterS: 2 }, { status: 503 });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: 'HTTP 503: {"success":false,"retryAfterS":2}', retryAfterMs: 2000 });
+  res = () => new Response("", { status: 401 });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 401 (check TASKLANE_CONTROL_PLANE_TOKEN)", retryAfterMs: undefined });
+  res = () => new Response("<html>ok</html>", { status: 200 });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "invalid SyncResponse: not JSON: <html>ok</html>", retryAfterMs: undefined });
+});
+
+test("an unreachable control plane and an aborted call are failures, not crashes", async () => {
+  const s = serve(() => new Response(""));
+  const url = s.url;
+  s[Symbol.dispose]();
+  const t = createHttpSyncTransport({ syncUrl: url });
+  expect((await failureOf(t.sync(req, new AbortController().signal))).message).toStartWith("unreachable: ");
+  const ac = new AbortController();
+  ac.abort(new Error("no answer within 5 ms"));
+  expect(await failureOf(t.sync(req, ac.signal))).toEqual({ message: "no answer within 5 ms", retryAfterMs: undefined });
+});
