@@ -35,7 +35,7 @@ export interface FleetLink {
 }
 
 export interface FleetLinkOptions {
-  config: Pick<Config, "controlPlane" | "controlPlaneToken" | "advertise" | "agentId" | "agentName" | "heartbeatMs" | "grpcAddr">;
+  config: Pick<Config, "controlPlane" | "controlPlaneToken" | "advertise" | "agentId" | "agentName" | "heartbeatMs" | "grpcAddr" | "tlsCert">;
   store: Pick<Store, "getMeta" | "setMeta">;
   /** The bound gRPC port (read at `start()`, for the default endpoint). */
   grpcPort: () => number;
@@ -80,7 +80,7 @@ export function createFleetLink(opts: FleetLinkOptions): FleetLink | undefined {
     },
     start() {
       if (heartbeat || closed) return;
-      endpoint ||= defaultEndpoint(config.grpcAddr.host, opts.grpcPort());
+      endpoint ||= defaultEndpoint(config.grpcAddr.host, opts.grpcPort(), config.tlsCert !== undefined);
       heartbeat = createHeartbeat({
         transport: transport(),
         request: createSyncRequestBuilder({
@@ -113,11 +113,11 @@ export function createFleetLink(opts: FleetLinkOptions): FleetLink | undefined {
 }
 
 /**
- * `grpc://<grpc host>:<grpc port>` as bound; a wildcard listen address
+ * `grpc://<grpc host>:<grpc port>` as bound (`grpcs://` with TLS); a wildcard listen address
  * (`0.0.0.0`, `::`) is replaced by this host's name, since a control plane
  * cannot dial a wildcard. Use `--advertise` when that name does not resolve.
  */
-export function defaultEndpoint(host: string, port: number): string {
+export function defaultEndpoint(host: string, port: number, tls = false): string {
   const h = host === "" || host === "0.0.0.0" || host === "::" || host === "[::]" ? hostname() : host;
-  return `grpc://${h.includes(":") ? `[${h}]` : h}:${port}`;
+  return `${tls ? "grpcs" : "grpc"}://${h.includes(":") ? `[${h}]` : h}:${port}`;
 }

@@ -59,10 +59,24 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    description: "indexes for status-only listing and the retention sweep",
+    // Label filters walk task_labels in creation order (bench/store-list.ts: 100 ms -> 0.5 ms
+    // for a common label over 100 000 tasks), so labels carry their task's created_at.
+    description: "task_labels in creation order; indexes for status-only listing and the retention sweep",
     sql: `
+      CREATE TABLE task_labels_v2 (
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, key)
+      ) WITHOUT ROWID;
+      INSERT INTO task_labels_v2 (task_id, key, value, created_at)
+        SELECT l.task_id, l.key, l.value, t.created_at FROM task_labels l JOIN tasks t ON t.id = l.task_id;
+      DROP TABLE task_labels;
+      ALTER TABLE task_labels_v2 RENAME TO task_labels;
+      CREATE INDEX task_labels_key_value_created ON task_labels (key, value, created_at, task_id);
       CREATE INDEX tasks_phase_created ON tasks (phase, created_at, id);
-      CREATE INDEX tasks_terminal_updated ON tasks (updated_at, id) WHERE phase IN ${TERMINAL_PHASES_SQL};
+      CREATE INDEX tasks_terminal_updated ON tasks (updated_at, id, phase) WHERE phase IN ${TERMINAL_PHASES_SQL};
     `,
   },
 ];

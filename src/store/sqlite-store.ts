@@ -95,7 +95,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     savepoint: prepare<never, []>("SAVEPOINT write"),
     release: prepare<never, []>("RELEASE write"),
     rollbackTo: prepare<never, []>("ROLLBACK TO write"),
-    taskLabels: prepare<{ labels: string }, [string]>("SELECT labels FROM tasks WHERE id = ?"),
+    taskLabels: prepare<{ labels: string; created_at: number }, [string]>(
+      "SELECT labels, created_at FROM tasks WHERE id = ?",
+    ),
     taskExists: prepare<{ one: number }, [string]>("SELECT 1 AS one FROM tasks WHERE id = ?"),
     upsertTask: prepare<never, [string, string, string, string | null, number, number, string, string]>(
       `INSERT INTO tasks (id, slot, phase, owner, created_at, updated_at, labels, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -103,7 +105,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
          created_at = excluded.created_at, updated_at = excluded.updated_at, labels = excluded.labels, body = excluded.body`,
     ),
     clearLabels: prepare<never, [string]>("DELETE FROM task_labels WHERE task_id = ?"),
-    insertLabel: prepare<never, [string, string, string]>("INSERT INTO task_labels (task_id, key, value) VALUES (?, ?, ?)"),
+    insertLabel: prepare<never, [string, string, string, number]>(
+      "INSERT INTO task_labels (task_id, key, value, created_at) VALUES (?, ?, ?, ?)",
+    ),
     getTask: prepare<{ body: string }, [string]>("SELECT body FROM tasks WHERE id = ?"),
     activeTasks: prepare<{ body: string }, []>(
       "SELECT body FROM tasks WHERE phase IN ('pending', 'running') ORDER BY created_at, id",
@@ -124,11 +128,14 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       "SELECT id, body FROM (SELECT id, body FROM log_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     ),
     trimLogs: prepare<never, [string, number]>("DELETE FROM log_events WHERE task_id = ? AND id < ?"),
+    // Without INDEXED BY the planner walks the phase index and sorts every terminal task.
     terminalCounts: prepare<{ total: number; expired: number }, [number]>(
-      `SELECT count(*) AS total, coalesce(sum(updated_at < ?), 0) AS expired FROM tasks WHERE phase IN ${TERMINAL_PHASES_SQL}`,
+      `SELECT count(*) AS total, coalesce(sum(updated_at < ?), 0) AS expired
+         FROM tasks INDEXED BY tasks_terminal_updated WHERE phase IN ${TERMINAL_PHASES_SQL}`,
     ),
     oldestTerminal: prepare<{ id: string }, [number]>(
-      `SELECT id FROM tasks WHERE phase IN ${TERMINAL_PHASES_SQL} ORDER BY updated_at, id LIMIT ?`,
+      `SELECT id FROM tasks INDEXED BY tasks_terminal_updated WHERE phase IN ${TERMINAL_PHASES_SQL}
+         ORDER BY updated_at, id LIMIT ?`,
     ),
     getMeta: prepare<{ value: string }, [string]>("SELECT value FROM meta WHERE key = ?"),
     setMeta: prepare<never, [string, string]>(
@@ -237,51 +244,63 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     return stmt;
   }
 
+  /**
+   * Filtered page plus total. With only label and creation-time filters the
+   * query walks the first label's (key, value, created_at) index in order and
+   * probes the other labels; otherwise SQLite drives from the best tasks index
+   * and probes each label by primary key.
+   */
   function listTasks(query: TaskQuery): { tasks: Task[]; total: number } {
     live();
+    const labels = Object.entries(query.labels ?? {});
+    const first = labels[0];
+    const byLabel = first !== undefined && query.status === undefined && query.slot === undefined && query.owner === undefined;
+    const t = byLabel ? "l" : "tasks"; // alias holding created_at and the task id
+    const idCol = byLabel ? "l.task_id" : "tasks.id";
     const where: string[] = [];
     const params: Bindings = [];
+    if (first && byLabel) {
+      where.push("l.key = ?", "l.value = ?");
+      params.push(...first);
+    }
     if (query.status !== undefined) {
-      where.push("phase = ?");
+      where.push("tasks.phase = ?");
       params.push(query.status);
     }
     if (query.slot !== undefined) {
-      where.push("slot = ?");
+      where.push("tasks.slot = ?");
       params.push(query.slot);
     }
     if (query.owner !== undefined) {
-      where.push("owner = ?");
+      where.push("tasks.owner = ?");
       params.push(query.owner);
     }
     if (query.createdAfter !== undefined) {
-      where.push("created_at > ?");
+      where.push(`${t}.created_at > ?`);
       params.push(query.createdAfter);
     }
     if (query.createdBefore !== undefined) {
-      where.push("created_at < ?");
+      where.push(`${t}.created_at < ?`);
       params.push(query.createdBefore);
     }
-    for (const [key, value] of Object.entries(query.labels ?? {})) {
-      where.push("id IN (SELECT task_id FROM task_labels WHERE key = ? AND value = ?)");
+    for (const [key, value] of byLabel ? labels.slice(1) : labels) {
+      where.push(`EXISTS (SELECT 1 FROM task_labels x WHERE x.task_id = ${idCol} AND x.key = ? AND x.value = ?)`);
       params.push(key, value);
     }
     const filter = where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "";
+    // CROSS JOIN pins the loop order: label index outside, one task row per page entry inside.
+    const from = byLabel ? "task_labels l CROSS JOIN tasks ON tasks.id = l.task_id" : "tasks";
+    const countFrom = byLabel ? "task_labels l" : "tasks";
     const dir = query.order === "desc" ? "DESC" : "ASC";
     const limit = Math.max(0, Math.floor(query.limit));
     const offset = Math.max(0, Math.floor(query.offset));
-    const rows =
-      limit === 0
-        ? []
-        : listStatement(`SELECT body FROM tasks${filter} ORDER BY created_at ${dir}, id ${dir} LIMIT ? OFFSET ?`).all(
-            ...params,
-            limit,
-            offset,
-          );
+    const page = `SELECT tasks.body FROM ${from}${filter} ORDER BY ${t}.created_at ${dir}, ${idCol} ${dir} LIMIT ? OFFSET ?`;
+    const rows = limit === 0 ? [] : listStatement(page).all(...params, limit, offset);
     // A short, non-empty page (or an empty first page) already tells the total.
     const known = rows.length < limit && (rows.length > 0 || offset === 0);
     const total = known
       ? offset + rows.length
-      : (listStatement(`SELECT count(*) AS n FROM tasks${filter}`).get(...params)?.n ?? 0);
+      : (listStatement(`SELECT count(*) AS n FROM ${countFrom}${filter}`).get(...params)?.n ?? 0);
     return { tasks: rows.map((r) => JSON.parse(r.body) as Task), total };
   }
 
@@ -300,15 +319,15 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       const row = [id, task.spec.slot, task.status.phase, task.metadata.owner ?? null] as const;
       const times = [task.metadata.createdAt, task.metadata.updatedAt] as const;
       write(() => {
-        const previous = q.taskLabels.get(id)?.labels;
-        if (previous === labelsJson) {
+        const previous = q.taskLabels.get(id);
+        if (previous && previous.labels === labelsJson && previous.created_at === times[0]) {
           q.upsertTask.run(...row, ...times, labelsJson, body);
           return;
         }
         atomically(() => {
           q.upsertTask.run(...row, ...times, labelsJson, body);
-          if (previous !== undefined) q.clearLabels.run(id);
-          for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value);
+          if (previous) q.clearLabels.run(id);
+          for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value, times[0]);
         });
       });
     },

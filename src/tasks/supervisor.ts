@@ -362,6 +362,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }, delay);
   }
 
+  /** A task about to enter a busy slot with `queue` admission needs room in the slot's bounded queue (else 503). */
+  function checkQueueRoom(spec: TaskSpec): void {
+    const l = lanes.get(spec.slot);
+    if (spec.admission === "queue" && l?.holder && l.queue.length >= limits.maxQueuePerSlot) {
+      throw new AgentError("Unavailable", `queue of slot ${spec.slot} is full (${limits.maxQueuePerSlot} tasks)`);
+    }
+  }
+
   /** Decide admission for a task entering its slot. Synchronous. */
   function admit(state: Active): AdmissionOutcome {
     const spec = state.task.spec;
@@ -431,10 +439,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     submit(spec, owner) {
       if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
       deps.limiter?.check(spec.resources);
-      const l = lanes.get(spec.slot);
-      if (!spec.hold && spec.admission === "queue" && l?.holder && l.queue.length >= limits.maxQueuePerSlot) {
-        throw new AgentError("Unavailable", `queue of slot ${spec.slot} is full (${limits.maxQueuePerSlot} tasks)`);
-      }
+      if (!spec.hold) checkQueueRoom(spec);
       const now = clock();
       const id = newId();
       const metadata: Task["metadata"] = { id, resourceVersion: 1, createdAt: now, updatedAt: now };
@@ -459,6 +464,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const state = active.get(id);
       if (!state) return store.getTask(id);
       if (state.where !== "held") return state.task;
+      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      checkQueueRoom(state.task.spec);
       const { hold: _hold, ...rest } = state.task.spec;
       write(state, state.task.status, rest);
       admit(state);
@@ -470,6 +477,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       if (active.has(id)) throw invalid(`task ${id} is not terminal; only a terminal task can be restarted`);
       const task = store.getTask(id);
       if (!task) return undefined;
+      checkQueueRoom(task.spec);
       const { hold: _hold, ...spec } = task.spec;
       const state = newActive(task);
       hub.reopen(id);

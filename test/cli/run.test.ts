@@ -10,7 +10,7 @@ let agent: TestAgent;
 let server: string;
 const dir = mkdtempSync(join(tmpdir(), "tasklane-cli-run-"));
 beforeAll(async () => {
-  agent = await startAgent();
+  agent = await startAgent({ args: ["--max-concurrent", "64"] });
   server = agent.url;
 });
 afterAll(async () => {

@@ -35,11 +35,12 @@ describe("parseControlPlaneUrl", () => {
   });
 });
 
-test("default endpoint: the bound gRPC address, a wildcard replaced by the host name", () => {
+test("default endpoint: the bound gRPC address (grpcs with TLS), a wildcard replaced by the host name", () => {
   expect(defaultEndpoint("127.0.0.1", 50051)).toBe("grpc://127.0.0.1:50051");
   expect(defaultEndpoint("::1", 7)).toBe("grpc://[::1]:7");
   expect(defaultEndpoint("0.0.0.0", 7)).toBe(`grpc://${hostname()}:7`);
   expect(defaultEndpoint("::", 7)).toBe(`grpc://${hostname()}:7`);
+  expect(defaultEndpoint("10.0.0.5", 7, true)).toBe("grpcs://10.0.0.5:7");
 });
 
 test("arch and platform use the solti names", () => {

@@ -214,7 +214,7 @@ describe("schema", () => {
   }
 
   const CURRENT_INDEXES = [
-    "task_labels_key_value",
+    "task_labels_key_value_created",
     "tasks_created",
     "tasks_owner_created",
     "tasks_phase_created",
@@ -253,6 +253,9 @@ describe("schema", () => {
     const b = makeTask({ id: "tsk_01HV1BBBBBBBBBBBBBBBBBBBBB", slot: "sync", phase: "running", createdAt: 1_700_000_001_000 });
     expect({
       byLabel: store.listTasks({ labels: { env: "prod" }, order: "asc", limit: 10, offset: 0 }),
+      // Label rows got their task's created_at in migration 2: a window around it matches, one after it does not.
+      byLabelAt: idsOf(store.listTasks({ labels: { env: "prod" }, createdAfter: 1_699_999_999_999, createdBefore: 1_700_000_000_001, order: "asc", limit: 10, offset: 0 }).tasks),
+      byLabelAfter: store.listTasks({ labels: { env: "prod" }, createdAfter: 1_700_000_000_000, order: "asc", limit: 10, offset: 0 }).total,
       byStatus: store.listTasks({ status: "running", order: "asc", limit: 10, offset: 0 }),
       active: store.activeTasks(),
       runs: store.listRuns(b.metadata.id),
@@ -262,6 +265,8 @@ describe("schema", () => {
       stats: store.stats(),
     }).toEqual({
       byLabel: { tasks: [a], total: 1 },
+      byLabelAt: [a.metadata.id],
+      byLabelAfter: 0,
       byStatus: { tasks: [b], total: 1 },
       active: [b],
       runs: [{ attempt: 1, phase: "running", startedAt: 1_700_000_001_100, process: { pid: 4321, pgid: 4321, startTime: "123456" } }],

@@ -80,6 +80,12 @@ const filterCases: [string, Partial<TaskQuery>, string[]][] = [
   ["two labels, other values", { labels: { team: "core", env: "dev" } }, ["t03"]],
   ["label value mismatch", { labels: { env: "staging" } }, []],
   ["label key with dots and quotes", { labels: { [WEIRD_KEY]: "x" } }, ["t06"]],
+  ["label, desc", { labels: { env: "prod" }, order: "desc" }, ["t07", "t05", "t02", "t01"]],
+  ["label + created window", { labels: { team: "core" }, createdAfter: 1000, createdBefore: 6000 }, ["t03", "t06"]],
+  ["two labels + createdAfter", { labels: { team: "core", env: "prod" }, createdAfter: 1000 }, ["t07"]],
+  ["label + status", { labels: { env: "prod" }, status: "succeeded" }, ["t05", "t07"]],
+  ["label + owner, desc", { labels: { team: "core" }, owner: "alice", order: "desc" }, ["t07", "t06", "t03", "t01"]],
+  ["label + slot + created window", { labels: { env: "prod" }, slot: "a", createdAfter: 1000, createdBefore: 6000 }, ["t02", "t05"]],
   ["empty labels", { labels: {} }, ["t01", "t02", "t08", "t03", "t04", "t05", "t06", "t07"]],
   ["createdAfter is exclusive", { createdAfter: 2000 }, ["t03", "t04", "t05", "t06", "t07"]],
   ["createdBefore is exclusive", { createdBefore: 3000 }, ["t01", "t02", "t08"]],
@@ -99,6 +105,9 @@ const pageCases: [string, Partial<TaskQuery>, string[], number][] = [
   ["offset past the end", { limit: 3, offset: 20 }, [], 8],
   ["desc page", { order: "desc", limit: 2, offset: 1 }, ["t06", "t05"], 8],
   ["filtered page", { slot: "a", limit: 2, offset: 1 }, ["t02", "t05"], 4],
+  ["label page", { labels: { team: "core" }, limit: 2, offset: 1 }, ["t03", "t06"], 4],
+  ["label page past the end", { labels: { team: "core" }, limit: 2, offset: 4 }, [], 4],
+  ["label + status page, desc", { labels: { env: "prod" }, status: "succeeded", order: "desc", limit: 1, offset: 1 }, ["t05"], 2],
   ["limit 0 still counts", { limit: 0 }, [], 8],
   ["empty result", { owner: "nobody", limit: 3, offset: 3 }, [], 0],
 ];
@@ -141,8 +150,18 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.listTasks(query({ labels: { env: "prod" } }))).toEqual({ tasks: [], total: 0 });
       expect(store.listTasks(query({ labels: { tier: "1" } }))).toEqual({ tasks: [], total: 0 });
       expect(store.listTasks(query({ slot: "a" }))).toEqual({ tasks: [], total: 0 });
+      expect(store.listTasks(query({ labels: { env: "dev" }, createdAfter: 42 }))).toEqual({ tasks: [], total: 0 });
+      expect(store.listTasks(query({ labels: { env: "dev" }, createdBefore: 43 }))).toEqual({ tasks: [updated], total: 1 });
       const hit = query({ labels: { env: "dev" }, slot: "b", status: "succeeded", owner: "bob", createdBefore: 43 });
       expect(store.listTasks(hit)).toEqual({ tasks: [updated], total: 1 });
+    });
+
+    test("a new createdAt with unchanged labels still moves the task in label queries", () => {
+      store.putTask(makeTask({ id: "tsk_1", createdAt: 100, labels: { env: "x" } }));
+      const moved = makeTask({ id: "tsk_1", createdAt: 200, labels: { env: "x" } });
+      store.putTask(moved);
+      expect(store.listTasks(query({ labels: { env: "x" }, createdAfter: 150 }))).toEqual({ tasks: [moved], total: 1 });
+      expect(store.listTasks(query({ labels: { env: "x" }, createdBefore: 150 }))).toEqual({ tasks: [], total: 0 });
     });
 
     test("stored objects cannot be aliased by callers", () => {

@@ -116,6 +116,25 @@ describe("restart policies", () => {
     expect((await waitTerminal(a, id)).status.phase).toBe("canceled");
   });
 
+  test("a command that does not exist fails the run with a clear error", async () => {
+    const { id } = await submitOk(a, commandSpec("no-such-command-tasklane"));
+    expect((await waitTerminal(a, id)).status).toEqual({ phase: "failed", attempt: 1, error: "command not found: no-such-command-tasklane" });
+    expect(await getRuns(a, id)).toEqual([
+      { attempt: 1, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "command not found: no-such-command-tasklane" },
+    ]);
+  });
+
+  test("a script interpreter that is not installed fails the run with a clear error", async () => {
+    const spec = bashSpec("puts 1");
+    (spec.kind as any).subprocess.mode.script.runtime = { custom: { command: "no-such-interpreter-tasklane", flag: "-e" } };
+    const { id } = await submitOk(a, spec);
+    expect((await waitTerminal(a, id)).status).toEqual({
+      phase: "failed",
+      attempt: 1,
+      error: "interpreter no-such-interpreter-tasklane not found on PATH",
+    });
+  });
+
   test("failOnNonZero false: exit 3 is a success", async () => {
     const spec = bashSpec("exit 3");
     (spec.kind as any).subprocess.failOnNonZero = false;
@@ -362,8 +381,33 @@ describe("bounded slot queue (--max-queue 1)", () => {
     expect(third).toEqual({ status: 503, body: { error: "Unavailable", message: "queue of slot full is full (1 tasks)" } });
     // other slots are unaffected
     expect((await submitOk(b, commandSpec("true"))).admission).toBe("started");
+    // releasing a held task or restarting a terminal one into the full queue is refused too
+    const held = await submitOk(b, commandSpec("true", [], { slot, admission: "queue", hold: true }));
+    expect(await b.json("POST", `/api/v1/tasks/${held.id}/start`)).toEqual(third);
+    expect((await getTask(b, held.id)).status).toEqual({ phase: "pending", attempt: 0 });
     await release(f);
     expect((await waitTerminal(b, second.id)).status.phase).toBe("succeeded");
+    // with room again the held task can start
+    expect((await b.json("POST", `/api/v1/tasks/${held.id}/start`)).status).toBe(200);
+    expect((await waitTerminal(b, held.id)).status.phase).toBe("succeeded");
+  });
+
+  test("restarting a terminal task into a full queue answers 503", async () => {
+    await using b = await startAgent({ args: ["--max-queue", "1"] });
+    using d = tempDir();
+    const f = makeFifo(d.path, "q");
+    const slot = "full2";
+    const old = await submitOk(b, commandSpec("true", [], { slot, admission: "queue" }));
+    await waitTerminal(b, old.id);
+    const first = await submitOk(b, blockSpec(f, "first", "", { slot, admission: "queue" }));
+    await waitForPid(b, first.id);
+    await submitOk(b, commandSpec("true", [], { slot, admission: "queue" }));
+    expect(await b.json("POST", `/api/v1/tasks/${old.id}/restart`)).toEqual({
+      status: 503,
+      body: { error: "Unavailable", message: `queue of slot ${slot} is full (1 tasks)` },
+    });
+    expect((await getTask(b, old.id)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+    await release(f);
   });
 });
 

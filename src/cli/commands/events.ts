@@ -17,7 +17,7 @@ function humanLine(item: WatchItem, now: number, style: Style): string {
       const t = item.task;
       const s = t.status;
       const extra = [`attempt=${s.attempt}`, s.exitCode !== undefined || s.error ? `exit=${exitCell(s.exitCode, s.error)}` : "", s.error ? `error=${JSON.stringify(s.error)}` : ""];
-      return [clock(t.metadata.updatedAt), t.metadata.id, t.spec.slot, style.phase(s.phase), ...extra.filter(Boolean)].join("  ");
+      return [clock(t.metadata.updatedAt), t.metadata.id, t.spec.slot, style.phase(s.phase, s.phase.padEnd(9)), ...extra.filter(Boolean)].join("  ");
     }
     case "deleted":
       return `${clock(now)}  ${item.taskId}  ${style.dim("deleted")}`;

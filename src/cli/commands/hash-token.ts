@@ -20,7 +20,7 @@ export const hashTokenCommand: Command = {
   ].join("\n"),
   flags: [],
   json: true,
-  examples: ["head -c 32 /dev/urandom | base64 | tee token.txt | tasklane hash-token"],
+  examples: ["tasklane hash-token < token.txt", "head -c 32 /dev/urandom | base64 | tee token.txt | tasklane hash-token"],
   async run(ctx) {
     if (ctx.positionals.length > 1) throw usage(`expected at most one TOKEN, got ${ctx.positionals.length}`);
     let token = ctx.positionals[0];

@@ -48,12 +48,9 @@ export const runCommand: Command = {
     // Not interruptible: once the submit is sent the task may exist, so we must learn its id to cancel it.
     const submitted = await api.submit(spec);
     const id = submitted.task_id;
-    if (submitted.admission === "queued" || submitted.admission === "dropped") {
-      await ctx.err.line(`tasklane: task ${id} ${submitted.admission}`);
-    }
     if (ctx.signal.aborted) return cancelAfterInterrupt(ctx, id);
     const printer = createLogPrinter({ out: ctx.out, err: ctx.err, json: ctx.json, markers: ctx.err.isTTY ? "retries" : "none" });
-    const spinner = startSpinner(ctx.err, `waiting for ${id} to start`);
+    const spinner = startSpinner(ctx.err, `${id} ${submitted.admission}, waiting for output`);
     let task: Task;
     try {
       for await (const item of api.logs(id, { follow: true, signal: ctx.signal })) {

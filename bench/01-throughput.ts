@@ -1,0 +1,86 @@
+/**
+ * 1 — throughput: N no-op tasks (/bin/true) submitted over REST by 8
+ * concurrent clients, timed until every one has succeeded.
+ * Baseline, same run: Bun.spawn + drain both pipes + wait, 8 at a time.
+ * Peer (informational): supervisord over XML-RPC, start-and-wait, 8 programs.
+ */
+import { startAgent } from "./lib/agent-process.ts";
+import { runStandalone, since, type BenchContext } from "./lib/bench-context.ts";
+import { spawnAndWait } from "./lib/drain.ts";
+import type { BenchResult } from "./lib/report.ts";
+import { median } from "./lib/stats.ts";
+import { supervisordRate } from "./lib/supervisord-peer.ts";
+import { commandSpec, countTasks, submit } from "./lib/task-spec.ts";
+
+const TASKS = 3000;
+const CONCURRENCY = 8;
+const WARMUP = 100;
+const TRUE = "/bin/true";
+
+/** Run `n` jobs with `concurrency` workers. */
+async function pool(n: number, concurrency: number, job: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) await job(next++);
+    }),
+  );
+}
+
+/** Tasks/s through a fresh agent: submit all, then poll until all succeeded. */
+async function ours(bin: string, round: number): Promise<number> {
+  await using agent = await startAgent({ bin });
+  await pool(WARMUP, CONCURRENCY, (i) => submit(agent.url, commandSpec(`w${round}-${i}`, [TRUE]), true));
+  const t0 = performance.now();
+  await pool(TASKS, CONCURRENCY, (i) => submit(agent.url, commandSpec(`t${round}-${i}`, [TRUE])));
+  const deadline = t0 + 120_000;
+  while ((await countTasks(agent.url, "succeeded")) < TASKS + WARMUP) {
+    if (performance.now() > deadline) throw new Error("throughput: tasks did not all succeed within 120 s");
+    await Bun.sleep(2);
+  }
+  const ms = since(t0);
+  const failed = (await countTasks(agent.url, "failed")) + (await countTasks(agent.url, "canceled"));
+  if (failed > 0) throw new Error(`throughput: ${failed} tasks did not succeed`);
+  return (TASKS / ms) * 1000;
+}
+
+/** Spawns/s of a plain Bun script doing the same work without an agent. */
+async function baseline(): Promise<number> {
+  await pool(WARMUP, CONCURRENCY, () => spawnAndWait([TRUE]));
+  const t0 = performance.now();
+  await pool(TASKS, CONCURRENCY, () => spawnAndWait([TRUE]));
+  return (TASKS / since(t0)) * 1000;
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  const oursRates: number[] = [];
+  const baseRates: number[] = [];
+  for (let r = 0; r < ctx.rounds; r++) {
+    baseRates.push(await baseline());
+    oursRates.push(await ours(ctx.bin, r));
+    ctx.log(`1 throughput round ${r + 1}: ours ${oursRates.at(-1)?.toFixed(0)}/s, raw ${baseRates.at(-1)?.toFixed(0)}/s`);
+  }
+  const o = median(oursRates);
+  const b = median(baseRates);
+  const results: BenchResult[] = [
+    {
+      name: "1 throughput /bin/true c=8",
+      ours: o,
+      baseline: b,
+      unit: "tasks/s",
+      ratio: o / b,
+      target: ">= 0.6x",
+      pass: o / b >= 0.6,
+      note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit + poll until all succeeded`,
+    },
+  ];
+  const peer = await supervisordRate({ programs: CONCURRENCY, durationMs: 3000 });
+  results.push(
+    peer
+      ? { name: "1 peer: supervisord", ours: o, baseline: peer.rate, unit: "tasks/s", ratio: o / peer.rate, target: "peer", note: `XML-RPC startProcess(wait) + poll exit, 8 programs, ${peer.runs} runs in 3 s` }
+      : { name: "1 peer: supervisord", ours: o, unit: "tasks/s", target: "peer", note: "skipped: supervisord not installed (apt-get install supervisor)" },
+  );
+  return results;
+}
+
+if (import.meta.main) await runStandalone(run);

@@ -1,0 +1,20 @@
+/** Resident memory of a process from /proc/<pid>/status (Linux). */
+import { readFileSync } from "node:fs";
+
+export interface Rss {
+  /** VmRSS in MiB: what the target is about. */
+  total: number;
+  /** RssAnon in MiB: heap, malloc, JIT. */
+  anon: number;
+  /** RssFile in MiB: pages of the executable (the Bun runtime and the embedded bundle). */
+  file: number;
+}
+
+const MIB = 1024;
+
+/** RSS of `pid` in MiB; throws if the process is gone. */
+export function readRss(pid: number): Rss {
+  const text = readFileSync(`/proc/${pid}/status`, "latin1");
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
+  return { total: kb("VmRSS") / MIB, anon: kb("RssAnon") / MIB, file: kb("RssFile") / MIB };
+}

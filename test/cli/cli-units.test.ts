@@ -1,0 +1,141 @@
+/** In-process tests of the CLI's pure parts: flag parsing, SSE reading, formatting, exit codes, spec building. */
+import { describe, expect, test } from "bun:test";
+import { parseArgs } from "../../src/cli/args.ts";
+import { CliError } from "../../src/cli/cli-error.ts";
+import { formatAge, formatDuration, formatTable, createStyle, colourWanted } from "../../src/cli/format.ts";
+import { buildSpec } from "../../src/cli/spec-flags.ts";
+import { readSse } from "../../src/cli/sse-reader.ts";
+import { taskExitCode } from "../../src/cli/task-exit-code.ts";
+import { SPEC_FLAGS } from "../../src/cli/spec-flags.ts";
+import type { Task, TaskStatus } from "../../src/tasks/model.ts";
+
+function usageMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CliError && err.kind === "usage") return err.message;
+    throw err;
+  }
+  throw new Error("expected a usage error");
+}
+
+describe("parseArgs", () => {
+  const specs = [
+    { name: "follow", short: "f", kind: "boolean", help: "" },
+    { name: "slot", kind: "string", help: "" },
+    { name: "label", short: "l", kind: "list", help: "" },
+  ] as const;
+
+  test("long, short, inline values, repeatable lists, positionals and --", () => {
+    const p = parseArgs(["a", "-f", "--slot=x", "--label", "k=v", "-l", "k2=v2", "b", "--", "--slot", "y"], specs);
+    expect(p.positionals).toEqual(["a", "b"]);
+    expect(p.rest).toEqual(["--slot", "y"]);
+    expect(p.flags.bool("follow")).toBe(true);
+    expect(p.flags.string("slot")).toBe("x");
+    expect(p.flags.list("label")).toEqual(["k=v", "k2=v2"]);
+  });
+
+  test("stopAtPositional hands the rest to the command", () => {
+    const p = parseArgs(["--slot", "s", "echo", "-n", "--slot", "hi"], specs, { stopAtPositional: true });
+    expect(p.flags.string("slot")).toBe("s");
+    expect(p.rest).toEqual(["echo", "-n", "--slot", "hi"]);
+  });
+
+  test("errors name the flag", () => {
+    expect(usageMessage(() => parseArgs(["--nope"], specs, { command: "ls" }))).toBe('unknown flag --nope for "tasklane ls" (see tasklane ls --help)');
+    expect(usageMessage(() => parseArgs(["--slot"], specs))).toBe("--slot: missing value");
+    expect(usageMessage(() => parseArgs(["--follow=maybe"], specs))).toBe('--follow: must be true or false, got "maybe"');
+  });
+});
+
+describe("readSse", () => {
+  function body(chunks: string[]): ReadableStream<Uint8Array> {
+    const enc = new TextEncoder();
+    return new ReadableStream({
+      start(c) {
+        for (const ch of chunks) c.enqueue(enc.encode(ch));
+        c.close();
+      },
+    });
+  }
+  async function all(chunks: string[]) {
+    const out = [];
+    for await (const f of readSse(body(chunks))) out.push(f);
+    return out;
+  }
+
+  test("frames split across chunks, CRLF, comments, multi-line data", async () => {
+    expect(await all([": open\n\nid: 1\nev", "ent: chunk\r\ndata: {\"a\":1}\r", "\n\r\nid: 2\ndata: x\ndata: y\n\n: keep-alive\n\n"])).toEqual([
+      { id: "1", event: "chunk", data: '{"a":1}' },
+      { id: "2", event: "message", data: "x\ny" },
+    ]);
+  });
+
+  test("a partial frame at the end is dropped", async () => {
+    expect(await all(["data: a\n\ndata: b"])).toEqual([{ id: undefined, event: "message", data: "a" }]);
+  });
+});
+
+describe("format", () => {
+  test("durations and ages", () => {
+    expect([250, 1500, 42_000, 150_000, 3_900_000, 183_600_000].map(formatDuration)).toEqual(["250ms", "1.5s", "42s", "2m30s", "1h5m", "2d3h"]);
+    expect([5_000, 300_000, 7_200_000, 172_800_000].map(formatAge)).toEqual(["5s", "5m", "2h", "2d"]);
+  });
+
+  test("tables align on plain text even when cells are coloured", () => {
+    const style = createStyle(true);
+    const t = formatTable(["A", "B"], [["xx", "1"], ["y", "22"]], (col, text) => (col === 0 ? style.red(text) : text));
+    expect(t.replace(/\x1b\[\d+m/g, "")).toBe("A    B\nxx   1\ny    22");
+    expect(t).toContain("\x1b[31m");
+  });
+
+  test("colour only on a terminal without NO_COLOR", () => {
+    expect(colourWanted(true, {})).toBe(true);
+    expect(colourWanted(false, {})).toBe(false);
+    expect(colourWanted(true, { NO_COLOR: "1" })).toBe(false);
+    expect(createStyle(false).phase("failed")).toBe("failed");
+  });
+});
+
+describe("taskExitCode", () => {
+  const task = (status: TaskStatus) => ({ status }) as Task;
+  test("mirrors how the last attempt ended", () => {
+    expect(taskExitCode(task({ phase: "succeeded", attempt: 1, exitCode: 0 }))).toBe(0);
+    expect(taskExitCode(task({ phase: "succeeded", attempt: 1, exitCode: 3 }))).toBe(3);
+    expect(taskExitCode(task({ phase: "failed", attempt: 1, exitCode: 3 }))).toBe(3);
+    expect(taskExitCode(task({ phase: "exhausted", attempt: 2, exitCode: 4 }))).toBe(4);
+    expect(taskExitCode(task({ phase: "failed", attempt: 1, error: "killed by signal SIGKILL" }))).toBe(137);
+    expect(taskExitCode(task({ phase: "failed", attempt: 1, error: "killed by signal SIGTERM" }))).toBe(143);
+    expect(taskExitCode(task({ phase: "timeout", attempt: 1, error: "timed out after 5 ms" }))).toBe(124);
+    expect(taskExitCode(task({ phase: "canceled", attempt: 1, error: "canceled" }))).toBe(1);
+  });
+});
+
+describe("buildSpec", () => {
+  const build = (argv: string[], env: Record<string, string> = {}) => {
+    const p = parseArgs(argv, SPEC_FLAGS, { stopAtPositional: true });
+    return buildSpec({ flags: p.flags, rest: p.rest, env, cwd: "/work", readStdin: async () => "echo hi", random: () => 0.5 });
+  };
+
+  test("the smallest spec: a derived slot and the command", async () => {
+    expect(await build(["--", "/usr/bin/echo", "hi"])).toEqual({ slot: "echo-7fffff", kind: { subprocess: { mode: { command: { command: "/usr/bin/echo", args: ["hi"] } } } } });
+  });
+
+  test("backoff fills in defaults; relative cwd resolves; --env K copies from the environment", async () => {
+    const spec = await build(["--backoff-first", "45s", "--cwd", "sub", "--env", "HOME", "--", "true"], { HOME: "/home/me" });
+    expect(spec.backoff).toEqual({ jitter: "full", firstMs: 45_000, maxMs: 45_000, factor: 2 });
+    expect(spec.kind.subprocess.cwd).toBe("/work/sub");
+    expect(spec.kind.subprocess.env).toEqual([{ key: "HOME", value: "/home/me" }]);
+  });
+
+  test("scripts: runtime from the extension or --runtime, custom interpreters", async () => {
+    const spec = await build(["--script", "-", "--runtime", "ruby", "--", "a"]);
+    expect(spec.kind.subprocess.mode).toEqual({ script: { runtime: { custom: { command: "ruby", flag: "-e" } }, body: btoa("echo hi"), args: ["a"] } });
+  });
+
+  test("inconsistent flags are usage errors", async () => {
+    await expect(build(["--restart-interval", "5s", "--", "true"])).rejects.toThrow("--restart-interval: only with --restart always");
+    await expect(build(["--runtime", "bash", "--", "true"])).rejects.toThrow("--runtime: only with --script FILE");
+    await expect(build(["--backoff-first", "10s", "--backoff-max", "1s", "--", "true"])).rejects.toThrow("--backoff-max: must be at least --backoff-first");
+  });
+});

@@ -1,0 +1,130 @@
+/** Failure exit codes and messages, help, hash-token and completion — through the real binary. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { COMMANDS } from "../../src/cli/commands.ts";
+import { closedPort, tasklane } from "./cli-process.ts";
+
+let agent: TestAgent;
+let server: string;
+beforeAll(async () => {
+  agent = await startAgent({ args: ["--max-concurrent", "64"] });
+  server = agent.url;
+});
+afterAll(async () => {
+  await agent?.[Symbol.asyncDispose]();
+});
+
+describe("errors", () => {
+  test.concurrent("unknown id: exit 1 with the API's message", async () => {
+    for (const cmd of ["get", "runs", "logs", "cancel", "wait"]) {
+      expect(await tasklane([cmd, "tsk_nope"], { server })).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: task tsk_nope not found\n" });
+    }
+  });
+
+  test.concurrent("validation failure from the agent: exit 1 with its message", async () => {
+    const r = await tasklane(["submit", "--slot", "bad slot!", "--", "true"], { server });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^tasklane: .*slot.*\n$/);
+  });
+
+  test.concurrent("agent unreachable: exit 3, message names the URL (flag and env)", async () => {
+    const url = `http://127.0.0.1:${closedPort()}`;
+    const viaEnv = await tasklane(["ls"], { server: url });
+    expect(viaEnv).toEqual({ exitCode: 3, stdout: "", stderr: `tasklane: cannot reach the agent at ${url}: connection refused (set --server or TASKLANE_SERVER)\n` });
+    const viaFlag = await tasklane(["run", "--server", url, "--", "true"]);
+    expect(viaFlag.exitCode).toBe(3);
+    expect(viaFlag.stderr).toContain(url);
+  });
+
+  test.concurrent("usage errors: exit 2, message names the flag or argument", async () => {
+    const cases: [string[], string][] = [
+      [["ls", "--bogus"], 'tasklane: unknown flag --bogus for "tasklane ls" (see tasklane ls --help)\n'],
+      [["submit", "--timeout", "soon", "--", "true"], 'tasklane: --timeout: must be a duration like 30s, 500ms, 5m or 1h30m, got "soon"\n'],
+      [["submit", "--timeout", "30", "--", "true"], 'tasklane: --timeout: needs a unit, e.g. 30s, 500ms, 5m or 1h30m, got "30"\n'],
+      [["submit", "--restart", "sometimes", "--", "true"], 'tasklane: --restart: must be one of never, on-failure, always, got "sometimes"\n'],
+      [["submit", "--priority", "11", "--", "true"], 'tasklane: --priority: must be a whole number 0..10, got "11"\n'],
+      [["submit", "--env", "=x", "--", "true"], 'tasklane: --env: must be KEY=VALUE, got "=x"\n'],
+      [["submit", "--memory", "lots", "--", "true"], 'tasklane: --memory: must be a size like 256MiB, 1G or 1048576, got "lots"\n'],
+      [["submit", "--script", "/nonexistent/x.sh"], 'tasklane: --script: cannot read "/nonexistent/x.sh": no such file\n'],
+      [["submit"], "tasklane: missing command: give -- CMD [ARGS…] or --script FILE\n"],
+      [["submit", "--slot"], "tasklane: --slot: missing value (NAME)\n"],
+      [["get"], "tasklane: missing task ID\n"],
+      [["wait", "--timeout", "x", "tsk_x"], 'tasklane: --timeout: must be a duration like 30s, 500ms, 5m or 1h30m, got "x"\n'],
+      [["ls", "--status", "done"], 'tasklane: --status: must be one of pending, running, succeeded, failed, timeout, canceled, exhausted, got "done"\n'],
+      [["ls", "--server", "ftp://x"], 'tasklane: --server: must be an http:// or https:// URL, got "ftp://x"\n'],
+      [["completion", "fish"], 'tasklane: unsupported shell "fish": give one of bash, zsh\n'],
+      [["lss"], 'tasklane: unknown command "lss"; did you mean "ls"? (see tasklane help)\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      expect({ args, ...(await tasklane(args, { server })) }).toEqual({ args, exitCode: 2, stdout: "", stderr });
+    }
+  });
+
+  test.concurrent("--token is sent as a bearer token", async () => {
+    // Auth is off in this agent, so any token is accepted; the request must still succeed with it.
+    const r = await tasklane(["ls", "--json", "--token", "s3cret"], { server });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ total: expect.any(Number) });
+  });
+});
+
+describe("help", () => {
+  test.concurrent("every command has --help with usage and an example", async () => {
+    const results = await Promise.all(COMMANDS.map((c) => tasklane([c.name, "--help"])));
+    COMMANDS.forEach((c, i) => {
+      const r = results[i]!;
+      expect({ cmd: c.name, exitCode: r.exitCode, stderr: r.stderr }).toEqual({ cmd: c.name, exitCode: 0, stderr: "" });
+      expect(r.stdout).toContain(`Usage: tasklane ${c.name}`);
+      expect(r.stdout).toMatch(/\nExamples?:\n {2}.*tasklane /);
+    });
+  });
+
+  test.concurrent("help lists the commands; help CMD equals CMD --help", async () => {
+    const all = await tasklane(["help"]);
+    expect(all.exitCode).toBe(0);
+    for (const c of COMMANDS) expect(all.stdout).toContain(`  ${c.name}`);
+    const [a, b] = await Promise.all([tasklane(["help", "run"]), tasklane(["run", "--help"])]);
+    expect(a).toEqual(b);
+    expect(a.stdout).toContain("128+signal");
+  });
+});
+
+describe("hash-token", () => {
+  const hex = (s: string) => createHash("sha256").update(s).digest("hex");
+
+  test.concurrent("from the argument", async () => {
+    expect(await tasklane(["hash-token", "s3cret-token"])).toEqual({ exitCode: 0, stdout: `${hex("s3cret-token")}\n`, stderr: "" });
+  });
+
+  test.concurrent("from stdin, ignoring one trailing newline; --json", async () => {
+    expect(await tasklane(["hash-token"], { stdin: "s3cret-token\n" })).toEqual({ exitCode: 0, stdout: `${hex("s3cret-token")}\n`, stderr: "" });
+    const j = await tasklane(["hash-token", "--json"], { stdin: "abc" });
+    expect(JSON.parse(j.stdout)).toEqual({ sha256: hex("abc") });
+  });
+
+  test.concurrent("an empty token is a usage error", async () => {
+    expect(await tasklane(["hash-token"], { stdin: "" })).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: empty token: give TOKEN or pipe it on stdin\n" });
+  });
+});
+
+describe("completion", () => {
+  for (const shell of ["bash", "zsh"]) {
+    test.concurrent(`${shell}: non-empty and names every subcommand and some flags`, async () => {
+      const r = await tasklane(["completion", shell]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toBe("");
+      for (const c of COMMANDS) expect(r.stdout).toContain(c.name);
+      for (const word of ["--restart", "on-failure", "--follow", "--status"]) expect(r.stdout).toContain(word);
+    });
+  }
+
+  test.concurrent("the bash script parses and completes subcommands", async () => {
+    const script = (await tasklane(["completion", "bash"])).stdout;
+    const probe = `${script}\nCOMP_WORDS=(tasklane l); COMP_CWORD=1; _tasklane; echo "\${COMPREPLY[@]}"\nCOMP_WORDS=(tasklane submit --restart o); COMP_CWORD=3; _tasklane; echo "\${COMPREPLY[@]}"\n`;
+    const proc = Bun.spawn(["bash", "--norc", "-c", probe], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ out, err, code }).toEqual({ out: "ls logs\non-failure\n", err: "", code: 0 });
+  });
+});
