@@ -184,7 +184,10 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       logTransitions(events, logger);
       events.add({
         transition(task, prev) {
-          if (task.status.phase !== prev && isTerminal(task.status.phase)) toEvict.add(task.metadata.id);
+          if (task.status.phase === prev || !isTerminal(task.status.phase)) return;
+          // Persist the task's retained output in the same group commit as its final state.
+          hub?.flush();
+          toEvict.add(task.metadata.id);
         },
       });
 

@@ -56,7 +56,7 @@ describe("crash safety of the compiled binary", () => {
     const work = tempDir();
     const marker = join(work, "first-attempt-done");
     const a = await startBinary({ dataDir, args: ["--max-concurrent", "2"] });
-    let ids: Record<string, string>;
+    let ids: { retrying: string; queued: string; oneShot: string; waiting: string; held: string };
     let pids: number[];
     try {
       const retrying = await submit(a, {
@@ -108,9 +108,12 @@ describe("crash safety of the compiled binary", () => {
       expect(held.status).toEqual({ phase: "pending", attempt: 0 });
       expect(held.spec.hold).toBe(true);
 
-      // Logs of the interrupted run are still readable after the restart.
-      const logs = await (await fetch(`${b.url}/api/v1/tasks/${ids.oneShot}/logs?follow=false`)).text();
-      expect(logs).toMatch(/"line":"pid=\d+"/);
+      // Logs survive the restart: the interrupted run is closed with a marker, and a
+      // finished task's output is persisted with its final state.
+      const oneShotLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.oneShot}/logs?follow=false`)).text();
+      expect(oneShotLogs).toContain('"type":"runFinished","attempt":1');
+      const retryLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/logs?follow=false`)).text();
+      expect(retryLogs).toContain('"line":"second-attempt"');
     } finally {
       expect(await b.stop()).toBe(0);
     }

@@ -34,7 +34,8 @@ export async function getTask(a: TestAgent, id: string): Promise<Task> {
   return r.body.task;
 }
 
-export async function getRuns(a: TestAgent, id: string): Promise<TaskRun[]> {
+/** The run history; typed loosely so tests can compare it with `expect.any(…)` shapes. */
+export async function getRuns(a: TestAgent, id: string): Promise<(TaskRun & Record<string, any>)[]> {
   const r = await a.json("GET", `/api/v1/tasks/${id}/runs`);
   if (r.status !== 200) throw new Error(`GET runs answered ${r.status}: ${JSON.stringify(r.body)}`);
   return r.body.runs;

@@ -135,7 +135,7 @@ describe("a running task", () => {
     await release(f);
     const rest = await collectSse(res);
     expect(rest).toEqual([
-      got[2],
+      got[2]!,
       { id: 4, event: "run-finished", data: { type: "runFinished", attempt: 1, exitCode: 0, finishedAt: expect.any(Number) } },
     ]);
   });
@@ -220,7 +220,7 @@ describe("slow and fast consumers (--log-retain 100)", () => {
     for (const e of slowEvents) {
       const expectedId = last + (e.event === "lagged" ? e.data.skipped : 1);
       if (e.id !== expectedId) throw new Error(`slow event after id ${last} has id ${e.id}, expected ${expectedId} (${e.event})`);
-      last = e.id;
+      last = e.id!;
     }
     expect(last).toBe(TOTAL + 2);
     const slowChunks = slowEvents.filter((e) => e.event === "chunk");

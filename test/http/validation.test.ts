@@ -178,7 +178,7 @@ describe("script body size (decoded ≤ 2 MiB)", () => {
 });
 
 describe("request body", () => {
-  const post = (body: BodyInit | null, headers: Record<string, string> = { "content-type": "application/json" }) =>
+  const post = (body: string | Uint8Array | Blob | null, headers: Record<string, string> = { "content-type": "application/json" }) =>
     fetch(`${a.url}/api/v1/tasks`, { method: "POST", headers, body });
   const answer = async (res: Response) => ({ status: res.status, body: await res.json() });
 
@@ -383,7 +383,7 @@ describe("the curl examples of the API notes, verbatim", () => {
 "admission": "dropIfRunning"
 }
 }`);
-    const body = await res.json();
+    const body: any = await res.json();
     expect({ status: res.status, body }).toEqual({ status: 201, body: { task_id: expect.stringMatching(/^tsk_[0-9A-HJKMNP-TV-Z]{26}$/), admission: "started" } });
     const task = await waitTerminal(a, body.task_id);
     expect(task.status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
@@ -421,7 +421,7 @@ describe("the curl examples of the API notes, verbatim", () => {
 "admission": "replace"
 }
 }`);
-    const body = await res.json();
+    const body: any = await res.json();
     expect({ status: res.status, body }).toEqual({ status: 201, body: { task_id: expect.stringMatching(/^tsk_[0-9A-HJKMNP-TV-Z]{26}$/), admission: "started" } });
     const task = await waitTerminal(a, body.task_id);
     expect(task.status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });

@@ -61,7 +61,7 @@ describe("restart policies", () => {
     const runs = await getRuns(a, id);
     const failed = (attempt: number) => ({
       attempt,
-      phase: "failed",
+      phase: "failed" as const,
       startedAt: expect.any(Number),
       finishedAt: expect.any(Number),
       exitCode: 1,

@@ -72,7 +72,7 @@ const bash = (script: string, extra: Record<string, unknown> = {}) =>
   cmd("bash", ["-c", script], extra);
 
 /** Expect `fn` to throw an AgentError with this code and message. */
-async function rejects(fn: () => unknown, code: string, message: string | RegExp): Promise<void> {
+async function rejects(fn: () => unknown, code: AgentError["code"], message: string | RegExp): Promise<void> {
   let caught: unknown;
   try {
     await fn();

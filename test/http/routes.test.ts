@@ -1,0 +1,84 @@
+/**
+ * The extension routes of CONTRACT §2 around a task: submit-and-wait,
+ * long-poll wait, cancel/start/restart on unknown ids, health.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { submitOk } from "../helpers/task-control.ts";
+
+let a: TestAgent;
+beforeAll(async () => {
+  a = await startAgent();
+});
+afterAll(async () => {
+  await a?.[Symbol.asyncDispose]();
+});
+
+describe("POST /api/v1/tasks?wait=true", () => {
+  test("answers 200 with the final task, its runs and the output tails", async () => {
+    const r = await a.json("POST", "/api/v1/tasks?wait=true", { spec: bashSpec("echo one; echo two >&2; echo three; exit 5") });
+    expect(r).toEqual({
+      status: 200,
+      body: {
+        task: {
+          metadata: { id: expect.stringMatching(/^tsk_/), resourceVersion: 3, createdAt: expect.any(Number), updatedAt: expect.any(Number) },
+          spec: expect.objectContaining({ restart: { type: "never" } }),
+          status: { phase: "failed", attempt: 1, exitCode: 5, error: "exit code 5" },
+        },
+        runs: [{ attempt: 1, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), exitCode: 5, error: "exit code 5" }],
+        output: { stdout: ["one", "three"], stderr: ["two"] },
+      },
+    });
+  });
+
+  test("timeoutMs bounds the wait: the task is answered as it is then", async () => {
+    const r = await a.json("POST", "/api/v1/tasks?wait=true&timeoutMs=30", { spec: commandSpec("true", [], { hold: true }) });
+    expect(r.status).toBe(200);
+    expect(r.body.task.status).toEqual({ phase: "pending", attempt: 0 });
+    expect(r.body.runs).toEqual([]);
+  });
+
+  test("a bad wait flag is a 400", async () => {
+    expect(await a.json("POST", "/api/v1/tasks?wait=maybe", { spec: commandSpec("true") })).toEqual({
+      status: 400,
+      body: { error: "InvalidRequest", message: 'wait: must be true or false, got "maybe"' },
+    });
+  });
+});
+
+describe("GET /api/v1/tasks/{id}/wait", () => {
+  test("timeoutMs above 10 minutes or not a number is a 400", async () => {
+    const { id } = await submitOk(a, commandSpec("true", [], { hold: true }));
+    expect(await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=600001`)).toEqual({
+      status: 400,
+      body: { error: "InvalidRequest", message: "timeoutMs: must be an integer 0..600000, got 600001" },
+    });
+    expect(await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=soon`)).toEqual({
+      status: 400,
+      body: { error: "InvalidRequest", message: 'timeoutMs: must be a non-negative integer, got "soon"' },
+    });
+  });
+});
+
+describe("unknown ids on the task actions", () => {
+  for (const action of ["cancel", "start", "restart"]) {
+    test(`POST …/${action} → 404 TaskNotFound`, async () => {
+      expect(await a.json("POST", `/api/v1/tasks/tsk_01NOSUCHTASK00000000000000/${action}`)).toEqual({
+        status: 404,
+        body: { error: "TaskNotFound", message: "task tsk_01NOSUCHTASK00000000000000 not found" },
+      });
+    });
+  }
+  test("GET …/wait → 404 TaskNotFound", async () => {
+    expect((await a.json("GET", "/api/v1/tasks/tsk_01NOSUCHTASK00000000000000/wait?timeoutMs=10")).status).toBe(404);
+  });
+});
+
+describe("health", () => {
+  test("healthz and readyz", async () => {
+    expect(await a.json("GET", "/healthz")).toEqual({ status: 200, body: { status: "alive" } });
+    const ready = await a.json("GET", "/readyz");
+    expect(ready.status).toBe(200);
+    expect(ready.body.status).toBe("ready");
+  });
+});
