@@ -31,8 +31,11 @@ export interface AgentOptions {
 export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   const owned = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "tasklane-bench-data-"));
+  // BENCH_PROFILE_DIR=dir: run the agent from source under `bun --cpu-prof` instead (profiles land in dir).
+  const profileDir = process.env.BENCH_PROFILE_DIR;
+  const exe = profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, join(import.meta.dir, "../../src/main.ts")] : [opts.bin];
   const server = await startServer({
-    argv: [opts.bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir, ...(opts.args ?? [])],
+    argv: [...exe, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir, ...(opts.args ?? [])],
     announce: /tasklane listening http=(\S+) grpc=(\S+)/,
   });
   const stop = async () => {

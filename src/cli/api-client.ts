@@ -21,6 +21,8 @@ export interface ApiClientOptions {
   server: string;
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /** Aborts every request that is not given its own signal (or `null`: not abortable). */
+  signal?: AbortSignal;
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
@@ -54,11 +56,12 @@ export type WatchItem =
 /** A client bound to one agent. */
 export interface ApiClient {
   readonly server: string;
-  submit(spec: TaskSpecInput): Promise<SubmitResult>;
+  /** `signal: null` makes the submit immune to the default signal (the caller must learn the id). */
+  submit(spec: TaskSpecInput, signal?: AbortSignal | null): Promise<SubmitResult>;
   list(params: ListParams): Promise<{ tasks: Task[]; total: number }>;
   get(id: string): Promise<Task>;
   runs(id: string): Promise<TaskRun[]>;
-  cancel(id: string, signal?: AbortSignal): Promise<Task>;
+  cancel(id: string, signal?: AbortSignal | null): Promise<Task>;
   remove(id: string): Promise<void>;
   /** Long-poll until the task is terminal or `timeoutMs` (≤ 10 min) passed; the task as it is then. */
   waitOnce(id: string, timeoutMs: number, signal?: AbortSignal): Promise<Task>;
@@ -85,7 +88,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   const unreachable = (err: unknown) =>
     new CliError("unreachable", `cannot reach the agent at ${server}: ${reasonOf(err)} (set --server or TASKLANE_SERVER)`, { cause: err });
 
-  async function send(method: string, path: string, init: { body?: unknown; signal?: AbortSignal; accept?: string } = {}): Promise<Response> {
+  async function send(method: string, path: string, init: { body?: unknown; signal?: AbortSignal | null; accept?: string } = {}): Promise<Response> {
+    const signal = init.signal === null ? undefined : (init.signal ?? opts.signal);
     const headers: Record<string, string> = { accept: init.accept ?? "application/json" };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     if (init.body !== undefined) headers["content-type"] = "application/json";
@@ -95,10 +99,10 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
         method,
         headers,
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
-        signal: init.signal,
+        signal,
       });
     } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
+      if (signal?.aborted) throw signal.reason;
       throw unreachable(err);
     }
     if (!res.ok) throw await apiError(res);
@@ -119,17 +123,19 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     return new CliError("api", message, { status: res.status, label });
   }
 
-  async function json<T>(method: string, path: string, init: { body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+  async function json<T>(method: string, path: string, init: { body?: unknown; signal?: AbortSignal | null } = {}): Promise<T> {
     const res = await send(method, path, init);
     try {
       return (await res.json()) as T;
     } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
+      const signal = init.signal === null ? undefined : (init.signal ?? opts.signal);
+      if (signal?.aborted) throw signal.reason;
       throw unreachable(err);
     }
   }
 
-  async function* stream(path: string, signal: AbortSignal | undefined): AsyncGenerator<{ id: number | undefined; event: string; data: unknown }> {
+  async function* stream(path: string, given: AbortSignal | undefined): AsyncGenerator<{ id: number | undefined; event: string; data: unknown }> {
+    const signal = given ?? opts.signal;
     const res = await send("GET", path, { signal, accept: "text/event-stream" });
     if (!res.body) return;
     try {
@@ -147,7 +153,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   const enc = encodeURIComponent;
   return {
     server,
-    submit: (spec) => json<SubmitResult>("POST", "/api/v1/tasks", { body: { spec } }),
+    submit: (spec, signal) => json<SubmitResult>("POST", "/api/v1/tasks", { body: { spec }, signal }),
     async list(p) {
       const q = new URLSearchParams();
       if (p.slot !== undefined) q.set("slot", p.slot);

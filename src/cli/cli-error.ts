@@ -11,9 +11,7 @@ export type CliErrorKind =
   /** The agent answered with an error (`{"error", "message"}`): exit 1. */
   | "api"
   /** The agent could not be reached, or the connection broke: exit 3. */
-  | "unreachable"
-  /** A local failure that is not the user's syntax (unreadable file, closed stdin): exit 1. */
-  | "local";
+  | "unreachable";
 
 /** A failure the CLI prints as `tasklane: <message>` before exiting non-zero. */
 export class CliError extends Error {
@@ -37,13 +35,12 @@ export function usage(message: string): CliError {
   return new CliError("usage", message);
 }
 
-/** Exit status of a failure kind: 1 API / local, 2 usage, 3 agent unreachable. */
+/** Exit status of a failure kind: 1 API error, 2 usage error, 3 agent unreachable. */
 export function exitCodeOf(kind: CliErrorKind): number {
   switch (kind) {
     case "usage":
       return 2;
     case "api":
-    case "local":
       return 1;
     case "unreachable":
       return 3;

@@ -84,9 +84,6 @@ async function runCommand(cmd: Command, args: readonly string[], io: CliIo): Pro
     return 0;
   }
   if (f.bool("json") && !cmd.json) throw usage(`--json: not supported by "tasklane ${cmd.name}"`);
-  if (cmd.stopAtPositional === undefined && parsed.rest !== undefined && parsed.rest.length > 0) {
-    throw usage(`unexpected arguments after --: ${parsed.rest.join(" ")}`);
-  }
   const serverFlag = f.string("server");
   const server =
     serverFlag !== undefined ? serverUrl(serverFlag, "--server") : io.env.TASKLANE_SERVER ? serverUrl(io.env.TASKLANE_SERVER, "TASKLANE_SERVER") : DEFAULT_SERVER;
@@ -94,10 +91,11 @@ async function runCommand(cmd: Command, args: readonly string[], io: CliIo): Pro
   let api: ApiClient | undefined;
   const ctx: CommandContext = {
     flags: f,
-    positionals: parsed.positionals,
+    // For commands without a `-- CMD` part, words after `--` are ordinary arguments (`hash-token -- -tok`).
+    positionals: cmd.stopAtPositional ? parsed.positionals : [...parsed.positionals, ...(parsed.rest ?? [])],
     rest: parsed.rest,
     json: f.bool("json"),
-    api: () => (api ??= createApiClient({ server, token })),
+    api: () => (api ??= createApiClient({ server, token, signal: io.signal })),
     out: io.out,
     err: io.err,
     style: createStyle(colourWanted(io.out.isTTY, io.env)),
@@ -138,7 +136,14 @@ export async function runCli(cmd: string, args: string[], env: Record<string, st
       err,
       env,
       cwd: process.cwd(),
-      readStdin: () => Bun.stdin.text(),
+      readStdin: () =>
+        Promise.race([
+          Bun.stdin.text(),
+          new Promise<never>((_, reject) => {
+            if (abort.signal.aborted) reject(abort.signal.reason);
+            abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true });
+          }),
+        ]),
       signal: abort.signal,
       interruptedBy: () => interruptedBy,
     });

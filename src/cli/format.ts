@@ -72,7 +72,6 @@ export function exitCell(exitCode: number | undefined, error: string | undefined
 /** ANSI styling that is a no-op when colour is off. */
 export interface Style {
   readonly enabled: boolean;
-  bold(s: string): string;
   dim(s: string): string;
   red(s: string): string;
   green(s: string): string;
@@ -97,7 +96,6 @@ export function createStyle(enabled: boolean): Style {
   const dim = wrap(2, 22);
   return {
     enabled,
-    bold: wrap(1, 22),
     dim,
     red,
     green,

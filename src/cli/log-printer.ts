@@ -16,14 +16,11 @@ export interface LogPrinterOptions {
   markers: "all" | "retries" | "none";
 }
 
-/** Print one event; resolves when it is written. Returns the highest event id seen so far. */
-export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem): Promise<void>; lastId(): number | undefined } {
+/** A printer whose `print` resolves once the event is written. */
+export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem): Promise<void> } {
   const started = new Map<number, number>();
-  let last: number | undefined;
   return {
-    lastId: () => last,
     async print(item) {
-      if (item.id !== undefined) last = item.id;
       const e = item.event;
       if (opts.json) {
         await opts.out.line(JSON.stringify({ id: item.id, ...e }));

@@ -8,18 +8,18 @@
 /** The part of a Node write stream the CLI uses. */
 export interface WritableLike {
   write(chunk: string, cb?: (err?: Error | null) => void): boolean;
-  once(event: "drain", listener: () => void): unknown;
+  once(event: "drain" | "close", listener: () => void): unknown;
+  once(event: "error", listener: (err: Error) => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "error", listener: (err: Error) => void): unknown;
   on(event: "error", listener: (err: Error) => void): unknown;
   isTTY?: boolean;
-  columns?: number;
 }
 
 /** One output stream of the CLI. */
 export interface Output {
   /** Whether the stream is a terminal (colour, spinner). */
   readonly isTTY: boolean;
-  /** Terminal width, when known. */
-  readonly columns: number | undefined;
   /** Write text; resolves when the stream can take more. */
   write(text: string): Promise<void>;
   /** Write `text` plus a newline. */
@@ -36,26 +36,34 @@ export function createOutput(stream: WritableLike): Output {
   stream.on("error", () => {
     closed = true;
   });
+  // Resolves on drain, or when the reader goes away (then nothing will ever drain).
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off("drain", done);
+        stream.off("close", done);
+        stream.off("error", done);
+        resolve();
+      };
+      stream.once("drain", done);
+      stream.once("close", done);
+      stream.once("error", done);
+    });
   const out: Output = {
     isTTY: stream.isTTY === true,
-    get columns() {
-      return stream.columns;
-    },
     get closed() {
       return closed;
     },
     async write(text) {
       if (closed || text === "") return;
-      if (!stream.write(text)) await new Promise<void>((resolve) => stream.once("drain", resolve));
+      if (!stream.write(text)) await drained();
     },
     line(text = "") {
       return out.write(`${text}\n`);
     },
     async flush() {
       if (closed) return;
-      await new Promise<void>((resolve) => {
-        if (!stream.write("", () => resolve())) stream.once("drain", resolve);
-      });
+      await Promise.race([new Promise<void>((resolve) => stream.write("", () => resolve())), drained()]);
     },
   };
   return out;
@@ -66,7 +74,6 @@ export function createBufferOutput(isTTY = false): Output & { text(): string } {
   let buf = "";
   const out: Output & { text(): string } = {
     isTTY,
-    columns: 80,
     closed: false,
     async write(t) {
       buf += t;

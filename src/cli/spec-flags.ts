@@ -5,14 +5,14 @@
  * are usage errors naming the flag; the agent validates the rest.
  */
 import { basename, extname, resolve } from "node:path";
-import { WELL_KNOWN_RUNTIMES, type Admission, type Jitter, type ScriptRuntime, type TaskSpecInput } from "../tasks/model.ts";
+import type { Admission, Jitter, ScriptRuntime, TaskSpecInput } from "../tasks/model.ts";
+import { JITTERS, WELL_KNOWN_RUNTIMES } from "./wire-values.ts";
 import type { Flags, FlagSpec } from "./args.ts";
 import { CliError, usage } from "./cli-error.ts";
 import { bytesFlag, durationFlag, intFlag, keyValueFlag, numberFlag } from "./units.ts";
 
 const ADMISSION_FLAGS: Record<string, Admission> = { "drop-if-running": "dropIfRunning", replace: "replace", queue: "queue" };
 const RESTART_FLAGS = ["never", "on-failure", "always"] as const;
-const JITTER_FLAGS: readonly Jitter[] = ["none", "full", "equal", "decorrelated"];
 
 /** The agent's backoff defaults, used to fill in the fields a user did not give. */
 export const DEFAULT_BACKOFF = { jitter: "full" as Jitter, firstMs: 1000, maxMs: 30_000, factor: 2 };
@@ -27,11 +27,11 @@ export const SPEC_FLAGS: readonly FlagSpec[] = [
   { name: "restart", kind: "string", value: "POLICY", choices: RESTART_FLAGS, help: "restart policy: never, on-failure, always (default never)" },
   { name: "restart-interval", kind: "string", value: "DURATION", help: "pause between successful runs with --restart always" },
   { name: "max-attempts", kind: "string", value: "N", help: "stop retrying after N attempts (phase exhausted)" },
-  { name: "backoff-jitter", kind: "string", value: "J", choices: JITTER_FLAGS, help: "retry backoff jitter: none, full, equal, decorrelated (default full)" },
+  { name: "backoff-jitter", kind: "string", value: "J", choices: JITTERS, help: "retry backoff jitter: none, full, equal, decorrelated (default full)" },
   { name: "backoff-first", kind: "string", value: "DURATION", help: "first retry delay (default 1s)" },
   { name: "backoff-max", kind: "string", value: "DURATION", help: "longest retry delay (default 30s)" },
   { name: "backoff-factor", kind: "string", value: "F", help: "growth factor of the retry delay, ≥ 1 (default 2)" },
-  { name: "admission", kind: "string", value: "A", choices: Object.keys(ADMISSION_FLAGS), help: "when the slot is busy: drop-if-running, replace, queue" },
+  { name: "admission", kind: "string", value: "A", choices: Object.keys(ADMISSION_FLAGS), help: "when the slot is busy: drop-if-running, replace, queue (agent default queue)" },
   { name: "env", short: "e", kind: "list", value: "K=V", help: "environment variable (repeatable); K alone copies it from your environment" },
   { name: "cwd", kind: "string", value: "DIR", help: "working directory (relative paths are resolved here)" },
   { name: "label", short: "l", kind: "list", value: "K=V", help: "label (repeatable)" },

@@ -9,22 +9,19 @@ const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "
 
 /** A running spinner. */
 export interface Spinner extends Disposable {
-  /** Change the text after the spinner glyph. */
-  update(text: string): void;
   /** Erase the spinner (idempotent); resolves when the erase is written. */
   stop(): Promise<void>;
 }
 
 /** Start a spinner on `err` with `text`; inert unless `err` is a TTY. */
 export function startSpinner(err: Output, text: string, opts: { delayMs?: number; intervalMs?: number } = {}): Spinner {
-  if (!err.isTTY) return { update() {}, stop: async () => {}, [Symbol.dispose]() {} };
-  let label = text;
+  if (!err.isTTY) return { stop: async () => {}, [Symbol.dispose]() {} };
   let frame = 0;
   let shown = false;
   let interval: ReturnType<typeof setInterval> | undefined;
   const draw = () => {
     shown = true;
-    void err.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${label}`);
+    void err.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${text}`);
   };
   const delay = setTimeout(() => {
     draw();
@@ -39,9 +36,6 @@ export function startSpinner(err: Output, text: string, opts: { delayMs?: number
     if (shown) await err.write("\r\x1b[2K");
   };
   return {
-    update(t) {
-      label = t;
-    },
     stop,
     [Symbol.dispose]() {
       void stop();

@@ -2,7 +2,8 @@
  * Waiting for a task to become terminal through the agent's long-poll
  * (`GET …/wait`, at most 10 minutes per request), for any length of time.
  */
-import { isTerminal, type Task } from "../tasks/model.ts";
+import type { Task } from "../tasks/model.ts";
+import { isTerminal } from "./wire-values.ts";
 import { MAX_WAIT_CHUNK_MS, type ApiClient } from "./api-client.ts";
 
 /**

@@ -91,8 +91,9 @@ export function createEventRing<E>(opts: EventRingOptions<E>): EventRing<E> {
   }
   const bounded = maxBytes !== undefined;
 
-  const slots: (Numbered<E> | undefined)[] = new Array<Numbered<E> | undefined>(capacity);
-  const sizes: number[] = bounded ? new Array<number>(capacity).fill(0) : [];
+  // Grown on demand up to `capacity` (most tasks log far fewer events than they may keep).
+  const slots: (Numbered<E> | undefined)[] = [];
+  const sizes: number[] = [];
   let start = 0;
   let count = 0;
   let bytes = 0;
@@ -131,8 +132,8 @@ export function createEventRing<E>(opts: EventRingOptions<E>): EventRing<E> {
   }
 
   function clear(): void {
-    slots.fill(undefined);
-    if (bounded) sizes.fill(0);
+    slots.length = 0;
+    sizes.length = 0;
     start = 0;
     count = 0;
     bytes = 0;

@@ -129,8 +129,8 @@ export function createLogHub(opts: LogHubOptions): LogHub {
     opts.onLagged?.(skipped);
   }
 
-  /** The task's ring, created (and seeded from the sink) if missing. */
-  function ensure(taskId: string, live: boolean): TaskLog {
+  /** The task's ring, created (and seeded from the sink unless `fresh`: nothing can be stored yet) if missing. */
+  function ensure(taskId: string, live: boolean, fresh = false): TaskLog {
     const existing = tasks.get(taskId);
     if (existing !== undefined) return existing;
     const ring = createEventRing<LogEvent>({
@@ -145,7 +145,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
       },
     });
     const log: TaskLog = { ring, persisted: 0, attempt: 0, seq: { stdout: 0, stderr: 0 }, transient: !live };
-    const stored = sink?.load(taskId, retain) ?? [];
+    const stored = fresh ? [] : (sink?.load(taskId, retain) ?? []);
     const last = stored[stored.length - 1];
     if (last !== undefined) {
       ring.seed(stored);
@@ -157,9 +157,9 @@ export function createLogHub(opts: LogHubOptions): LogHub {
   }
 
   /** Ring for a write: makes it live and permanent. */
-  function writable(taskId: string): TaskLog | undefined {
+  function writable(taskId: string, fresh = false): TaskLog | undefined {
     if (closed) return undefined;
-    const log = ensure(taskId, true);
+    const log = ensure(taskId, true, fresh);
     log.transient = false;
     return log;
   }
@@ -204,7 +204,8 @@ export function createLogHub(opts: LogHubOptions): LogHub {
 
   return {
     runStarted(taskId, attempt, startedAt) {
-      const log = writable(taskId);
+      // A first attempt with no ring yet has written no events: skip the sink lookup (one query per task).
+      const log = writable(taskId, attempt === 1);
       if (log === undefined) return;
       if (log.ring.ended) log.ring.reopen();
       log.attempt = attempt;

@@ -12,11 +12,11 @@
  * lock on the database for its whole life, so a second agent on the same data
  * dir fails to open, and a dead agent's lock vanishes with its process.
  */
-import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import type { SQLQueryBindings, Statement } from "bun:sqlite";
 import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
-import { TERMINAL_PHASES_SQL, migrate } from "./migrations.ts";
+import { buildListQuery } from "./list-query.ts";
+import { TERMINAL_PHASES_SQL } from "./migrations.ts";
+import { canonicalPath, openDatabase } from "./open-database.ts";
 import type { Store, StoreStats, StoredRun } from "./store.ts";
 
 /** Options of `createSqliteStore`. */
@@ -58,9 +58,13 @@ interface Batch {
 
 type Bindings = SQLQueryBindings[];
 
-const SQLITE_MAGIC = "SQLite format 3\0";
 const LIST_CACHE_SIZE = 64;
-/** Database files opened by this process; a second open would break the kernel lock (see `assertSqliteFile`). */
+const LABEL_COUNT_CAP = 10_000;
+/**
+ * Database files this process holds open. Closing *any* descriptor of a file
+ * drops all of the process's POSIX locks on it, so a second open here (whose
+ * header check opens and closes the file) would silently release the first.
+ */
 const openInProcess = new Set<string>();
 
 /**
@@ -78,7 +82,6 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const beforeCommit = opts.beforeCommit;
 
   if (openInProcess.has(path)) throw new Error(`cannot open store: ${path} is already open in this process`);
-  assertSqliteFile(path);
   const db = openDatabase(path, opts);
   openInProcess.add(path);
 
@@ -107,6 +110,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     clearLabels: prepare<never, [string]>("DELETE FROM task_labels WHERE task_id = ?"),
     insertLabel: prepare<never, [string, string, string, number]>(
       "INSERT INTO task_labels (task_id, key, value, created_at) VALUES (?, ?, ?, ?)",
+    ),
+    labelCountCapped: prepare<{ n: number }, [string, string, number]>(
+      "SELECT count(*) AS n FROM (SELECT 1 FROM task_labels WHERE key = ? AND value = ? LIMIT ?)",
     ),
     getTask: prepare<{ body: string }, [string]>("SELECT body FROM tasks WHERE id = ?"),
     activeTasks: prepare<{ body: string }, []>(
@@ -210,7 +216,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       beforeCommit?.();
       q.commit.run();
     } catch (err) {
-      if (db.inTransaction) db.run("ROLLBACK");
+      try {
+        if (db.inTransaction) db.run("ROLLBACK");
+      } catch {
+        // The commit error below is the one worth reporting.
+      }
       lose(b, "commit failed", err);
       return;
     }
@@ -244,63 +254,20 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     return stmt;
   }
 
-  /**
-   * Filtered page plus total. With only label and creation-time filters the
-   * query walks the first label's (key, value, created_at) index in order and
-   * probes the other labels; otherwise SQLite drives from the best tasks index
-   * and probes each label by primary key.
-   */
+  /** Filtered page plus total; see `buildListQuery` for the two query shapes. */
   function listTasks(query: TaskQuery): { tasks: Task[]; total: number } {
     live();
     const labels = Object.entries(query.labels ?? {});
-    const first = labels[0];
-    const byLabel = first !== undefined && query.status === undefined && query.slot === undefined && query.owner === undefined;
-    const t = byLabel ? "l" : "tasks"; // alias holding created_at and the task id
-    const idCol = byLabel ? "l.task_id" : "tasks.id";
-    const where: string[] = [];
-    const params: Bindings = [];
-    if (first && byLabel) {
-      where.push("l.key = ?", "l.value = ?");
-      params.push(...first);
+    if (labels.length > 1) {
+      // Counting up to a cap is cheap and enough to tell the rare label from the common ones.
+      const size = new Map(labels.map(([k, v]) => [k, q.labelCountCapped.get(k, v, LABEL_COUNT_CAP)?.n ?? 0]));
+      labels.sort((x, y) => (size.get(x[0]) ?? 0) - (size.get(y[0]) ?? 0));
     }
-    if (query.status !== undefined) {
-      where.push("tasks.phase = ?");
-      params.push(query.status);
-    }
-    if (query.slot !== undefined) {
-      where.push("tasks.slot = ?");
-      params.push(query.slot);
-    }
-    if (query.owner !== undefined) {
-      where.push("tasks.owner = ?");
-      params.push(query.owner);
-    }
-    if (query.createdAfter !== undefined) {
-      where.push(`${t}.created_at > ?`);
-      params.push(query.createdAfter);
-    }
-    if (query.createdBefore !== undefined) {
-      where.push(`${t}.created_at < ?`);
-      params.push(query.createdBefore);
-    }
-    for (const [key, value] of byLabel ? labels.slice(1) : labels) {
-      where.push(`EXISTS (SELECT 1 FROM task_labels x WHERE x.task_id = ${idCol} AND x.key = ? AND x.value = ?)`);
-      params.push(key, value);
-    }
-    const filter = where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "";
-    // CROSS JOIN pins the loop order: label index outside, one task row per page entry inside.
-    const from = byLabel ? "task_labels l CROSS JOIN tasks ON tasks.id = l.task_id" : "tasks";
-    const countFrom = byLabel ? "task_labels l" : "tasks";
-    const dir = query.order === "desc" ? "DESC" : "ASC";
-    const limit = Math.max(0, Math.floor(query.limit));
-    const offset = Math.max(0, Math.floor(query.offset));
-    const page = `SELECT tasks.body FROM ${from}${filter} ORDER BY ${t}.created_at ${dir}, ${idCol} ${dir} LIMIT ? OFFSET ?`;
+    const { page, count, params, limit, offset } = buildListQuery(query, labels);
     const rows = limit === 0 ? [] : listStatement(page).all(...params, limit, offset);
     // A short, non-empty page (or an empty first page) already tells the total.
     const known = rows.length < limit && (rows.length > 0 || offset === 0);
-    const total = known
-      ? offset + rows.length
-      : (listStatement(`SELECT count(*) AS n FROM ${countFrom}${filter}`).get(...params)?.n ?? 0);
+    const total = known ? offset + rows.length : (listStatement(count).get(...params)?.n ?? 0);
     return { tasks: rows.map((r) => JSON.parse(r.body) as Task), total };
   }
 
@@ -443,92 +410,6 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return store;
 }
 
-/** Absolute path with the directory part resolved through symlinks, so one file has one key. */
-function canonicalPath(path: string): string {
-  const abs = resolve(path);
-  try {
-    return join(realpathSync(dirname(abs)), basename(abs));
-  } catch {
-    return abs;
-  }
-}
-
-/**
- * Refuse, before SQLite touches it, a path that is a directory or a non-empty
- * file without the SQLite header. (An empty file is a valid empty database.)
- */
-function assertSqliteFile(path: string): void {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (st.isDirectory()) throw new Error(`cannot open store: ${path} is a directory, not a database file`);
-    size = st.size;
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return;
-    throw err;
-  }
-  if (size === 0) return;
-  const header = Buffer.alloc(SQLITE_MAGIC.length);
-  const fd = openSync(path, "r");
-  try {
-    readSync(fd, header, 0, header.length, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (header.toString("latin1") !== SQLITE_MAGIC) {
-    throw new Error(`cannot open store: ${path} is not a SQLite database (file is not a database); left untouched`);
-  }
-}
-
-function openDatabase(path: string, opts: SqliteStoreOptions): Database {
-  let db: Database | undefined;
-  try {
-    db = new Database(path, { create: true, readwrite: true, strict: true });
-    db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 2000))}`);
-    // Set before the first access: the first read then takes an exclusive lock held until close.
-    db.run("PRAGMA locking_mode = EXCLUSIVE");
-    migrate(db, path); // checks the version before anything is written
-    const mode = db.prepare<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL");
-    const journal = mode.get()?.journal_mode;
-    mode.finalize();
-    if (journal !== "wal") throw new Error(`cannot open store: ${path}: could not enable WAL (journal_mode=${journal})`);
-    db.run(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
-    db.run("PRAGMA foreign_keys = ON");
-    return db;
-  } catch (err) {
-    db?.close();
-    throw describeOpenError(path, err);
-  }
-}
-
-/** Turn a SQLite open failure into one line that names the file and the reason. */
-function describeOpenError(path: string, err: unknown): Error {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err instanceof Error ? err : new Error(String(err));
-  const reason = messageOf(err);
-  const line = (() => {
-    switch (code.replace(/^(SQLITE_[A-Z]+).*$/, "$1")) {
-      case "SQLITE_BUSY":
-      case "SQLITE_LOCKED":
-        return `${path} is in use by another tasklane agent (${reason})`;
-      case "SQLITE_NOTADB":
-        return `${path} is not a SQLite database (${reason}); left untouched`;
-      case "SQLITE_CORRUPT":
-        return `${path} is corrupt (${reason}); left untouched`;
-      case "SQLITE_READONLY":
-      case "SQLITE_PERM":
-        return `${path} is not writable (${reason})`;
-      default:
-        return `${path}: ${reason}`;
-    }
-  })();
-  return new Error(`cannot open store: ${line}`, { cause: err });
-}
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  return (err as { code?: unknown } | null)?.code === code;
 }

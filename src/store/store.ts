@@ -31,14 +31,14 @@ export interface Store {
   /** Remove a task with its runs and log events. */
   deleteTask(id: string): void;
 
-  /** Insert or replace the run with this attempt number. */
+  /** Insert or replace the run with this attempt number. Ignored if the task does not exist. */
   putRun(taskId: string, run: StoredRun): void;
   /** Runs oldest first. */
   listRuns(taskId: string): StoredRun[];
   /** Keep only the newest `keep` runs of a task. */
   trimRuns(taskId: string, keep: number): void;
 
-  /** Append log records of a task (already numbered). */
+  /** Append log records of a task (already numbered). Ignored if the task does not exist. */
   appendLogs(taskId: string, records: readonly LogRecord[]): void;
   /** The newest `limit` log records of a task, oldest first. */
   loadLogs(taskId: string, limit: number): LogRecord[];
@@ -47,7 +47,8 @@ export interface Store {
 
   /**
    * Terminal tasks to sweep: those finished (updatedAt) before `olderThan`,
-   * plus the oldest beyond `keep` terminal tasks. Returns their ids.
+   * plus the oldest beyond `keep` terminal tasks. Returns their ids, oldest
+   * (by `updatedAt`, then id) first.
    */
   sweepCandidates(olderThan: number, keep: number): string[];
 

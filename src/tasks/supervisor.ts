@@ -241,7 +241,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const runRec: StoredRun = { attempt, phase: "running", startedAt };
     write(state, status("running", attempt));
     store.putRun(id, runRec);
-    store.trimRuns(id, limits.maxRuns);
+    if (attempt > limits.maxRuns) store.trimRuns(id, limits.maxRuns); // attempts number the runs from 1: fewer cannot overflow
     hub.runStarted(id, attempt, startedAt);
     events.runStarted(state.task, runRec);
 

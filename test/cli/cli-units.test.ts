@@ -1,6 +1,8 @@
 /** In-process tests of the CLI's pure parts: flag parsing, SSE reading, formatting, exit codes, spec building. */
 import { describe, expect, test } from "bun:test";
 import { parseArgs } from "../../src/cli/args.ts";
+import { createLogPrinter } from "../../src/cli/log-printer.ts";
+import { createBufferOutput } from "../../src/cli/output.ts";
 import { CliError } from "../../src/cli/cli-error.ts";
 import { formatAge, formatDuration, formatTable, createStyle, colourWanted } from "../../src/cli/format.ts";
 import { buildSpec } from "../../src/cli/spec-flags.ts";
@@ -8,6 +10,7 @@ import { readSse } from "../../src/cli/sse-reader.ts";
 import { taskExitCode } from "../../src/cli/task-exit-code.ts";
 import { SPEC_FLAGS } from "../../src/cli/spec-flags.ts";
 import type { Task, TaskStatus } from "../../src/tasks/model.ts";
+import { isTerminal, JITTERS, PHASES, WELL_KNOWN_RUNTIMES } from "../../src/cli/wire-values.ts";
 
 function usageMessage(fn: () => unknown): string {
   try {
@@ -137,5 +140,37 @@ describe("buildSpec", () => {
     await expect(build(["--restart-interval", "5s", "--", "true"])).rejects.toThrow("--restart-interval: only with --restart always");
     await expect(build(["--runtime", "bash", "--", "true"])).rejects.toThrow("--runtime: only with --script FILE");
     await expect(build(["--backoff-first", "10s", "--backoff-max", "1s", "--", "true"])).rejects.toThrow("--backoff-max: must be at least --backoff-first");
+  });
+});
+
+describe("wire values", () => {
+  test("the client's copies match the domain model", async () => {
+    const model = await import("../../src/tasks/model.ts");
+    expect([...PHASES]).toEqual([...model.PHASES]);
+    expect(PHASES.filter(isTerminal)).toEqual(model.PHASES.filter(model.isTerminal));
+    expect([...WELL_KNOWN_RUNTIMES]).toEqual([...model.WELL_KNOWN_RUNTIMES]);
+    expect([...JITTERS]).toEqual([...model.JITTERS]);
+  });
+});
+
+describe("log printer", () => {
+  test("chunks to their stream, attempt markers and lagged notices to stderr; JSON lines carry the id", async () => {
+    const out = createBufferOutput();
+    const err = createBufferOutput();
+    const p = createLogPrinter({ out, err, json: false, markers: "all" });
+    await p.print({ id: 1, event: { type: "runStarted", attempt: 1, startedAt: 1000 } });
+    await p.print({ id: 2, event: { type: "chunk", attempt: 1, stream: "stdout", seq: 0, ts: 1001, line: "a" } });
+    await p.print({ id: 3, event: { type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 1002, line: "b" } });
+    await p.print({ id: 9, event: { type: "lagged", skipped: 5 } });
+    await p.print({ id: 10, event: { type: "runFinished", attempt: 1, finishedAt: 2500 } });
+    expect(out.text()).toBe("a\n");
+    expect(err.text()).toBe(
+      "tasklane: --- attempt 1 started ---\nb\ntasklane: output too fast, 5 log events skipped\ntasklane: --- attempt 1 was killed after 1.5s ---\n",
+    );
+
+    const jout = createBufferOutput();
+    const jp = createLogPrinter({ out: jout, err, json: true, markers: "none" });
+    await jp.print({ id: 2, event: { type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 1, line: "x" } });
+    expect(JSON.parse(jout.text())).toEqual({ id: 2, type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 1, line: "x" });
   });
 });

@@ -1,7 +1,10 @@
 /** The read and write commands against a real agent, human and `--json` output. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { spawnTasklane, tasklane } from "./cli-process.ts";
+
+// Each case spawns a few CLI processes; on a loaded machine that takes a while (never sleeps).
+setDefaultTimeout(20_000);
 
 let agent: TestAgent;
 let server: string;

@@ -1,9 +1,14 @@
 /** Failure exit codes and messages, help, hash-token and completion — through the real binary. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { execute } from "../../src/cli/cli.ts";
 import { COMMANDS } from "../../src/cli/commands.ts";
+import { createBufferOutput } from "../../src/cli/output.ts";
 import { closedPort, tasklane } from "./cli-process.ts";
+
+// Each case spawns a few CLI processes; on a loaded machine that takes a while (never sleeps).
+setDefaultTimeout(20_000);
 
 let agent: TestAgent;
 let server: string;
@@ -17,9 +22,11 @@ afterAll(async () => {
 
 describe("errors", () => {
   test.concurrent("unknown id: exit 1 with the API's message", async () => {
-    for (const cmd of ["get", "runs", "logs", "cancel", "wait"]) {
-      expect(await tasklane([cmd, "tsk_nope"], { server })).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: task tsk_nope not found\n" });
-    }
+    const cmds = ["get", "runs", "logs", "cancel", "wait"];
+    const results = await Promise.all(cmds.map((cmd) => tasklane([cmd, "tsk_nope"], { server })));
+    expect(results.map((r, i) => ({ cmd: cmds[i], ...r }))).toEqual(
+      cmds.map((cmd) => ({ cmd, exitCode: 1, stdout: "", stderr: "tasklane: task tsk_nope not found\n" })),
+    );
   });
 
   test.concurrent("validation failure from the agent: exit 1 with its message", async () => {
@@ -57,28 +64,38 @@ describe("errors", () => {
       [["completion", "fish"], 'tasklane: unsupported shell "fish": give one of bash, zsh\n'],
       [["lss"], 'tasklane: unknown command "lss"; did you mean "ls"? (see tasklane help)\n'],
     ];
-    for (const [args, stderr] of cases) {
-      expect({ args, ...(await tasklane(args, { server })) }).toEqual({ args, exitCode: 2, stdout: "", stderr });
-    }
+    const results = await Promise.all(cases.map(([args]) => tasklane(args, { server })));
+    expect(results.map((r, i) => ({ args: cases[i]![0], ...r }))).toEqual(cases.map(([args, stderr]) => ({ args, exitCode: 2, stdout: "", stderr })));
   });
 
-  test.concurrent("--token is sent as a bearer token", async () => {
-    // Auth is off in this agent, so any token is accepted; the request must still succeed with it.
-    const r = await tasklane(["ls", "--json", "--token", "s3cret"], { server });
-    expect(r.exitCode).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ total: expect.any(Number) });
+  test.concurrent("--token / TASKLANE_TOKEN are sent as a bearer token", async () => {
+    await using secured = await startAgent({ env: { TASKLANE_ADMIN_TOKEN: "s3cret" } });
+    const server = secured.url;
+    const [none, flag, env, wrong] = await Promise.all([
+      tasklane(["ls", "--json"], { server }),
+      tasklane(["ls", "--json", "--token", "s3cret"], { server }),
+      tasklane(["ls", "--json"], { server, env: { TASKLANE_TOKEN: "s3cret" } }),
+      tasklane(["ls", "--json", "--token", "nope"], { server }),
+    ]);
+    expect(none).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: missing bearer token: send Authorization: Bearer <token>\n" });
+    expect(flag).toEqual({ exitCode: 0, stdout: `${JSON.stringify({ tasks: [], total: 0 })}\n`, stderr: "" });
+    expect(env).toEqual(flag);
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr).toStartWith("tasklane: ");
   });
+
 });
 
 describe("help", () => {
-  test.concurrent("every command has --help with usage and an example", async () => {
-    const results = await Promise.all(COMMANDS.map((c) => tasklane([c.name, "--help"])));
-    COMMANDS.forEach((c, i) => {
-      const r = results[i]!;
-      expect({ cmd: c.name, exitCode: r.exitCode, stderr: r.stderr }).toEqual({ cmd: c.name, exitCode: 0, stderr: "" });
-      expect(r.stdout).toContain(`Usage: tasklane ${c.name}`);
-      expect(r.stdout).toMatch(/\nExamples?:\n {2}.*tasklane /);
-    });
+  test.concurrent("every command has --help with usage and an example (in-process dispatch)", async () => {
+    for (const c of COMMANDS) {
+      const out = createBufferOutput();
+      const err = createBufferOutput();
+      const io = { out, err, env: {}, cwd: "/", readStdin: async () => "", signal: new AbortController().signal, interruptedBy: () => undefined };
+      expect({ cmd: c.name, code: await execute(c.name, ["--help"], io), stderr: err.text() }).toEqual({ cmd: c.name, code: 0, stderr: "" });
+      expect(out.text()).toContain(`Usage: tasklane ${c.name}`);
+      expect(out.text()).toMatch(/\nExamples?:\n {2}.*tasklane /);
+    }
   });
 
   test.concurrent("help lists the commands; help CMD equals CMD --help", async () => {

@@ -1,10 +1,13 @@
 /** `tasklane run` against a real agent: exit codes, live ordered output, retries, Ctrl-C. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { spawnTasklane, tasklane } from "./cli-process.ts";
+
+// Each case spawns a few CLI processes; on a loaded machine that takes a while (never sleeps).
+setDefaultTimeout(20_000);
 
 let agent: TestAgent;
 let server: string;

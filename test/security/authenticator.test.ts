@@ -3,6 +3,7 @@ import type { PrincipalConfig } from "../../src/auth/auth-config.ts";
 import { addressOf, createAuthenticator } from "../../src/auth/authenticator.ts";
 import { hashToken } from "../../src/auth/hash-token.ts";
 import { AgentError } from "../../src/errors.ts";
+import type { Caller } from "../../src/tasks/model.ts";
 
 const principals: PrincipalConfig[] = [
   { name: "alice", role: "user", tokenSha256: hashToken("alice-token"), ratePerSec: 1, burst: 2 },
@@ -61,8 +62,8 @@ describe("createAuthenticator", () => {
 
   test("the WebSocket route also takes ?token= and the bearer.<token> subprotocol; other routes do not", () => {
     const auth = createAuthenticator({ principals, unauthenticated: { ratePerSec: 1000, burst: 1000 } });
-    const alice = { principal: { name: "alice", role: "user" } };
-    const vic = { principal: { name: "vic", role: "viewer" } };
+    const alice: Caller = { principal: { name: "alice", role: "user" } };
+    const vic: Caller = { principal: { name: "vic", role: "viewer" } };
     expect(auth.http(req("/ws/tasks?token=vic-token"))).toEqual(vic);
     expect(auth.http(req("/ws/tasks", { "sec-websocket-protocol": "tasklane, bearer.vic-token" }))).toEqual(vic);
     expect(auth.http(req("/ws/tasks?token=alice-token", { authorization: "Bearer vic-token" }))).toEqual(vic);

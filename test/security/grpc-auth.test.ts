@@ -113,7 +113,7 @@ describe("gRPC auth on every RPC", () => {
           const call = (c as unknown as Record<string, (md: grpc.Metadata) => grpc.ClientDuplexStream<unknown, { listServicesResponse?: { service: { name: string }[] } }>>)
             .ServerReflectionInfo!.call(c, a.md(who));
           call.on("data", (res) => {
-            resolve({ code: grpc.status.OK, services: (res.listServicesResponse?.service ?? []).map((s) => s.name).sort() });
+            resolve({ code: grpc.status.OK, services: (res.listServicesResponse?.service ?? []).map((s: { name: string }) => s.name).sort() });
             call.cancel();
           });
           call.on("error", (e: grpc.ServiceError) => resolve({ code: e.code, services: [] }));

@@ -64,7 +64,8 @@ describe("REST auth on every route", () => {
     }
     test(`${key}: 401 without a token, with a wrong token and with a malformed header`, async () => {
       const r = requestFor(method, path);
-      for (const headers of [{}, { authorization: "Bearer wrong-token" }, { authorization: `Basic ${btoa("alice:x")}` }, { authorization: "Bearer" }]) {
+      const variants: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token" }, { authorization: `Basic ${btoa("alice:x")}` }, { authorization: "Bearer" }];
+      for (const headers of variants) {
         const res = await a.json(r.method, r.path, r.body, headers);
         expect({ status: res.status, error: res.body?.error }).toEqual({ status: 401, error: "Unauthenticated" });
         expect(typeof res.body.message).toBe("string");
@@ -125,7 +126,8 @@ describe("WebSocket auth", () => {
   /** Open /ws/tasks and report either the first message or how the handshake failed. */
   function open(query: string, protocols?: string[], headers?: Record<string, string>): Promise<{ opened: boolean; protocol?: string; first?: unknown; error?: string }> {
     return new Promise((resolve) => {
-      const ws = new WebSocket(`${a.url.replace("http", "ws")}/ws/tasks${query}`, headers ? { headers, protocols } : protocols);
+      const url = `${a.url.replace("http", "ws")}/ws/tasks${query}`;
+      const ws = headers ? new WebSocket(url, { headers }) : new WebSocket(url, protocols);
       let opened = false;
       ws.onopen = () => {
         opened = true;

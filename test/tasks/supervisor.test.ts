@@ -234,6 +234,62 @@ describe("admission per slot", () => {
     expect(lines(out)).toEqual(["start old", "term old", "saw old gone"]);
   });
 
+  test("canceling the replacement while the old task is still exiting does not free the slot early", async () => {
+    const f = fifo("replace-cancel");
+    const out = outFile("replace-cancel");
+    const slot = "replace-cancel-slot";
+    const old = await submitOk(a, blockSpec(f, "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.2" }] }));
+    const oldPid = await waitForPid(a, old.id);
+    const fresh = await submitOk(a, commandSpec("true", [], { slot, admission: "replace" }));
+    const canceled = await a.json("POST", `/api/v1/tasks/${fresh.id}/cancel`);
+    expect(canceled.body.task.status).toEqual({ phase: "canceled", attempt: 0, error: "canceled" });
+    const check = `if kill -0 ${oldPid} 2>/dev/null; then echo "next saw old alive" >> ${out}; else echo "next saw old gone" >> ${out}; fi`;
+    const next = await submitOk(a, bashSpec(check, { slot, admission: "queue" }));
+    expect(next.admission).toBe("queued");
+    expect((await waitTerminal(a, next.id)).status.phase).toBe("succeeded");
+    expect(lines(out)).toEqual(["start old", "term old", "next saw old gone"]);
+  });
+
+  test("concurrent dropIfRunning submits on a free slot: exactly one starts", async () => {
+    const f = fifo("race");
+    const specs = Array.from({ length: 10 }, (_, i) => blockSpec(f, `r${i}`, "", { slot: "race-slot", admission: "dropIfRunning" }));
+    const answers = await Promise.all(specs.map((s) => submitOk(a, s)));
+    const started = answers.filter((x) => x.admission === "started");
+    expect(started.length).toBe(1);
+    expect(answers.filter((x) => x.admission === "dropped").length).toBe(9);
+    for (const x of answers) {
+      if (x.admission === "dropped") {
+        expect((await getTask(a, x.id)).status).toEqual({ phase: "canceled", attempt: 0, error: `dropped: slot race-slot busy with ${started[0]!.id}` });
+      }
+    }
+    await waitForPid(a, started[0]!.id);
+    await release(f);
+    expect((await waitTerminal(a, started[0]!.id)).status.phase).toBe("succeeded");
+  });
+
+  test("a storm of concurrent replaces: only the last admitted runs, after the old one exited", async () => {
+    const f = fifo("storm");
+    const out = outFile("storm");
+    const slot = "storm-slot";
+    const old = await submitOk(a, blockSpec(f, "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.1" }] }));
+    await waitForPid(a, old.id);
+    const step = (i: number) => bashSpec(`echo "start r${i}" >> ${out}; echo "end r${i}" >> ${out}`, { slot, admission: "replace" });
+    const answers = await Promise.all([0, 1, 2, 3, 4].map((i) => submitOk(a, step(i))));
+    expect(answers.map((x) => x.admission)).toEqual(["replaced", "replaced", "replaced", "replaced", "replaced"]);
+    const finals = await Promise.all(answers.map((x) => waitTerminal(a, x.id)));
+    const winners = finals.filter((t) => t.status.phase === "succeeded");
+    expect(winners.length).toBe(1);
+    const oldFinal = await waitTerminal(a, old.id);
+    expect(oldFinal.status.phase).toBe("canceled");
+    // every loser names the task that replaced it: a chain old → … → winner
+    const replacedBy = new Map([oldFinal, ...finals].filter((t) => t.status.phase === "canceled").map((t) => [t.metadata.id, t.status.error]));
+    let cursor = old.id;
+    for (let i = 0; i < 5; i++) cursor = replacedBy.get(cursor)!.replace("replaced by ", "");
+    expect(cursor).toBe(winners[0]!.metadata.id);
+    const idx = answers.findIndex((x) => x.id === winners[0]!.metadata.id);
+    expect(lines(out)).toEqual(["start old", "term old", `start r${idx}`, `end r${idx}`]);
+  });
+
   test("replace on a free slot starts at once", async () => {
     const { id, admission } = await submitOk(a, commandSpec("true", [], { admission: "replace" }));
     expect(admission).toBe("started");

@@ -1,5 +1,6 @@
 /** `tasklane ls`: list tasks as a table, newest first. */
-import { PHASES, type Phase } from "../../tasks/model.ts";
+import type { Phase } from "../../tasks/model.ts";
+import { PHASES } from "../wire-values.ts";
 import { usage } from "../cli-error.ts";
 import type { Command } from "../command.ts";
 import { exitCell, formatAge, formatTable } from "../format.ts";

@@ -1,5 +1,6 @@
 /** `tasklane run`: submit, stream the output live, exit like the task. */
-import { isTerminal, type Task } from "../../tasks/model.ts";
+import type { Task } from "../../tasks/model.ts";
+import { isTerminal } from "../wire-values.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { createLogPrinter } from "../log-printer.ts";
 import { buildSpec, SPEC_FLAGS } from "../spec-flags.ts";
@@ -46,7 +47,7 @@ export const runCommand: Command = {
     const spec = await buildSpec(ctx);
     const api = ctx.api();
     // Not interruptible: once the submit is sent the task may exist, so we must learn its id to cancel it.
-    const submitted = await api.submit(spec);
+    const submitted = await api.submit(spec, null);
     const id = submitted.task_id;
     if (ctx.signal.aborted) return cancelAfterInterrupt(ctx, id);
     const printer = createLogPrinter({ out: ctx.out, err: ctx.err, json: ctx.json, markers: ctx.err.isTTY ? "retries" : "none" });

@@ -1,5 +1,5 @@
 /** `tasklane wait`: block until a task is terminal. */
-import { isTerminal } from "../../tasks/model.ts";
+import { isTerminal } from "../wire-values.ts";
 import type { Command } from "../command.ts";
 import { exitCell } from "../format.ts";
 import { startSpinner } from "../spinner.ts";

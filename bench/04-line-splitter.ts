@@ -1,0 +1,122 @@
+/**
+ * 4 — the line splitter alone (src/runner/line-splitter.ts), in-process, on
+ * 64 KiB chunks (a pipe read) of 17-byte and of 200-byte lines.
+ * Baseline, same run: the plainest indexOf(10) scan producing the same
+ * output — for every newline, decode the line's bytes — and, for the
+ * record, a scan that only finds the newlines (no strings at all).
+ */
+import { runStandalone, type BenchContext } from "./lib/bench-context.ts";
+import type { BenchResult } from "./lib/report.ts";
+import { median } from "./lib/stats.ts";
+import { createLineSplitter } from "../src/runner/line-splitter.ts";
+
+const CHUNK = 64 * 1024;
+const TOTAL = 64 * 1024 * 1024; // bytes per measurement
+const MAX_LINE = 16 * 1024;
+
+/** Chunks of lines `lineBytes` long (newline included), cut at CHUNK regardless of line boundaries. */
+function chunksOf(lineBytes: number): Uint8Array[] {
+  const line = `${"abcdefghijklmnopqrstuvwxyz0123456789".repeat(Math.ceil(lineBytes / 36)).slice(0, lineBytes - 1)}\n`;
+  const data = new TextEncoder().encode(line.repeat(Math.ceil((CHUNK * 16) / lineBytes)));
+  const out: Uint8Array[] = [];
+  for (let off = 0; off + CHUNK <= data.length; off += CHUNK) out.push(data.slice(off, off + CHUNK));
+  return out;
+}
+
+type Splitter = { push(chunk: Uint8Array): string[] };
+
+/** indexOf(10) per line, one decode per line, partial tail kept as bytes. */
+function indexOfSplitter(): Splitter {
+  const decoder = new TextDecoder();
+  let tail: Uint8Array = new Uint8Array(0);
+  return {
+    push(chunk) {
+      const out: string[] = [];
+      let start = 0;
+      let nl = chunk.indexOf(10);
+      if (nl !== -1 && tail.length > 0) {
+        const joined = new Uint8Array(tail.length + nl);
+        joined.set(tail);
+        joined.set(chunk.subarray(0, nl), tail.length);
+        out.push(decoder.decode(joined));
+        tail = new Uint8Array(0);
+        start = nl + 1;
+        nl = chunk.indexOf(10, start);
+      }
+      while (nl !== -1) {
+        out.push(decoder.decode(chunk.subarray(start, nl)));
+        start = nl + 1;
+        nl = chunk.indexOf(10, start);
+      }
+      if (start < chunk.length) {
+        const rest = chunk.subarray(start);
+        const joined = new Uint8Array(tail.length + rest.length);
+        joined.set(tail);
+        joined.set(rest, tail.length);
+        tail = joined;
+      }
+      return out;
+    },
+  };
+}
+
+/** Only find the newlines: the floor under any splitter. */
+function scanOnly(): Splitter {
+  const none: string[] = [];
+  return {
+    push(chunk) {
+      let n = 0;
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, nl + 1)) n++;
+      return n < 0 ? [""] : none;
+    },
+  };
+}
+
+/** MB/s of `make()` over TOTAL bytes of `chunks` (repeated). */
+function measure(make: () => Splitter, chunks: Uint8Array[]): number {
+  const s = make();
+  let lines = 0;
+  const rounds = Math.ceil(TOTAL / (chunks.length * CHUNK));
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) for (const c of chunks) lines += s.push(c).length;
+  const ms = performance.now() - t0;
+  if (lines < 0) console.log(lines);
+  return (rounds * chunks.length * CHUNK) / 1e6 / (ms / 1000);
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  for (const lineBytes of [17, 200]) {
+    const chunks = chunksOf(lineBytes);
+    // Warm the JIT for all three.
+    measure(() => createLineSplitter(MAX_LINE), chunks);
+    measure(indexOfSplitter, chunks);
+    measure(scanOnly, chunks);
+    const ours: number[] = [];
+    const base: number[] = [];
+    const scan: number[] = [];
+    for (let r = 0; r < Math.max(5, ctx.rounds); r++) {
+      base.push(measure(indexOfSplitter, chunks));
+      ours.push(measure(() => createLineSplitter(MAX_LINE), chunks));
+      scan.push(measure(scanOnly, chunks));
+    }
+    const o = median(ours);
+    const b = median(base);
+    const s = median(scan);
+    ctx.log(`4 splitter ${lineBytes} B lines: ours ${o.toFixed(0)} MB/s, indexOf+decode per line ${b.toFixed(0)} MB/s, scan only ${s.toFixed(0)} MB/s`);
+    const linesPerS = (mbs: number) => ((mbs * 1e6) / lineBytes / 1e6).toFixed(1);
+    results.push({
+      name: `4 line splitter, ${lineBytes}-byte lines`,
+      ours: o,
+      baseline: b,
+      unit: "MB/s",
+      ratio: o / b,
+      target: ">= 0.9x",
+      pass: o / b >= 0.9,
+      note: `${linesPerS(o)} M lines/s; newline scan alone (no strings) ${s.toFixed(0)} MB/s = ${(o / s).toFixed(2)}x of it`,
+    });
+  }
+  return results;
+}
+
+if (import.meta.main) await runStandalone(run);

@@ -1,0 +1,112 @@
+/**
+ * Opening the SQLite file safely: refuse what is not ours before SQLite
+ * touches it, take the exclusive lock, migrate, switch to WAL, and turn every
+ * failure into one line that names the file and the reason.
+ */
+import { Database } from "bun:sqlite";
+import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { migrate } from "./migrations.ts";
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+/** Connection settings applied at open. */
+export interface OpenDatabaseOptions {
+  synchronous?: "FULL" | "NORMAL";
+  busyTimeoutMs?: number;
+}
+
+/** Absolute path with the directory part resolved through symlinks, so one file has one key. */
+export function canonicalPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+/**
+ * Refuse, before SQLite touches it, a path that is a directory or a non-empty
+ * file without the SQLite header. (An empty file is a valid empty database.)
+ */
+function assertSqliteFile(path: string): void {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new Error(`cannot open store: ${path} is a directory, not a database file`);
+    size = st.size;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return;
+    throw err;
+  }
+  if (size === 0) return;
+  const header = Buffer.alloc(SQLITE_MAGIC.length);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString("latin1") !== SQLITE_MAGIC) {
+    throw new Error(`cannot open store: ${path} is not a SQLite database (file is not a database); left untouched`);
+  }
+}
+
+/**
+ * Open `path` (created if missing) with the exclusive lock held until close,
+ * migrated to the current schema, in WAL mode. Throws a one-line `Error`.
+ */
+export function openDatabase(path: string, opts: OpenDatabaseOptions): Database {
+  assertSqliteFile(path);
+  let db: Database | undefined;
+  try {
+    db = new Database(path, { create: true, readwrite: true, strict: true });
+    db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 2000))}`);
+    // Set before the first access: the first read then takes an exclusive lock held until close.
+    db.run("PRAGMA locking_mode = EXCLUSIVE");
+    migrate(db, path); // checks the version before anything is written
+    const mode = db.prepare<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL");
+    const journal = mode.get()?.journal_mode;
+    mode.finalize();
+    if (journal !== "wal") throw new Error(`cannot open store: ${path}: could not enable WAL (journal_mode=${journal})`);
+    db.run(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
+    db.run("PRAGMA foreign_keys = ON");
+    return db;
+  } catch (err) {
+    db?.close();
+    throw describeOpenError(path, err);
+  }
+}
+
+/** Turn a SQLite open failure into one line that names the file and the reason. */
+function describeOpenError(path: string, err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err instanceof Error ? err : new Error(String(err));
+  const reason = messageOf(err);
+  const line = (() => {
+    switch (code.replace(/^(SQLITE_[A-Z]+).*$/, "$1")) {
+      case "SQLITE_BUSY":
+      case "SQLITE_LOCKED":
+        return `${path} is in use by another tasklane agent (${reason})`;
+      case "SQLITE_NOTADB":
+        return `${path} is not a SQLite database (${reason}); left untouched`;
+      case "SQLITE_CORRUPT":
+        return `${path} is corrupt (${reason}); left untouched`;
+      case "SQLITE_READONLY":
+      case "SQLITE_PERM":
+        return `${path} is not writable (${reason})`;
+      default:
+        return `${path}: ${reason}`;
+    }
+  })();
+  return new Error(`cannot open store: ${line}`, { cause: err });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return (err as { code?: unknown } | null)?.code === code;
+}
