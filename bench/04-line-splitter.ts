@@ -1,9 +1,10 @@
 /**
  * 4 — the line splitter alone (src/runner/line-splitter.ts), in-process, on
  * 64 KiB chunks (a pipe read) of 17-byte and of 200-byte lines.
- * Baseline, same run: the plainest indexOf(10) scan producing the same
- * output — for every newline, decode the line's bytes — and, for the
- * record, a scan that only finds the newlines (no strings at all).
+ * Baseline, same run: the faster of two plain indexOf(10) splitters that
+ * produce the same strings — (a) decode each line found by indexOf(10),
+ * (b) find the last newline, decode the chunk once, split("\n") — and, for
+ * the record, a scan that only finds the newlines (no strings at all).
  */
 import { runStandalone, type BenchContext } from "./lib/bench-context.ts";
 import type { BenchResult } from "./lib/report.ts";
@@ -60,6 +61,24 @@ function indexOfSplitter(): Splitter {
   };
 }
 
+/** indexOf(10) for the last newline, one decode per chunk, split("\n"): the fastest plain way (no CR, no line cap). */
+function chunkDecodeSplitter(): Splitter {
+  const decoder = new TextDecoder();
+  let tail = "";
+  return {
+    push(chunk) {
+      const last = chunk.lastIndexOf(10);
+      if (last === -1) {
+        tail += decoder.decode(chunk);
+        return [];
+      }
+      const lines = (tail + decoder.decode(chunk.subarray(0, last))).split("\n");
+      tail = decoder.decode(chunk.subarray(last + 1));
+      return lines;
+    },
+  };
+}
+
 /** Only find the newlines: the floor under any splitter. */
 function scanOnly(): Splitter {
   const none: string[] = [];
@@ -91,19 +110,24 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     // Warm the JIT for all three.
     measure(() => createLineSplitter(MAX_LINE), chunks);
     measure(indexOfSplitter, chunks);
+    measure(chunkDecodeSplitter, chunks);
     measure(scanOnly, chunks);
     const ours: number[] = [];
-    const base: number[] = [];
+    const perLine: number[] = [];
+    const perChunk: number[] = [];
     const scan: number[] = [];
     for (let r = 0; r < Math.max(5, ctx.rounds); r++) {
-      base.push(measure(indexOfSplitter, chunks));
+      perLine.push(measure(indexOfSplitter, chunks));
+      perChunk.push(measure(chunkDecodeSplitter, chunks));
       ours.push(measure(() => createLineSplitter(MAX_LINE), chunks));
       scan.push(measure(scanOnly, chunks));
     }
     const o = median(ours);
-    const b = median(base);
+    const pl = median(perLine);
+    const pc = median(perChunk);
+    const b = Math.max(pl, pc);
     const s = median(scan);
-    ctx.log(`4 splitter ${lineBytes} B lines: ours ${o.toFixed(0)} MB/s, indexOf+decode per line ${b.toFixed(0)} MB/s, scan only ${s.toFixed(0)} MB/s`);
+    ctx.log(`4 splitter ${lineBytes} B lines: ours ${o.toFixed(0)} MB/s, decode per line ${pl.toFixed(0)}, decode per chunk ${pc.toFixed(0)}, scan only ${s.toFixed(0)} MB/s`);
     const linesPerS = (mbs: number) => ((mbs * 1e6) / lineBytes / 1e6).toFixed(1);
     results.push({
       name: `4 line splitter, ${lineBytes}-byte lines`,
@@ -113,7 +137,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: o / b,
       target: ">= 0.9x",
       pass: o / b >= 0.9,
-      note: `${linesPerS(o)} M lines/s; newline scan alone (no strings) ${s.toFixed(0)} MB/s = ${(o / s).toFixed(2)}x of it`,
+      note: `${linesPerS(o)} M lines/s; baseline = best of decode-per-line ${pl.toFixed(0)} / decode-per-chunk ${pc.toFixed(0)} MB/s; scan without strings ${s.toFixed(0)} MB/s`,
     });
   }
   return results;

@@ -248,7 +248,11 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         version: VERSION,
         info,
         onInternal: (id, err) => logger.error("internal error", { correlationId: id, err }),
-        instrument: { onCall: (method, code, seconds) => m.grpcRequest(method, code, seconds), onStreamOpen: () => m.streamOpened("grpc") },
+        instrument: {
+          onCall: (method, code, seconds) => m.grpcRequest(method, code, seconds),
+          // Subscribers are log and watch streams; health Watch and reflection streams are plumbing.
+          onStreamOpen: (method) => (method.startsWith("grpc.") ? () => {} : m.streamOpened("grpc")),
+        },
         authenticate: (metadata) => sec.authenticator.grpc(metadata, metadata[PEER_METADATA_KEY]),
         ...(sec.tls ? { tls: sec.tls } : {}),
       });

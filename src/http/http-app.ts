@@ -83,6 +83,15 @@ function waitMs(params: URLSearchParams): number {
   return parseCursor("timeoutMs", params.get("timeoutMs")) ?? DEFAULT_WAIT_MS;
 }
 
+/**
+ * A long poll (up to 10 minutes) sends nothing until it answers; Bun.serve
+ * would close it after its idle timeout (30 s as Elysia configures it), so the
+ * idle timeout is lifted for this request. In-process `app.handle` has no server.
+ */
+function holdOpen(server: { timeout(request: Request, seconds: number): void } | null, request: Request): void {
+  server?.timeout(request, 0);
+}
+
 function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   const raw = params.get(name);
   if (raw === null || raw === "") return def;
@@ -118,7 +127,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .derive(({ request }) => ({ caller: callers.get(request) ?? authenticate(request), params_: new URL(request.url).searchParams }))
     .post(
       "/api/v1/tasks",
-      async ({ body, caller, params_, request }) => {
+      async ({ body, caller, params_, request, server }) => {
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
         }
@@ -133,7 +142,9 @@ export function createHttpApp(deps: HttpAppDeps) {
           spec = s;
         }
         if (flag(params_, "wait", false)) {
-          const outcome = await service.run(spec, caller, waitMs(params_), request.signal);
+          const ms = waitMs(params_);
+          holdOpen(server, request);
+          const outcome = await service.run(spec, caller, ms, request.signal);
           return json(200, outcome);
         }
         const r = await service.submit(spec, caller);
@@ -156,9 +167,11 @@ export function createHttpApp(deps: HttpAppDeps) {
     .post("/api/v1/tasks/:id/cancel", async ({ caller, params }) => ({ task: await service.cancel(params.id, caller) }), { detail: routeDocs.cancelTask })
     .post("/api/v1/tasks/:id/start", async ({ caller, params }) => ({ task: await service.start(params.id, caller) }), { detail: routeDocs.startTask })
     .post("/api/v1/tasks/:id/restart", async ({ caller, params }) => ({ task: await service.restart(params.id, caller) }), { detail: routeDocs.restartTask })
-    .get("/api/v1/tasks/:id/wait", async ({ caller, params, params_, request }) => ({
-      task: await service.wait(params.id, waitMs(params_), caller, request.signal),
-    }), { detail: routeDocs.waitTask })
+    .get("/api/v1/tasks/:id/wait", async ({ caller, params, params_, request, server }) => {
+      const ms = waitMs(params_);
+      holdOpen(server, request);
+      return { task: await service.wait(params.id, ms, caller, request.signal) };
+    }, { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ caller, params_, request }) => {
       const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
       const slot = params_.get("slot") ?? undefined;

@@ -9,15 +9,16 @@
  * (TypeBox schemas are JSON Schema), registered once under
  * `components.schemas`.
  *
- * The document is built with `toOpenAPISchema` of `@elysiajs/openapi`, not
- * with its `openapi()` plugin, because the plugin (a) serves a UI that loads
+ * The document is built with `toOpenAPISchema` of `@elysiajs/openapi`
+ * (imported from its `/openapi` entry, which leaves the UI bundles out of the
+ * binary), not with its `openapi()` plugin, because the plugin (a) serves a UI that loads
  * from a CDN (the agent must work offline), (b) replaces an operation's
  * `detail.parameters` by the generated path parameters whenever a route has a
  * `:param` (our query parameters would be lost), and (c) emits WebSocket
  * routes under a non-existent `ws` method. Here the generated paths are
  * taken as they are, with those two fixes applied.
  */
-import { toOpenAPISchema } from "@elysiajs/openapi";
+import { toOpenAPISchema } from "@elysiajs/openapi/openapi";
 import { Type, type TSchema } from "@sinclair/typebox";
 import { Elysia, type AnyElysia, type DocumentDecoration, type InternalRoute } from "elysia";
 import type { ErrorCode } from "../errors.ts";
@@ -46,6 +47,8 @@ type OperationJson = Record<string, unknown> & { responses?: Record<string, Reco
 type Operation = DocumentDecoration;
 type Responses = NonNullable<Operation["responses"]>;
 type Parameter = NonNullable<Operation["parameters"]>[number];
+/** A (3.0-typed) schema or reference, as Elysia's `detail` types them. */
+type Schema = Parameter extends infer P ? (P extends { schema?: infer S } ? NonNullable<S> : never) : never;
 
 /** Every error label, in the order of CONTRACT §2 (checked exhaustive below). */
 const ERROR_CODES = [
@@ -87,7 +90,7 @@ function errors(...statuses: ErrorStatus[]): Responses {
 /** Errors any authenticated API route can answer. */
 const COMMON: ErrorStatus[] = [401, 403, 429, 500];
 
-function json(description: string, schema: NonNullable<Parameter extends infer P ? (P extends { schema?: infer S } ? S : never) : never>): Responses[string] {
+function json(description: string, schema: Schema): Responses[string] {
   return { description, content: { "application/json": { schema } } };
 }
 
@@ -104,7 +107,7 @@ const idParam: Parameter = {
   schema: { type: "string", example: "tsk_01JR8Z3N5Q9X4V7T2M6K0H1B3C" },
 };
 
-const query = (name: string, description: string, schema: Parameter extends infer P ? (P extends { schema?: infer S } ? NonNullable<S> : never) : never): Parameter => ({
+const query = (name: string, description: string, schema: Schema): Parameter => ({
   name,
   in: "query",
   required: false,
@@ -256,7 +259,7 @@ export const routeDocs = {
     summary: "Watch task changes (WebSocket)",
     description:
       "A GET with `Upgrade: websocket`. Each server message is one JSON WatchMessage: `{\"event\":\"task_update\",\"task\":…}`, `{\"event\":\"task_deleted\",\"task\":{\"metadata\":{\"id\"}}}` or `{\"event\":\"lagged\",\"skipped\":N}`. " +
-      "An authentication or permission failure is sent as `{\"event\":\"error\",\"error\",\"message\"}` followed by close code 1008.",
+      "A request refused before the upgrade (authentication, rate limit) gets the usual error response; a failure while subscribing (e.g. a bad `after`) is sent as `{\"event\":\"error\",\"error\",\"message\"}`, then the socket is closed.",
     parameters: [
       afterParam,
       query("slot", "only tasks of this slot", { type: "string" }),
@@ -318,8 +321,7 @@ export const routeDocs = {
     operationId: "getOpenApi",
     tags: ["agent"],
     summary: "This document",
-    security: [],
-    responses: { "200": { description: "the OpenAPI document", content: { "application/json": { schema: { type: "object" } } } }, ...errors(500) },
+    responses: { "200": { description: "the OpenAPI document", content: { "application/json": { schema: { type: "object" } } } }, ...errors(...COMMON) },
   },
 } satisfies Record<string, Operation>;
 
@@ -451,7 +453,11 @@ function components(): OpenApiDocument["components"] {
     responses,
     headers: { XRequestId: requestIdHeader },
     securitySchemes: {
-      bearerAuth: { type: "http", scheme: "bearer", description: "a principal's token; only checked when the agent has tokens configured" },
+      bearerAuth: {
+        type: "http",
+        scheme: "bearer",
+        description: "a principal's token; checked on every route but /healthz and /readyz when the agent has principals configured",
+      },
     },
   };
 }

@@ -8,7 +8,8 @@
  * duration and the id, and the HTTP metrics are updated with the route
  * *template* (`/api/v1/tasks/:id`), never the concrete path.
  */
-import { Elysia } from "elysia";
+import { Elysia, type AnyElysia, type InternalRoute } from "elysia";
+import { AgentError, httpStatusOf } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 
 /** Response (and accepted request) header carrying the request id. */
@@ -25,6 +26,8 @@ const QUIET_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metr
 interface RequestState {
   id: string;
   start: number;
+  /** Status of the response as mapped (set for every matched route, errors included). */
+  status?: number;
 }
 
 const states = new WeakMap<Request, RequestState>();
@@ -39,6 +42,40 @@ export function pickRequestId(incoming: string | null): string {
   return incoming !== null && SANE_ID.test(incoming) ? incoming : crypto.randomUUID();
 }
 
+/**
+ * The status the app's `onError` renders for an error that never reached a
+ * route (thrown in `onRequest`, e.g. by authentication, or no route matched):
+ * an `AgentError` maps through `httpStatusOf`, Elysia's NOT_FOUND is 404,
+ * PARSE/VALIDATION 400 (or their `AgentError` cause), anything else 500.
+ */
+export function statusOfError(code: unknown, error: unknown): number {
+  if (error instanceof AgentError) return httpStatusOf(error.code);
+  if (code === "NOT_FOUND") return 404;
+  if (code === "PARSE" || code === "VALIDATION") {
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    return cause instanceof AgentError ? httpStatusOf(cause.code) : 400;
+  }
+  return 500;
+}
+
+/** Route templates of an app, matched against a path when Elysia could not tell the route (error before routing). */
+function createRouteMatcher(app: AnyElysia) {
+  let table: { method: string; re: RegExp; path: string }[] = [];
+  let size = -1;
+  return (method: string, pathname: string): string | undefined => {
+    const routes = (app as unknown as { getGlobalRoutes(): InternalRoute[] }).getGlobalRoutes();
+    if (routes.length !== size) {
+      size = routes.length;
+      table = routes.map((r) => ({
+        method: r.method === "WS" ? "GET" : r.method,
+        path: r.path,
+        re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}$`),
+      }));
+    }
+    return table.find((r) => (r.method === method || r.method === "ALL") && r.re.test(pathname))?.path;
+  };
+}
+
 export interface RequestLogOptions {
   logger: Logger;
   /** Called once per finished request (HTTP metrics). */
@@ -50,22 +87,35 @@ export interface RequestLogOptions {
 /** Build the plugin; `.use()` it before the routes so its hooks cover all of them. */
 export function createRequestLog(opts: RequestLogOptions) {
   const now = opts.now ?? (() => performance.now());
-  return new Elysia({ name: "tasklane-request-log" })
+  const plugin = new Elysia({ name: "tasklane-request-log" });
+  const routeOf = createRouteMatcher(plugin);
+  return plugin
     .onRequest(({ request, set }) => {
       const id = pickRequestId(request.headers.get(REQUEST_ID_HEADER));
       states.set(request, { id, start: now() });
       set.headers[REQUEST_ID_HEADER] = id;
     })
-    .onAfterResponse(({ request, set, route, responseValue }) => {
+    .mapResponse(({ request, set, responseValue }) => {
+      // Sees the final Response of handlers, and of onError for errors raised inside a route.
+      const state = states.get(request);
+      if (state) state.status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : undefined;
+    })
+    .onAfterResponse((ctx) => {
+      const { request, set, route } = ctx;
+      // Present when the response came from onError; not in Elysia's typings of this hook.
+      const failure = ctx as { error?: unknown; code?: unknown };
       const state = states.get(request);
       if (!state) return;
       states.delete(request);
       const seconds = Math.max(0, now() - state.start) / 1000;
-      // No route matched: Elysia answered through onError (404) and never set a status.
-      const matched = typeof route === "string" && route !== "";
+      const pathname = new URL(request.url).pathname;
+      const template = typeof route === "string" && route !== "" ? route : failure.error !== undefined ? routeOf(request.method, pathname) : undefined;
+      const matched = template !== undefined;
+      // Errors thrown before routing (authentication) and unmatched routes skip mapResponse.
       const status =
-        responseValue instanceof Response ? responseValue.status : !matched ? 404 : typeof set.status === "number" ? set.status : 200;
-      const label = matched ? route : UNMATCHED_ROUTE;
+        state.status ??
+        (failure.error !== undefined ? statusOfError(failure.code, failure.error) : !matched ? 404 : typeof set.status === "number" ? set.status : 200);
+      const label = template ?? UNMATCHED_ROUTE;
       opts.onRequest?.(label, request.method, status, seconds);
       const level = status === 500 ? "error" : status >= 500 ? "warn" : QUIET_ROUTES.has(label) ? "debug" : "info";
       if (!opts.logger.enabled(level)) return;
@@ -73,7 +123,7 @@ export function createRequestLog(opts: RequestLogOptions) {
         requestId: state.id,
         method: request.method,
         route: label,
-        path: new URL(request.url).pathname.slice(0, 256),
+        path: pathname.slice(0, 256),
         status,
         durationMs: Math.round(seconds * 1e6) / 1e3,
       });

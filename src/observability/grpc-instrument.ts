@@ -11,8 +11,8 @@ import type { EventEmitter } from "node:events";
 export interface GrpcCallHooks {
   /** One finished call: `method` is `package.Service/Method`, `code` a status name such as `OK` or `NOT_FOUND`. */
   onCall(method: string, code: string, seconds: number): void;
-  /** A streaming call opened; the returned function is called once when it ends. */
-  onStreamOpen?(): () => void;
+  /** A streaming call of `method` opened; the returned function is called once when it ends. */
+  onStreamOpen?(method: string): () => void;
 }
 
 /** A grpc-js service ready for `server.addService` (same shape as `BoundService`). */
@@ -52,7 +52,7 @@ export function instrumentService(parts: ServiceParts, hooks: GrpcCallHooks, now
       const fn = original as unknown as StreamLike;
       const wrapped: StreamLike = (call) => {
         const start = now();
-        const closed = hooks.onStreamOpen?.();
+        const closed = hooks.onStreamOpen?.(method);
         let code = "OK";
         let done = false;
         const finish = (final?: string) => {

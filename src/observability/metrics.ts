@@ -38,6 +38,7 @@ export type MetricsSummary = Static<typeof MetricsSummarySchema>;
 
 /** The agent's metric set. */
 export interface Metrics {
+  /** The agent's own metrics (the process metrics live in a shared registry and are added by `exposition`). */
   readonly registry: Registry;
   /** Prometheus text exposition: [content type, text]. */
   exposition(): Promise<[contentType: string, text: string]>;
@@ -74,6 +75,22 @@ const NONCONFORMING_DEFAULTS = ["nodejs_active_handles_total", "nodejs_active_re
 
 const RATE_WINDOW_S = 60;
 
+let processRegistry: Registry | undefined;
+
+/**
+ * prom-client's process metrics, registered once per process (they describe
+ * the process, and each registration starts an event-loop monitor and a GC
+ * observer that are never stopped), on first use rather than at import.
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+    for (const name of NONCONFORMING_DEFAULTS) processRegistry.removeSingleMetric(name);
+  }
+  return processRegistry;
+}
+
 /** Events per second over a sliding window of one-second buckets. */
 function createRateWindow(clock: () => number, seconds: number) {
   const buckets = new Float64Array(seconds);
@@ -102,8 +119,7 @@ function createRateWindow(clock: () => number, seconds: number) {
 export function createMetrics(deps: MetricsDeps): Metrics {
   const clock = deps.clock ?? Date.now;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  for (const name of NONCONFORMING_DEFAULTS) registry.removeSingleMetric(name);
+  const procRegistry = processMetrics();
 
   new Gauge({
     name: "tasklane_tasks",
@@ -234,7 +250,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     registry,
     async exposition() {
-      return [registry.contentType, await registry.metrics()];
+      const [own, proc] = await Promise.all([registry.metrics(), procRegistry.metrics()]);
+      return [registry.contentType, `${own}\n${proc}`];
     },
     summary() {
       const s = deps.stats();

@@ -1,10 +1,13 @@
 /**
  * `ContractClient` over REST + SSE (fetch), as curl users drive the agent.
  */
+import { create, toJson } from "@bufbuild/protobuf";
 import type { ErrorCode } from "../../src/errors.ts";
+import { CreateSpecSchema } from "../../src/gen/solti/v1/types_pb.ts";
 import type { LogEvent, Task, TaskRun } from "../../src/tasks/model.ts";
 import { readSse } from "../helpers/sse.ts";
 import type { TestAgent } from "../helpers/start-agent.ts";
+import { specToProto } from "./proto-mapping.ts";
 import { ClientError, createPushQueue, type AgentInfo, type ContractClient, type ListQuery, type RunResult, type WatchItem, type WatchStream } from "./client.ts";
 
 /** Longest a single log collection may take before the test fails. */
@@ -38,9 +41,15 @@ export function listParams(q: ListQuery): URLSearchParams {
   return p;
 }
 
-/** The REST implementation of the contract client. */
-export function createRestClient(agent: TestAgent): ContractClient {
+/**
+ * The REST implementation of the contract client. With `protoJson`, submits
+ * (and submit-and-wait) post the proto3-JSON `SubmitTaskRequest` shape
+ * instead of the domain shape (CONTRACT §2 accepts both on the same route).
+ */
+export function createRestClient(agent: TestAgent, opts: { protoJson?: boolean } = {}): ContractClient {
   const base = agent.url;
+  const submitBody = (spec: Record<string, unknown>) =>
+    opts.protoJson ? { spec: toJson(CreateSpecSchema, create(CreateSpecSchema, specToProto(spec))) } : { spec };
   const call = async (method: string, path: string, body?: unknown, ok = [200]): Promise<any> => {
     const res = await fetch(base + path, {
       method,
@@ -56,17 +65,16 @@ export function createRestClient(agent: TestAgent): ContractClient {
   return {
     transport: "rest",
     async submit(spec) {
-      const body = await call("POST", "/api/v1/tasks", { spec }, [201]);
-      return { taskId: body.task_id };
+      const res = await call("POST", "/api/v1/tasks", submitBody(spec), [201]);
+      return { taskId: res.task_id };
     },
     async get(id) {
       const res = await fetch(`${base}/api/v1/tasks/${enc(id)}`);
-      if (res.status === 404) {
-        const body = (await res.json()) as { error?: string };
-        if (body.error === "TaskNotFound") return undefined;
-      } else if (res.status !== 200) return fail(res);
-      else return ((await res.json()) as { task: Task }).task;
-      throw new Error(`GET task ${id}: unexpected 404 body`);
+      if (res.status === 200) return ((await res.json()) as { task: Task }).task;
+      if (res.status !== 404) return fail(res);
+      const envelope = (await res.json()) as { error?: string };
+      if (envelope.error !== "TaskNotFound") throw new Error(`GET task ${id}: 404 ${JSON.stringify(envelope)}`);
+      return undefined; // REST says 404 TaskNotFound; the domain answer is "no such task"
     },
     async list(q = {}) {
       const qs = listParams(q).toString();
@@ -98,7 +106,7 @@ export function createRestClient(agent: TestAgent): ContractClient {
       return (await call("GET", `/api/v1/tasks/${enc(id)}/wait?timeoutMs=${timeoutMs}`)).task;
     },
     async run(spec, timeoutMs): Promise<RunResult> {
-      return call("POST", `/api/v1/tasks?wait=true&timeoutMs=${timeoutMs}`, { spec });
+      return call("POST", `/api/v1/tasks?wait=true&timeoutMs=${timeoutMs}`, submitBody(spec));
     },
     watch(opts = {}): WatchStream {
       const p = new URLSearchParams();

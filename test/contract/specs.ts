@@ -8,10 +8,15 @@ import { createGrpcClient } from "./grpc-client.ts";
 import { createRestClient } from "./rest-client.ts";
 import type { ClientFactory } from "./client.ts";
 
-/** The transports every scenario runs over, for `describe.each`. */
+/**
+ * The transports every scenario runs over, for `describe.each`: REST, gRPC,
+ * and REST again with submits posted as proto3 JSON (the same route accepts
+ * the proto shape, CONTRACT §2), which must behave exactly like gRPC.
+ */
 export const TRANSPORTS: [string, ClientFactory][] = [
   ["rest", createRestClient],
   ["grpc", createGrpcClient],
+  ["rest+proto3-json", (agent) => createRestClient(agent, { protoJson: true })],
 ];
 
 type Json = Record<string, any>;

@@ -4,7 +4,7 @@
  * domain outcomes. Every task read over one transport is also read over the
  * other and must be the same object.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { LogEvent, Task } from "../../src/tasks/model.ts";
@@ -17,6 +17,9 @@ import { metaOf, notFound as notFoundOf, runOf } from "./matchers.ts";
 import { createGrpcClient, grpcConnection, unary } from "./grpc-client.ts";
 import { createRestClient } from "./rest-client.ts";
 import { bashSpec, commandMode, FAST_BACKOFF, normalized, scriptMode, specOf, TRANSPORTS, uniqueSlot } from "./specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 const WAIT = 20_000;
 let agent: TestAgent;
@@ -119,6 +122,18 @@ describe.each(TRANSPORTS)("contract over %s", (_transport, factory) => {
     expect(await c.runs(a.taskId)).toEqual([runOf(1, "failed", { exitCode: 3, error: "exit code 3" })]);
   });
 
+  test("a run over its timeout is stopped: phase timeout, the error names the limit", async () => {
+    const spec = bashSpec('echo "pid=$$"; exec sleep 30', { timeout: 300, killGraceMs: 1000 });
+    const { taskId } = await c.submit(spec);
+    const done = await c.wait(taskId, WAIT);
+    expect(done).toEqual({ metadata: meta(taskId, 3), spec: normalized(spec), status: { phase: "timeout", attempt: 1, error: "timed out after 300 ms" } });
+    const [run] = await c.runs(taskId);
+    expect(run).toEqual(runOf(1, "timeout", { error: "timed out after 300 ms" }));
+    expect(run!.finishedAt! - run!.startedAt).toBeGreaterThanOrEqual(300);
+    const pidLine = (await c.logs(taskId)).find((e) => e.type === "chunk");
+    expect(processGone(Number(pidLine?.type === "chunk" ? pidLine.line.slice(4) : NaN))).toBe(true);
+  });
+
   test("list: filters by slot and status, pages with limit/offset, total counts every match", async () => {
     const suite = crypto.randomUUID().slice(0, 8);
     const [slotA, slotB] = [uniqueSlot("la"), uniqueSlot("lb")];
@@ -207,6 +222,20 @@ describe.each(TRANSPORTS)("contract over %s", (_transport, factory) => {
         { type: "runFinished", attempt: r.attempt, exitCode: r.exitCode, finishedAt: r.finishedAt ?? -1 },
       ]),
     );
+  });
+
+  test("log lines: UTF-8 kept, invalid bytes replaced, CRLF ends a line, long lines cut and marked, last line without newline", async () => {
+    const body = [
+      "printf 'h\\xc3\\xa9llo \\xe2\\x9c\\x93\\n'",
+      "printf 'bad \\xff byte\\n'",
+      "printf 'crlf\\r\\n'",
+      "head -c 20000 /dev/zero | tr '\\0' x; echo",
+      "printf 'no newline'",
+    ].join("\n");
+    const { taskId } = await c.submit(bashSpec(body));
+    await c.wait(taskId, WAIT);
+    const lines = (await c.logs(taskId)).flatMap((e) => (e.type === "chunk" ? [e.line] : []));
+    expect(lines).toEqual(["héllo ✓", "bad \uFFFD byte", "crlf", `${"x".repeat(16_384)} …[truncated 3616 bytes]`, "no newline"]);
   });
 
   test("delete: idempotent (twice, unknown id), the task, its runs and logs are gone", async () => {

@@ -3,10 +3,13 @@
  * over both transports, stores nothing, and — where the input means the same
  * thing over both — carries the very same message (the one REST gives).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { failure, type ContractClient } from "./client.ts";
 import { base64, bashSpec, commandMode, specOf, TRANSPORTS } from "./specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 type Json = Record<string, any>;
 
@@ -64,6 +67,7 @@ const SAME_FIELD: [string, Json, string][] = [
   ["unknown jitter", bad((s) => (s.backoff = { jitter: "bogus", firstMs: 1, maxMs: 1, factor: 1 })), "spec.backoff.jitter"],
   ["unknown script runtime", bad((s) => (sub(s).mode.script.runtime = "ruby")), "spec.kind.subprocess."],
   ["missing mode", bad((s) => (sub(s).mode = {})), "spec.kind.subprocess.mode"],
+  ["restart interval without always", bad((s) => (s.restart = { type: "never", intervalMs: 5 })), "spec.restart"],
 ];
 
 async function restMessage(spec: Json): Promise<string> {

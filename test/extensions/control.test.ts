@@ -3,7 +3,7 @@
  * then start, restart of a succeeded and of an exhausted task, cancel while
  * running / in backoff / queued, cancel of a terminal task.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogEvent, Task } from "../../src/tasks/model.ts";
@@ -13,6 +13,9 @@ import { blockSpec, makeFifo, release, tempDir, waitForLine } from "../helpers/t
 import { failure, type ContractClient, type WatchItem } from "../contract/client.ts";
 import { metaOf, notFound as notFoundOf, runOf } from "../contract/matchers.ts";
 import { bashSpec, completeSpec, FAST_BACKOFF, normalized, TRANSPORTS, uniqueSlot } from "../contract/specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 const WAIT = 20_000;
 let agent: TestAgent;

@@ -3,13 +3,16 @@
  * version, uptime, hostname, os/arch, limits, capabilities and data dir —
  * the same values over both.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { hostname } from "node:os";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { VERSION } from "../../src/version.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { grpcConnection, unary } from "../contract/grpc-client.ts";
 import { TRANSPORTS } from "../contract/specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 let agent: TestAgent;
 beforeAll(async () => {
@@ -91,13 +94,14 @@ describe("gRPC GetInfo", () => {
 });
 
 describe("info is the same over both transports", () => {
-  test("the contract clients agree (uptime grows)", async () => {
-    const [viaRest, viaGrpc] = await Promise.all(TRANSPORTS.map(async ([, factory]) => {
-      using c = factory(agent);
-      return await c.info();
-    }));
-    expect(viaGrpc).toEqual({ ...viaRest!, uptimeMs: expect.any(Number) });
-    expect(viaRest!.uptimeMs).toBeGreaterThanOrEqual(0);
-    expect(viaGrpc!.uptimeMs).toBeGreaterThanOrEqual(0);
+  test("the contract clients agree", async () => {
+    const [first, ...others] = await Promise.all(
+      TRANSPORTS.map(async ([, factory]) => {
+        using c = factory(agent);
+        return await c.info();
+      }),
+    );
+    for (const info of others) expect(info).toEqual({ ...first!, uptimeMs: expect.any(Number) });
+    for (const info of [first!, ...others]) expect(info.uptimeMs).toBeGreaterThanOrEqual(0);
   });
 });

@@ -6,7 +6,7 @@
  * One agent with `--max-concurrent 1`, so priority decides who runs next,
  * and a strictly increasing clock, so creation times are distinct.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Task } from "../../src/tasks/model.ts";
@@ -16,6 +16,9 @@ import { blockSpec, makeFifo, release, tempDir, waitForLine } from "../helpers/t
 import type { ContractClient } from "../contract/client.ts";
 import { metaOf, runOf } from "../contract/matchers.ts";
 import { bashSpec, completeSpec, normalized, TRANSPORTS, uniqueSlot } from "../contract/specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 const WAIT = 20_000;
 let agent: TestAgent;

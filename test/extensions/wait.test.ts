@@ -4,12 +4,15 @@
  * current task at its timeout, and submit-and-wait returns the final task,
  * its runs and the last 100 lines of stdout and stderr.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { blockSpec, makeFifo, release, tempDir } from "../helpers/task-control.ts";
-import type { ContractClient } from "../contract/client.ts";
-import { metaOf, runOf } from "../contract/matchers.ts";
+import { failure, type ContractClient } from "../contract/client.ts";
+import { metaOf, notFound, runOf } from "../contract/matchers.ts";
 import { bashSpec, completeSpec, normalized, TRANSPORTS } from "../contract/specs.ts";
+
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
 
 const WAIT = 20_000;
 let agent: TestAgent;
@@ -66,6 +69,22 @@ describe.each(TRANSPORTS)("wait over %s", (transport, factory) => {
     expect(elapsed).toBeLessThan(5000);
     await release(fifo);
     expect((await c.wait(taskId, WAIT)).status.phase).toBe("succeeded");
+  });
+
+  test("a wait on a task deleted meanwhile answers its last state (stopped by the delete); then it is gone", async () => {
+    const fifo = makeFifo(dir.path, `d-${transport}`);
+    const spec = completeSpec(blockSpec(fifo, "doomed"));
+    const { taskId } = await c.submit(spec);
+    const waited = c.wait(taskId, WAIT);
+    expect((await c.get(taskId))?.status.phase).toMatch(/^(pending|running)$/);
+    await c.delete(taskId);
+    expect(await waited).toEqual({ metadata: meta(taskId, 3), spec: normalized(spec), status: { phase: "canceled", attempt: 1, error: "deleted" } });
+    expect(await failure(c.wait(taskId, WAIT))).toEqual(notFound(taskId));
+  });
+
+  test("a wait longer than 10 minutes is InvalidRequest", async () => {
+    const { taskId: other } = await c.submit(bashSpec("true"));
+    expect(await failure(c.wait(other, 600_001))).toEqual({ code: "InvalidRequest", message: "timeoutMs: must be an integer 0..600000, got 600001" });
   });
 
   test("submit-and-wait: the final task, its runs and the last 100 lines of stdout and stderr", async () => {

@@ -2,18 +2,23 @@
  * Task watch (extension): SSE `/api/v1/events`, WebSocket `/ws/tasks` and
  * gRPC `WatchTasks` see every transition of a retried task in order, resume
  * from a cursor, signal a watcher that stopped reading with `lagged` instead
- * of buffering for it, and serve 1000 concurrent SSE watchers on loopback.
+ * of buffering for it (SSE and WebSocket, and gRPC too), and serve 1000
+ * concurrent SSE watchers on loopback.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { blockSpec, makeFifo, release, tempDir } from "../helpers/task-control.ts";
 import { createPushQueue, type WatchItem, type WatchStream } from "../contract/client.ts";
+import { join } from "node:path";
 import { createGrpcClient } from "../contract/grpc-client.ts";
 import { createRestClient } from "../contract/rest-client.ts";
 import { bashSpec, FAST_BACKOFF, normalized, uniqueSlot } from "../contract/specs.ts";
 import { rawSse, rawWs } from "./raw-stream.ts";
 
-type WatchOpts = { after?: number; slot?: string };
+// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+setDefaultTimeout(30_000);
+
+type WatchOpts = { after?: number; slot?: string; labels?: Record<string, string> };
 type Watcher = (agent: TestAgent, opts: WatchOpts) => WatchStream;
 
 /** WebSocket /ws/tasks as a watch stream (the browser-style client). */
@@ -21,6 +26,7 @@ function wsWatch(agent: TestAgent, opts: WatchOpts): WatchStream {
   const p = new URLSearchParams();
   if (opts.after !== undefined) p.set("after", String(opts.after));
   if (opts.slot !== undefined) p.set("slot", opts.slot);
+  for (const [k, v] of Object.entries(opts.labels ?? {})) p.append("label", `${k}=${v}`);
   const ws = new WebSocket(`${agent.url.replace("http", "ws")}/ws/tasks?${p}`);
   const q = createPushQueue<WatchItem>(() => ws.close());
   ws.addEventListener("message", (m) => {
@@ -153,34 +159,58 @@ describe("watch: a retried task's transitions, in order, over every transport", 
   });
 });
 
+describe("watch: filters", () => {
+  test.each(WATCHERS)("%s: label=k=v filters are ANDed, and combine with slot", async (_name, watch) => {
+    const suite = crypto.randomUUID().slice(0, 8);
+    const slot = uniqueSlot("wl");
+    const rest = createRestClient(agent);
+    using both = watch(agent, { labels: { suite, team: "edge", env: "prod" } });
+    using bySlot = watch(agent, { slot, labels: { suite } });
+    const ids: string[] = [];
+    for (const labels of [{ team: "edge", env: "dev" }, { team: "edge", env: "prod" }, { team: "core", env: "prod" }]) {
+      ids.push((await rest.submit(bashSpec("true", { labels: { suite, ...labels }, slot: labels.team === "core" ? slot : uniqueSlot("wl") }))).taskId);
+    }
+    for (const id of ids) await rest.wait(id, 20_000);
+    const phasesOf = async (s: WatchStream, id: string) =>
+      (await readUntil(s, terminalOf(id))).map((i) => (i.type === "task" ? `${i.task.metadata.id === id ? "mine" : i.task.metadata.id} ${i.task.status.phase}` : i.type));
+    expect(await phasesOf(both, ids[1]!)).toEqual(["mine pending", "mine running", "mine succeeded"]);
+    expect(await phasesOf(bySlot, ids[2]!)).toEqual(["mine pending", "mine running", "mine succeeded"]);
+  });
+});
+
 describe("watch: a watcher that stops reading is signalled, not buffered for", () => {
-  test("slow SSE and slow WebSocket watchers get one lagged with a positive count, then continue in order", async () => {
+  test("slow SSE, WebSocket and gRPC watchers get one lagged with a positive count, then continue in order", async () => {
     await using b = await startAgent();
     const port = Number(new URL(b.url).port);
+    const hold = (slot: string, args: string[] = []) =>
+      b.json("POST", "/api/v1/tasks", { spec: { slot, kind: { subprocess: { mode: { command: { command: "true", args } } } }, hold: true } });
+    expect((await hold("first")).status).toBe(201); // change 1
+    const BIG = 6;
+    const SMALL = 4200;
+    const total = 1 + BIG + SMALL; // a fresh agent: change ids are 1..total
+
     const sse = await rawSse(port, "/api/v1/events");
     const ws = await rawWs(port, "/ws/tasks");
     sse.pause();
     ws.pause();
-    // A few ~2 MB changes fill the socket buffers of both (they read nothing) …
+    // The gRPC watcher runs in a process of its own that the test stops: a paused
+    // in-process grpc-js stream still lets the HTTP/2 layer read ahead.
+    const child = Bun.spawn(["bun", join(import.meta.dir, "grpc-watch-child.ts"), b.grpcAddr, String(total)], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    using _reap = { [Symbol.dispose]: () => void (child.exitCode === null && child.kill("SIGKILL")) }; // also if stopped
+    const childOut = child.stdout.getReader();
+    expect(new TextDecoder().decode((await childOut.read()).value)).toBe("ready\n");
+    process.kill(child.pid, "SIGSTOP");
+    // A few ~2 MB changes fill the buffers of all three (they read nothing) …
     const big = "y".repeat(2_000_000);
-    for (let i = 0; i < 6; i++) {
-      const r = await b.json("POST", "/api/v1/tasks", { spec: { slot: `big-${i}`, kind: { subprocess: { mode: { command: { command: "echo", args: [big] } } } }, hold: true } });
-      expect(r.status).toBe(201);
-    }
+    for (let i = 0; i < BIG; i++) expect((await hold(`big-${i}`, [big])).status).toBe(201);
     // … then more small changes than the watch ring keeps (4096).
-    const SMALL = 4200;
-    let lastId = "";
-    for (let i = 0; i < SMALL; i += 100) {
-      const batch = await Promise.all(
-        Array.from({ length: 100 }, (_, j) =>
-          b.json("POST", "/api/v1/tasks", { spec: { slot: `small-${i + j}`, kind: { subprocess: { mode: { command: { command: "true" } } } }, hold: true } }),
-        ),
-      );
-      lastId = batch.at(-1)!.body.task_id;
-    }
-    const total = 6 + SMALL;
+    for (let i = 0; i < SMALL; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => hold(`small-${i + j}`)));
     sse.resume();
     ws.resume();
+    process.kill(child.pid, "SIGCONT");
 
     // Ids are consecutive except where a lagged says exactly how many were skipped.
     const account = (kind: string, events: { id: number; lagged?: number }[]) => {
@@ -198,7 +228,7 @@ describe("watch: a watcher that stops reading is signalled, not buffered for", (
     for await (const e of sse) {
       if (e.event === "lagged") sseLagged.push(e.data);
       sseEvents.push({ id: e.id!, lagged: e.event === "lagged" ? e.data.skipped : undefined });
-      if (e.event === "task" && e.data.metadata.id === lastId) break;
+      if (e.id === total) break;
     }
     sse.close();
     expect(sseLagged).toEqual([{ type: "lagged", skipped: expect.any(Number) }]);
@@ -210,13 +240,20 @@ describe("watch: a watcher that stops reading is signalled, not buffered for", (
     for await (const m of ws) {
       if (m.event === "lagged") wsLagged.push(m);
       wsEvents.push({ id: m.id, lagged: m.event === "lagged" ? m.skipped : undefined });
-      if (m.event === "task_update" && m.task.metadata.id === lastId) break;
+      if (m.id === total) break;
     }
     ws.close();
     expect(wsLagged).toEqual([{ event: "lagged", id: expect.any(Number), skipped: expect.any(Number) }]);
     expect((wsLagged[0] as { skipped: number }).skipped).toBeGreaterThan(0);
     expect(account("WebSocket", wsEvents)).toBe(total);
-  });
+
+    let report = "";
+    for (let r = await childOut.read(); !r.done; r = await childOut.read()) report += new TextDecoder().decode(r.value);
+    expect(await child.exited).toBe(0);
+    const grpcResult = JSON.parse(report);
+    expect(grpcResult).toEqual({ last: total, lagged: [{ id: expect.any(Number), skipped: expect.any(Number) }], problems: [] });
+    expect(grpcResult.lagged[0].skipped).toBeGreaterThan(0);
+  }, 30_000); // heavy: thousands of changes; give a loaded 2-core machine room
 });
 
 describe("watch: 1000 concurrent SSE watchers", () => {
@@ -269,5 +306,5 @@ describe("watch: 1000 concurrent SSE watchers", () => {
     let open = await openSse();
     while (open !== 0 && Date.now() < deadline) open = await openSse(); // each probe is a round trip, not a sleep
     expect(open).toBe(0);
-  });
+  }, 30_000);
 });

@@ -114,8 +114,11 @@ export function makeFifo(dir: string, name: string): string {
  */
 export async function release(fifo: string): Promise<void> {
   const p = Bun.spawn(["bash", "-c", 'echo go > "$1"', "release", fifo], { stdout: "ignore", stderr: "ignore" });
+  // Nobody opening the fifo for reading would block the writer forever: bound it.
+  const timer = setTimeout(() => p.kill("SIGKILL"), WAIT_MS);
   const code = await p.exited;
-  if (code !== 0) throw new Error(`release of ${fifo} exited ${code}`);
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`release of ${fifo} failed (exit ${code}${p.signalCode ? `, ${p.signalCode}` : ""}): no reader?`);
 }
 
 /** Spec running core-block.sh: blocks on `fifo`, logs start/end of `name` to `out`. */

@@ -230,5 +230,5 @@ describe("slow and fast consumers (--log-retain 100)", () => {
     // what the slow one did get is identical to what the fast one got under the same ids
     const byId = new Map(fastEvents.map((e) => [e.id, e]));
     for (const e of slowEvents) if (e.event !== "lagged") expect(e).toEqual(byId.get(e.id)!);
-  });
+  }, 15_000);
 });

@@ -3,6 +3,8 @@
  * long-poll wait, cancel/start/restart on unknown ids, health.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHttpApp } from "../../src/http/http-app.ts";
+import { createServiceRig } from "../helpers/service-rig.ts";
 import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { submitOk } from "../helpers/task-control.ts";
 
@@ -81,4 +83,37 @@ describe("health", () => {
     expect(ready.status).toBe(200);
     expect(ready.body.status).toBe("ready");
   });
+});
+
+describe("long polls outlive the server's idle timeout", () => {
+  test("a wait longer than idleTimeout still answers (server listening with idleTimeout 1 s)", async () => {
+    const rig = createServiceRig();
+    const app = createHttpApp({
+      service: rig.service,
+      info: () => ({}),
+      metricsJson: () => ({}),
+      metricsText: async () => ["text/plain", ""],
+      health: () => ({ live: true, ready: true, checks: {} }),
+    });
+    app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
+    const url = `http://127.0.0.1:${app.server!.port}`;
+    try {
+      const { taskId } = await rig.service.submit(commandSpec("true", [], { hold: true }), {});
+      // Bun checks idle timeouts every 4 s or so: 5 s of silence is past it (both polls run at once).
+      const [wait, run] = await Promise.all([
+        fetch(`${url}/api/v1/tasks/${taskId}/wait?timeoutMs=5000`),
+        fetch(`${url}/api/v1/tasks?wait=true&timeoutMs=5000`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ spec: commandSpec("true", [], { hold: true }) }),
+        }),
+      ]);
+      expect([wait.status, run.status]).toEqual([200, 200]);
+      expect(((await wait.json()) as any).task.status).toEqual({ phase: "pending", attempt: 0 });
+      expect(((await run.json()) as any).task.status).toEqual({ phase: "pending", attempt: 0 });
+    } finally {
+      await app.stop(true);
+      await rig.close();
+    }
+  }, 15_000);
 });

@@ -7,7 +7,8 @@ import { describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import { MetricsSummarySchema } from "../../src/observability/metrics.ts";
 import { PHASES } from "../../src/tasks/model.ts";
-import { protoClient, unary } from "../grpc/proto-client.ts";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import { collect, protoClient, serverStream, unary } from "../grpc/proto-client.ts";
 import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { submitOk, waitTerminal } from "../helpers/task-control.ts";
 import { familyOf, parseExposition, seriesKey, valueOf, type Exposition } from "./prom-text.ts";
@@ -155,6 +156,7 @@ describe("GET /metrics", () => {
       const tasklaneSeries = (e: Exposition) => e.samples.filter((s) => s.name.startsWith("tasklane_")).map(seriesKey).sort();
 
       await runTasks(20);
+      await scrape(a); // the first scrape adds the series of GET /metrics itself
       const early = await scrape(a);
       await runTasks(980);
       const late = await scrape(a);
@@ -170,7 +172,7 @@ describe("GET /metrics", () => {
     180_000,
   );
 
-  test("stream subscribers are counted while SSE and gRPC streams are open", async () => {
+  test("stream subscribers are counted while SSE, WebSocket and gRPC streams are open", async () => {
     await using a = await startAgent();
     const { id } = await submitOk(a, commandSpec("true"));
     await waitTerminal(a, id);
@@ -192,22 +194,40 @@ describe("GET /metrics", () => {
     await logs.text();
     await scrapeUntil(a, (e) => subscribers(e, "sse") === 0, "no SSE subscriber after a finished stream");
 
-    // gRPC: a StreamTaskLogs of a terminal task opens, replays and ends.
+    // WebSocket watch.
+    const ws = new WebSocket(`${a.url.replace("http", "ws")}/ws/tasks`);
+    const firstMessage = new Promise<void>((resolve, reject) => {
+      ws.onmessage = () => resolve();
+      ws.onerror = () => reject(new Error("websocket failed"));
+    });
+    await firstMessage; // the replay of the finished task arrived: the socket is open and subscribed
+    await scrapeUntil(a, (e) => subscribers(e, "websocket") === 1, "one WebSocket subscriber");
+    const closed = new Promise<void>((resolve) => (ws.onclose = () => resolve()));
+    ws.close();
+    await closed;
+    await scrapeUntil(a, (e) => subscribers(e, "websocket") === 0, "the WebSocket subscriber gone");
+
+    // gRPC: a StreamTaskLogs of a held task stays open until the client cancels it.
+    const held = await submitOk(a, commandSpec("true", [], { hold: true }));
     const client = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", a.agent.grpcPort);
     try {
-      const stream = (client as unknown as Record<string, (req: unknown) => NodeJS.EventEmitter>).StreamTaskLogs!.call(client, { taskId: id });
-      await new Promise<void>((resolve, reject) => {
-        stream.on("data", () => {});
-        stream.on("end", () => resolve());
-        stream.on("error", reject);
-      });
-      await expect(unary(client, "GetTaskStatus", { taskId: id })).resolves.toBeDefined();
-      const e = await scrapeUntil(a, (x) => valueOf(x, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/StreamTaskLogs" }) === 1, "the gRPC stream counted");
+      const live = serverStream(client, "StreamTaskLogs", { taskId: held.id });
+      const ended = collect(live);
+      await scrapeUntil(a, (e) => subscribers(e, "grpc") === 1, "one gRPC subscriber");
+      live.cancel();
+      expect((await ended).code).toBe(grpcStatus.CANCELLED);
+      await scrapeUntil(a, (e) => subscribers(e, "grpc") === 0, "the gRPC subscriber gone");
+
+      // A stream of a terminal task replays and ends with OK.
+      expect((await collect(serverStream(client, "StreamTaskLogs", { taskId: id }))).code).toBe(grpcStatus.OK);
+      await unary(client, "GetTaskStatus", { taskId: id });
+      const e = await scrapeUntil(a, (x) => valueOf(x, "tasklane_grpc_requests_total", { code: "OK", method: "solti.v1.SoltiApi/StreamTaskLogs" }) === 1, "the finished gRPC stream");
       expect(subscribers(e, "grpc")).toBe(0);
-      expect(valueOf(e, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/StreamTaskLogs", code: "OK" })).toBe(1);
+      expect(valueOf(e, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/StreamTaskLogs", code: "CANCELLED" })).toBe(1);
       expect(valueOf(e, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/GetTaskStatus", code: "OK" })).toBe(1);
     } finally {
       client.close();
+      await a.json("POST", `/api/v1/tasks/${held.id}/cancel`);
     }
   });
 

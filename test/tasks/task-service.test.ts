@@ -5,63 +5,16 @@
  * processes.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { AgentError } from "../../src/errors.ts";
-import { createLogHub } from "../../src/logs/log-hub.ts";
-import { createCommandResolver } from "../../src/runner/command-line.ts";
-import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { Caller, LogRecord, Task } from "../../src/tasks/model.ts";
-import { createSupervisor, type Supervisor } from "../../src/tasks/supervisor.ts";
-import { createTaskEvents } from "../../src/tasks/task-events.ts";
-import { createTaskService, type TaskService, type WatchRecord } from "../../src/tasks/task-service.ts";
+import type { WatchRecord } from "../../src/tasks/task-service.ts";
+import { createServiceRig as rig, type ServiceRig as Rig } from "../helpers/service-rig.ts";
 
 const ADMIN: Caller = { principal: { name: "root", role: "admin" } };
 const ALICE: Caller = { principal: { name: "alice", role: "user" } };
 const BOB: Caller = { principal: { name: "bob", role: "user" } };
 const VIEWER: Caller = { principal: { name: "alice", role: "viewer" } };
 const ANON: Caller = {};
-
-interface Rig {
-  service: TaskService & { close(): void };
-  supervisor: Supervisor;
-  close(): Promise<void>;
-}
-
-function rig(opts: { outputTail?: number; maxConcurrent?: number } = {}): Rig {
-  const scriptDir = mkdtempSync(join(tmpdir(), "tasklane-svc-"));
-  const store = createMemoryStore();
-  const hub = createLogHub({
-    retain: 1000,
-    sink: { append: (id, r) => store.appendLogs(id, r), load: (id, n) => store.loadLogs(id, n), trim: (id, b) => store.trimLogs(id, b) },
-  });
-  const events = createTaskEvents((err) => {
-    throw err;
-  });
-  const supervisor = createSupervisor({
-    store,
-    hub,
-    events,
-    resolver: createCommandResolver(),
-    scriptDir,
-    limits: { maxConcurrent: opts.maxConcurrent ?? 8, maxQueuePerSlot: 10, killGraceMs: 1000, maxLineBytes: 16384, maxRuns: 100 },
-    baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    random: () => 0,
-  });
-  const service = createTaskService({ supervisor, store, hub, events, outputTail: opts.outputTail });
-  return {
-    service,
-    supervisor,
-    async close() {
-      await supervisor.shutdown();
-      service.close();
-      hub.close();
-      await store.close();
-      rmSync(scriptDir, { recursive: true, force: true });
-    },
-  };
-}
 
 const cmd = (command: string, args: string[] = [], extra: Record<string, unknown> = {}) => ({
   slot: `s-${crypto.randomUUID().slice(0, 8)}`,
