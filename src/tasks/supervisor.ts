@@ -269,7 +269,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       onLines(stream, lines, ts) {
         hub.lines(id, attempt, stream, lines, ts);
         let bytes = 0;
-        for (const line of lines) bytes += line.length + 1;
+        for (const line of lines) bytes += Buffer.byteLength(line) + 1;
         events.output(stream, lines.length, bytes);
       },
     });
