@@ -235,7 +235,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       app.listen({
         hostname: config.httpAddr.host,
         port: config.httpAddr.port,
-        maxRequestBodySize: MAX_BODY_BYTES * 2,
+        // The app enforces MAX_BODY_BYTES itself (by Content-Length, or while reading a
+        // chunked body) so every rejection gets the PayloadTooLarge envelope.
+        maxRequestBodySize: 1 << 30,
         ...(sec.tls ? { tls: { cert: sec.tls.cert, key: sec.tls.key } } : {}),
       });
       const server = app.server;
