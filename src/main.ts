@@ -32,8 +32,12 @@ async function serve(args: string[]): Promise<number> {
   try {
     await agent.start();
   } catch (err) {
-    console.error(`tasklane: cannot start: ${(err as Error).message}`);
     await agent.stop().catch(() => {});
+    if (err instanceof ConfigError) {
+      console.error(`tasklane: ${err.message}`);
+      return 2;
+    }
+    console.error(`tasklane: cannot start: ${(err as Error).message}`);
     return 1;
   }
   console.log(`tasklane listening http=${config.httpAddr.host}:${agent.httpPort} grpc=${config.grpcAddr.host}:${agent.grpcPort}`);

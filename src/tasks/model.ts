@@ -38,6 +38,11 @@ export type WellKnownRuntime = (typeof WELL_KNOWN_RUNTIMES)[number];
 export const STREAMS = ["stdout", "stderr"] as const;
 export type StreamKind = (typeof STREAMS)[number];
 
+/** Longest backoff or restart interval: 7 days (ms). Integers only, so every value fits the proto uint64 fields. */
+export const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
+/** Largest value of a proto uint32 field (maxAttempts, cpuMillis, pids). */
+export const UINT32_MAX = 4_294_967_295;
+
 export const KeyValueSchema = Type.Object({ key: Type.String(), value: Type.String() }, strict);
 export type KeyValue = Static<typeof KeyValueSchema>;
 
@@ -83,14 +88,14 @@ export const SubprocessInputSchema = Type.Object(
 export const RestartInputSchema = Type.Union([
   Type.Object({ type: Type.Literal("never") }, strict),
   Type.Object({ type: Type.Literal("onFailure") }, strict),
-  Type.Object({ type: Type.Literal("always"), intervalMs: Type.Optional(Type.Integer({ minimum: 0 })) }, strict),
+  Type.Object({ type: Type.Literal("always"), intervalMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DELAY_MS })) }, strict),
 ]);
 
 export const BackoffSchema = Type.Object(
   {
     jitter: literals(JITTERS),
-    firstMs: Type.Number({ exclusiveMinimum: 0 }),
-    maxMs: Type.Number({ exclusiveMinimum: 0 }),
+    firstMs: Type.Integer({ exclusiveMinimum: 0, maximum: MAX_DELAY_MS }),
+    maxMs: Type.Integer({ exclusiveMinimum: 0, maximum: MAX_DELAY_MS }),
     factor: Type.Number({ minimum: 1 }),
   },
   strict,
@@ -99,9 +104,9 @@ export type Backoff = Static<typeof BackoffSchema>;
 
 export const ResourcesSchema = Type.Object(
   {
-    memoryBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    cpuMillis: Type.Optional(Type.Integer({ minimum: 1 })),
-    pids: Type.Optional(Type.Integer({ minimum: 1 })),
+    memoryBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    cpuMillis: Type.Optional(Type.Integer({ minimum: 1, maximum: UINT32_MAX })),
+    pids: Type.Optional(Type.Integer({ minimum: 1, maximum: UINT32_MAX })),
   },
   strict,
 );
@@ -119,7 +124,7 @@ export const TaskSpecInputSchema = Type.Object(
     backoff: Type.Optional(BackoffSchema),
     admission: Type.Optional(literals(ADMISSIONS)),
     labels: Type.Optional(Type.Record(Type.String(), Type.String())),
-    maxAttempts: Type.Optional(Type.Integer({ minimum: 1 })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: UINT32_MAX })),
     killGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
     priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
     hold: Type.Optional(Type.Boolean()),

@@ -463,8 +463,8 @@ describe("numeric fields", () => {
       "maxAttempts",
       [1, 1000],
       [
-        [0, "spec.maxAttempts: must be an integer ≥ 1, got 0"],
-        [2.5, "spec.maxAttempts: must be an integer ≥ 1, got 2.5"],
+        [0, "spec.maxAttempts: must be an integer ≥ 1 and ≤ 4294967295, got 0"],
+        [2.5, "spec.maxAttempts: must be an integer ≥ 1 and ≤ 4294967295, got 2.5"],
       ],
     ],
     [
@@ -493,7 +493,7 @@ describe("numeric fields", () => {
     }
   }
   test("resources must be positive integers", () => {
-    rejects({ ...minimal(), resources: { memoryBytes: 0 } }, "spec.resources.memoryBytes: must be an integer ≥ 1, got 0");
+    rejects({ ...minimal(), resources: { memoryBytes: 0 } }, "spec.resources.memoryBytes: must be an integer ≥ 1 and ≤ 9007199254740991, got 0");
     rejects({ ...minimal(), resources: { cpus: 1 } }, "spec.resources.cpus: unknown field");
   });
   test("hold must be a boolean", () => rejects({ ...minimal(), hold: "yes" }, 'spec.hold: must be a boolean, got "yes"'));
@@ -508,7 +508,7 @@ describe("backoff", () => {
     expect(parseTaskSpec({ ...minimal(), backoff }).backoff).toEqual(backoff);
   });
   test("firstMs must be > 0", () => {
-    rejects({ ...minimal(), backoff: { ...ok, firstMs: 0 } }, "spec.backoff.firstMs: must be a finite number > 0 ms, got 0");
+    rejects({ ...minimal(), backoff: { ...ok, firstMs: 0 } }, "spec.backoff.firstMs: must be an integer > 0 and ≤ 604800000 ms, got 0");
   });
   test("maxMs must be ≥ firstMs", () => {
     rejects({ ...minimal(), backoff: { ...ok, firstMs: 5000, maxMs: 1000 } }, "spec.backoff.maxMs: must be ≥ backoff.firstMs (5000 ms), got 1000");
@@ -556,7 +556,7 @@ describe("enums list the allowed values", () => {
   });
   test("restart branches are checked precisely", () => {
     rejects({ ...minimal(), restart: { type: "never", intervalMs: 5 } }, "spec.restart.intervalMs: unknown field");
-    rejects({ ...minimal(), restart: { type: "always", intervalMs: -1 } }, "spec.restart.intervalMs: must be an integer ≥ 0 ms, got -1");
+    rejects({ ...minimal(), restart: { type: "always", intervalMs: -1 } }, "spec.restart.intervalMs: must be an integer ≥ 0 and ≤ 604800000 ms, got -1");
     rejects({ ...minimal(), restart: { type: "onFailure", max: 3 } }, "spec.restart.max: unknown field");
   });
 });
