@@ -172,7 +172,9 @@ describe("startRun", () => {
   test("a stopped (SIGSTOP) group is continued so it can honour SIGTERM", async () => {
     const out = createLineCollector();
     const killGraceMs = 20_000;
-    const script = "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 1000 & wait $!; done";
+    // A foreground short sleep: bash runs the trap as soon as the sleep returns, even when
+    // TERM arrives while it is forking (a background sleep + wait could miss it).
+    const script = "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done";
     await using run = startRun(spec(sh(script), out, { killGraceMs }));
     await out.waitFor("stdout", /^ready$/, run.result);
     process.kill(-run.process!.pgid, "SIGSTOP");
