@@ -5,7 +5,7 @@
  * runs (TERM → grace → KILL) → flush → close servers.
  */
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
@@ -148,8 +148,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       logger.info("resource limits", { mode: limiter.mode, ...limiter.support });
       store = openStore(config.dataDir);
       storeOpen = true;
-      fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger });
-      const scriptDir = config.dataDir === ":memory:" ? join(process.env.TMPDIR ?? "/tmp", `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
+      fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger, labels: sec.agentLabels });
+      const scriptDir = config.dataDir === ":memory:" ? join(tmpdir(), `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
       const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
       const st = store;

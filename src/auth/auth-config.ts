@@ -13,6 +13,9 @@
  * [unauthenticated]             # optional: budget per remote address for
  * rate_per_sec = 10             # requests without a valid token
  * burst = 20
+ *
+ * [agent.labels]                # optional: metadata sent to the control plane
+ * site = "edge-7"
  * ```
  *
  * Every mistake is a one-line `ConfigError` naming the file, the principal
@@ -46,6 +49,8 @@ export interface BucketConfig {
 export interface AuthConfig {
   principals: PrincipalConfig[];
   unauthenticated: BucketConfig;
+  /** `[agent.labels]`: metadata of the agent's discovery heartbeats. */
+  agentLabels: Record<string, string>;
 }
 
 /** Default request rate of a principal (requests per second). */
@@ -57,7 +62,8 @@ export const ENV_ADMIN_NAME = "admin";
 
 const PRINCIPAL_KEYS = ["name", "role", "token_sha256", "rate_per_sec", "burst"] as const;
 const BUCKET_KEYS = ["rate_per_sec", "burst"] as const;
-const TOP_KEYS = ["principals", "unauthenticated"] as const;
+const TOP_KEYS = ["principals", "unauthenticated", "agent"] as const;
+const AGENT_KEYS = ["labels"] as const;
 const NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 const HEX64_RE = /^[0-9a-fA-F]{64}$/;
 
@@ -154,7 +160,21 @@ export function parseAuthConfig(text: string, file: string): AuthConfig {
     rejectUnknown(doc.unauthenticated, BUCKET_KEYS, where);
     unauthenticated = bucket(doc.unauthenticated, where, DEFAULT_UNAUTHENTICATED.ratePerSec);
   }
-  return { principals, unauthenticated };
+  return { principals, unauthenticated, agentLabels: agentLabels(doc.agent, file) };
+}
+
+function agentLabels(raw: unknown, file: string): Record<string, string> {
+  if (raw === undefined) return {};
+  if (!isTable(raw)) throw new ConfigError(`${file}: agent: must be a table ([agent]), got ${describe(raw)}`);
+  rejectUnknown(raw, AGENT_KEYS, `${file}: agent`);
+  const labels = raw.labels ?? {};
+  if (!isTable(labels)) throw new ConfigError(`${file}: agent.labels: must be a table ([agent.labels]), got ${describe(labels)}`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== "string") throw new ConfigError(`${file}: agent.labels.${k}: must be a string, got ${describe(v)}`);
+    out[k] = v;
+  }
+  return out;
 }
 
 /** Read and parse `file`; a missing or unreadable file is a `ConfigError` too. */

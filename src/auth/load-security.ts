@@ -13,6 +13,8 @@ export interface Security {
   authenticator: Authenticator;
   policy: ListenPolicy;
   tls: TlsFiles | undefined;
+  /** `[agent.labels]` of the config file, for the control-plane heartbeats. */
+  agentLabels: Record<string, string>;
   /** The `auth` section of /api/v1/info (no names, no hashes). */
   info(): { enabled: boolean; mode: ListenPolicy["mode"]; principals: number; tls: boolean; rateLimits: boolean };
 }
@@ -31,6 +33,7 @@ export function loadSecurity(config: Readonly<Config>, opts: { clock?: () => num
     authenticator,
     policy,
     tls,
+    agentLabels: file?.agentLabels ?? {},
     info: () => ({
       enabled: authenticator.enabled,
       mode: policy.mode,

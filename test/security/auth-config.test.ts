@@ -41,7 +41,22 @@ token_sha256 = "${H2}"
         { name: "ops", role: "admin", tokenSha256: H2, ratePerSec: 50, burst: 100 },
       ],
       unauthenticated: { ratePerSec: 10, burst: 20 },
+      agentLabels: {},
     });
+  });
+
+  test("[agent.labels] are read for the control-plane heartbeats", () => {
+    const cfg = parseAuthConfig(`[agent.labels]
+site = "edge-7"
+rack = "r2"
+`, "f.toml");
+    expect(cfg.agentLabels).toEqual({ site: "edge-7", rack: "r2" });
+    expect(() => parseAuthConfig(`[agent.labels]
+site = 7
+`, "f.toml")).toThrow("f.toml: agent.labels.site: must be a string, got 7");
+    expect(() => parseAuthConfig(`[agent]
+colour = "red"
+`, "f.toml")).toThrow('f.toml: agent: unknown key "colour" (allowed: labels)');
   });
 
   test("burst defaults to twice the rate; [unauthenticated] is read", () => {
@@ -54,7 +69,7 @@ token_sha256 = "${H2}"
   });
 
   test("an empty file has no principals", () => {
-    expect(parseAuthConfig("", "f.toml")).toEqual({ principals: [], unauthenticated: { ratePerSec: 10, burst: 20 } });
+    expect(parseAuthConfig("", "f.toml")).toEqual({ principals: [], unauthenticated: { ratePerSec: 10, burst: 20 }, agentLabels: {} });
   });
 
   test("one-line errors name the file, the principal and the key", () => {
