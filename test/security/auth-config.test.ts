@@ -75,7 +75,7 @@ colour = "red"
   test("one-line errors name the file, the principal and the key", () => {
     const p = (body: string) => `[[principals]]\n${body}\n`;
     expect(errorOf("x = ")).toStartWith("tasklane.toml: invalid TOML:");
-    expect(errorOf("principal = 1")).toBe('tasklane.toml: unknown key "principal" (allowed: principals, unauthenticated)');
+    expect(errorOf("principal = 1")).toBe('tasklane.toml: unknown key "principal" (allowed: principals, unauthenticated, agent)');
     expect(errorOf('principals = "alice"')).toBe('tasklane.toml: principals: must be an array of tables ([[principals]]), got "alice"');
     expect(errorOf(p(`role = "user"\ntoken_sha256 = "${H1}"`))).toBe("tasklane.toml: principals[0]: name: required");
     expect(errorOf(p(`name = "a b"\nrole = "user"`))).toBe('tasklane.toml: principals[0]: name: must be 1..64 of [A-Za-z0-9._@-], got "a b"');
