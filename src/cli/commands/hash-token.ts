@@ -1,12 +1,7 @@
 /** `tasklane hash-token`: SHA-256 of a bearer token, for the auth config. */
-import { createHash } from "node:crypto";
+import { hashToken } from "../../auth/hash-token.ts";
 import { usage } from "../cli-error.ts";
 import type { Command } from "../command.ts";
-
-/** Hex SHA-256 of `token` (UTF-8), as the agent stores it in `token_sha256`. */
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
-}
 
 /** Print the SHA-256 hex of a token given as argument or on stdin. */
 export const hashTokenCommand: Command = {
@@ -20,7 +15,7 @@ export const hashTokenCommand: Command = {
   ].join("\n"),
   flags: [],
   json: true,
-  examples: ["tasklane hash-token < token.txt", "head -c 32 /dev/urandom | base64 | tee token.txt | tasklane hash-token"],
+  examples: ["tasklane hash-token < token.txt", "head -c 32 /dev/urandom | basenc --base64url | tr -d '=' | tee token.txt | tasklane hash-token"],
   async run(ctx) {
     if (ctx.positionals.length > 1) throw usage(`expected at most one TOKEN, got ${ctx.positionals.length}`);
     let token = ctx.positionals[0];
