@@ -36,11 +36,15 @@ type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   ctx: CallContext,
 ) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
 
-/** Yields batches; each batch is written message by message, honouring backpressure. */
+/**
+ * Yields batches; each batch is written message by message, honouring
+ * backpressure. An item may be a message or its already encoded bytes (a hot
+ * stream encodes its messages itself, skipping reflection-based encoding).
+ */
 type ServerStreamHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => AsyncIterable<readonly MessageInitShape<O>[]>;
+) => AsyncIterable<readonly (MessageInitShape<O> | Uint8Array)[]>;
 
 type HandlerOf<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
   ? UnaryHandler<I, O>
@@ -174,7 +178,7 @@ export function bindService<S extends GenServiceMethods>(
             for await (const batch of batches) {
               for (const item of batch) {
                 if (ac.signal.aborted) return;
-                if (!call.write(create(m.output, item))) await drained(call, ac.signal);
+                if (!call.write(item instanceof Uint8Array ? item : create(m.output, item))) await drained(call, ac.signal);
               }
               if (ac.signal.aborted) return;
             }

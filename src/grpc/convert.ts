@@ -13,7 +13,7 @@
  * unset is `0`, which is passed through so the domain rejects it with the same
  * message as REST.
  */
-import { create, fromJson, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromJson, toBinary, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { invalid } from "../errors.ts";
 import type { LogEvent, Phase, Task, TaskQuery, TaskRun, TaskSpec, TaskSpecInput } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
@@ -388,6 +388,70 @@ export function runToProto(run: TaskRun): TaskRunInfo {
 }
 
 const utf8 = new TextEncoder();
+
+/** Appends `v` (a non-negative safe integer) as a protobuf varint at `at`; returns the next offset. */
+function putVarint(buf: Buffer, at: number, v: number): number {
+  let o = at;
+  while (v >= 0x80) {
+    buf[o++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  buf[o++] = v;
+  return o;
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * The wire bytes of `logEventToProto(ev)` — for `chunk` events encoded by
+ * hand (the log stream's hot path: reflection-based `toBinary` cost more per
+ * line than everything else in the agent), byte for byte what `toBinary`
+ * writes (proto3: zero scalars and empty bytes omitted); other events through
+ * `toBinary`.
+ */
+export function encodeLogEvent(ev: LogEvent): Uint8Array {
+  if (ev.type !== "chunk" || ev.seq < 0 || ev.ts < 0 || !Number.isSafeInteger(ev.seq) || !Number.isSafeInteger(ev.ts)) {
+    return toBinary(OutputEventProtoSchema, logEventToProto(ev));
+  }
+  const stream = ev.stream === "stdout" ? OutputStreamKind.STDOUT : OutputStreamKind.STDERR;
+  const lineBytes = Buffer.byteLength(ev.line, "utf8");
+  const inner =
+    (ev.attempt !== 0 ? 1 + varintSize(ev.attempt) : 0) +
+    1 + varintSize(stream) +
+    (ev.seq !== 0 ? 1 + varintSize(ev.seq) : 0) +
+    (ev.ts !== 0 ? 1 + varintSize(ev.ts) : 0) +
+    (lineBytes !== 0 ? 1 + varintSize(lineBytes) + lineBytes : 0);
+  const buf = Buffer.allocUnsafe(1 + varintSize(inner) + inner);
+  buf[0] = 0x0a; // field 1 (chunk), length-delimited
+  let o = putVarint(buf, 1, inner);
+  if (ev.attempt !== 0) {
+    buf[o++] = 0x08;
+    o = putVarint(buf, o, ev.attempt);
+  }
+  buf[o++] = 0x10;
+  o = putVarint(buf, o, stream);
+  if (ev.seq !== 0) {
+    buf[o++] = 0x18;
+    o = putVarint(buf, o, ev.seq);
+  }
+  if (ev.ts !== 0) {
+    buf[o++] = 0x20;
+    o = putVarint(buf, o, ev.ts);
+  }
+  if (lineBytes !== 0) {
+    buf[o++] = 0x2a;
+    o = putVarint(buf, o, lineBytes);
+    buf.write(ev.line, o, "utf8");
+  }
+  return buf;
+}
 
 /** Live-log event → proto `OutputEventProto` (the line as UTF-8 bytes). */
 export function logEventToProto(ev: LogEvent): OutputEventProto {

@@ -8,11 +8,15 @@
  * reflection.proto from node_modules; the RPC is bound here instead, from the
  * generated reflection descriptors. v1alpha is wire-identical to v1, so it is
  * served with the v1 codecs under the v1alpha path.
+ *
+ * The implementation (and protobufjs, which it brings) is loaded and indexed
+ * on the first reflection call, not at start-up: it was a third of the
+ * agent's start-up time (bench/README.md, benchmark 10).
  */
 import { create, toBinary, type DescFile } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { ReflectionV1Implementation } from "@grpc/reflection/build/src/implementations/reflection-v1.js";
+import type { ReflectionV1Implementation } from "@grpc/reflection/build/src/implementations/reflection-v1.js";
 import { invalid } from "../errors.ts";
 import {
   ServerReflection,
@@ -100,19 +104,29 @@ function closure(files: readonly DescFile[]): DescFile[] {
  * of exactly the services the server offers.
  */
 export function createReflectionService(files: readonly DescFile[]): ReflectionService {
-  const fileDescriptorProtos = closure(files).map((f) => toBinary(FileDescriptorProtoSchema, f.proto));
-  const pkg = { embedded: { fileDescriptorProtos } } as unknown as PackageDefinition;
-  const impl = new ReflectionV1Implementation(pkg);
+  let loaded: Promise<ReflectionV1Implementation> | undefined;
+  const load = () =>
+    (loaded ??= import("@grpc/reflection/build/src/implementations/reflection-v1.js").then((m) => {
+      const fileDescriptorProtos = closure(files).map((f) => toBinary(FileDescriptorProtoSchema, f.proto));
+      return new m.ReflectionV1Implementation({ embedded: { fileDescriptorProtos } } as unknown as PackageDefinition);
+    }));
 
   const serverReflectionInfo = (call: ServerDuplexStream<Decoded<typeof ServerReflection.method.serverReflectionInfo.input>, ServerReflectionResponse>) => {
+    // Answers keep the order of the requests: each waits for the one before.
+    let previous: Promise<void> = Promise.resolve();
     call.on("data", (req: Decoded<typeof ServerReflection.method.serverReflectionInfo.input>) => {
       if (req instanceof DecodeFailure) {
         call.emit("error", statusOf(invalid(`malformed request message: ${req.message}`)));
         return;
       }
-      call.write(fromLoaderResponse(req, impl.handleServerReflectionRequest(toLoaderRequest(req))));
+      previous = previous
+        .then(async () => {
+          const impl = await load();
+          call.write(fromLoaderResponse(req, impl.handleServerReflectionRequest(toLoaderRequest(req))));
+        })
+        .catch((err: unknown) => void call.emit("error", statusOf(err)));
     });
-    call.on("end", () => call.end());
+    call.on("end", () => void previous.then(() => call.end()));
   };
   const implementation: UntypedServiceImplementation = { ServerReflectionInfo: serverReflectionInfo };
   const alphaName = `${file_grpc_reflection_v1alpha_reflection.proto.package}.ServerReflection`;

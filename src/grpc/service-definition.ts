@@ -42,7 +42,9 @@ function methodDefinition<I extends DescMessage, O extends DescMessage>(
         return new DecodeFailure(err instanceof Error ? err.message : String(err));
       }
     },
-    responseSerialize: (res) => Buffer.from(toBinary(output, res)),
+    // Bytes are a message its handler already encoded (see bind-service's stream items).
+    responseSerialize: (res) =>
+      res instanceof Uint8Array ? Buffer.from(res.buffer, res.byteOffset, res.byteLength) : Buffer.from(toBinary(output, res)),
     responseDeserialize: (bytes) => fromBinary(output, bytes),
   };
 }

@@ -7,7 +7,7 @@
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { logEventToProto, queryFromProto, runToProto, specFromProto, taskToProto } from "./convert.ts";
+import { encodeLogEvent, queryFromProto, runToProto, specFromProto, taskToProto } from "./convert.ts";
 
 /** SoltiApi handlers over `service`. */
 export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
@@ -33,7 +33,7 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
     },
     streamTaskLogs(req, ctx) {
       const sub = service.logs(req.taskId, { follow: true }, ctx.caller);
-      return mapSubscription(sub, ctx.signal, (rec) => logEventToProto(rec.event));
+      return mapSubscription(sub, ctx.signal, (rec) => encodeLogEvent(rec.event));
     },
   };
 }

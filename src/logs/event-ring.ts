@@ -36,6 +36,10 @@ export interface EventRing<E> {
   subscribe(opts: { after?: number; follow: boolean }): Subscription<Numbered<E>>;
   /** What is still in the ring, oldest first. */
   retained(): Numbered<E>[];
+  /** Retained records with id > `id`, oldest first: O(records returned), not O(ring). */
+  since(id: number): Numbered<E>[];
+  /** Id of the oldest retained record, undefined when the ring is empty. */
+  readonly oldestId: number | undefined;
   /**
    * Replace the content with `records` (ids strictly increasing; only the
    * newest that fit are kept), e.g. from the store after a restart. `nextId`
@@ -279,6 +283,16 @@ export function createEventRing<E>(opts: EventRingOptions<E>): EventRing<E> {
       if (closed) sub.done = true;
       else subs.add(sub);
       return sub;
+    },
+
+    since(id) {
+      const out: Numbered<E>[] = [];
+      for (let k = firstAfter(id); k < count; k++) out.push(at(k));
+      return out;
+    },
+
+    get oldestId() {
+      return count > 0 ? at(0).id : undefined;
     },
 
     retained() {

@@ -171,15 +171,13 @@ export function createLogHub(opts: LogHubOptions): LogHub {
 
   function flushTask(taskId: string, log: TaskLog): void {
     if (sink !== undefined) {
-      const records = log.ring.retained();
-      let from = records.length;
-      while (from > 0 && (records[from - 1] as LogRecord).id > log.persisted) from--;
-      if (from < records.length) {
-        const fresh = records.slice(from);
+      // Only what the last flush did not write: a ring of 2 million events is not copied every 100 ms.
+      const fresh = log.ring.since(log.persisted);
+      if (fresh.length > 0) {
         sink.append(taskId, fresh);
         log.persisted = (fresh[fresh.length - 1] as LogRecord).id;
-        const oldest = records[0];
-        if (oldest !== undefined) sink.trim?.(taskId, oldest.id);
+        const oldest = log.ring.oldestId;
+        if (oldest !== undefined) sink.trim?.(taskId, oldest);
       }
     }
     dirty.delete(taskId);

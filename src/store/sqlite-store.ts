@@ -58,6 +58,8 @@ interface Batch {
 
 type Bindings = SQLQueryBindings[];
 
+/** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
+const LOG_ROWS_PER_INSERT = 64;
 const LIST_CACHE_SIZE = 64;
 const LABEL_COUNT_CAP = 10_000;
 /**
@@ -129,6 +131,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     ),
     appendLog: prepare<never, [string, number, string]>(
       "INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES (?, ?, ?)",
+    ),
+    // Many rows per statement: one call into SQLite per LOG_ROWS_PER_INSERT events, not one per event.
+    appendLogMany: prepare<never, Bindings>(
+      `INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES ${Array.from({ length: LOG_ROWS_PER_INSERT }, () => "(?, ?, ?)").join(", ")}`,
     ),
     loadLogs: prepare<{ id: number; body: string }, [string, number]>(
       "SELECT id, body FROM (SELECT id, body FROM log_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
@@ -336,7 +342,21 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       const rows = records.map((r) => [r.id, JSON.stringify(r.event)] as const);
       write(() =>
         atomically(() => {
-          for (const [id, body] of rows) q.appendLog.run(taskId, id, body);
+          let i = 0;
+          const args: Bindings = new Array(LOG_ROWS_PER_INSERT * 3);
+          for (; i + LOG_ROWS_PER_INSERT <= rows.length; i += LOG_ROWS_PER_INSERT) {
+            for (let k = 0; k < LOG_ROWS_PER_INSERT; k++) {
+              const [id, body] = rows[i + k] as readonly [number, string];
+              args[3 * k] = taskId;
+              args[3 * k + 1] = id;
+              args[3 * k + 2] = body;
+            }
+            q.appendLogMany.run(...args);
+          }
+          for (; i < rows.length; i++) {
+            const [id, body] = rows[i] as readonly [number, string];
+            q.appendLog.run(taskId, id, body);
+          }
         }),
       );
     },
