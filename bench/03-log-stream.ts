@@ -7,7 +7,10 @@
  * Main row: --log-retain 2000000 (the ring holds the whole run, nothing may
  * be lost). Second row: default retention (1000), counting `lagged`.
  */
+import { encodeLogEvent } from "../src/grpc/convert.ts";
 import { startAgent } from "./lib/agent-process.ts";
+import { grpcEchoBinary } from "./lib/binaries.ts";
+import { startServer } from "./lib/server-process.ts";
 import { runStandalone, since, type BenchContext } from "./lib/bench-context.ts";
 import { readGrpcLogs, rawGrpcClient, readSse, type StreamCount } from "./lib/log-consumers.ts";
 import type { BenchResult } from "./lib/report.ts";
@@ -72,6 +75,33 @@ async function ours(bin: string, args: string[]): Promise<OursResult> {
 
 const FULL = ["--log-retain", "2000000", "--log-retain-bytes", "1GiB"];
 
+/**
+ * The ceiling any grpc-js server has here for one message per line: a bare
+ * compiled grpc-js server streaming LINES copies of one pre-encoded chunk
+ * message (no protobuf work) to the same client. Messages/s.
+ */
+async function grpcCeiling(): Promise<number> {
+  await using echo = await startServer({ argv: [await grpcEchoBinary()], announce: /echo listening grpc=(\S+)/ });
+  const client = rawGrpcClient(echo.match[1] as string);
+  try {
+    const message = encodeLogEvent({ type: "chunk", attempt: 1, stream: "stdout", seq: 123_456, ts: Date.now(), line: LINE });
+    const request = Buffer.concat([Buffer.alloc(4), message]);
+    request.writeUInt32LE(LINES, 0);
+    const t0 = performance.now();
+    let n = 0;
+    await new Promise<void>((resolve, reject) => {
+      const call = client.makeServerStreamRequest<Buffer, Buffer>("/bench.Echo/Flood", (b: Buffer) => b, (b: Buffer) => b, request);
+      call.on("data", () => n++);
+      call.on("error", reject);
+      call.on("end", resolve);
+    });
+    if (n !== LINES) throw new Error(`flood delivered ${n} messages`);
+    return (LINES / since(t0)) * 1000;
+  } finally {
+    client.close();
+  }
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const base: number[] = [];
   const full: OursResult[] = [];
@@ -86,6 +116,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       `3 log stream round ${r + 1}: raw ${base.at(-1)?.toFixed(0)} lines/s, ours (retain 2M) ${f?.rate.toFixed(0)}, ours (default) ${d?.rate.toFixed(0)} lines/s, lagged sse ${d?.sse.skipped} grpc ${d?.grpc.skipped}`,
     );
   }
+  const ceiling = await grpcCeiling();
+  ctx.log(`3 log stream: bare grpc-js streaming ceiling ${ceiling.toFixed(0)} messages/s`);
   const b = median(base);
   const o = median(full.map((x) => x.rate));
   const od = median(dflt.map((x) => x.rate));
@@ -102,6 +134,15 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       target: ">= 0.5x, 0 lost",
       pass: o / b >= 0.5 && lost === 0,
       note: `lines lost (lagged) over ${ctx.rounds} rounds: ${lost}`,
+    },
+    {
+      name: "3 ceiling: bare grpc-js, 1M messages",
+      ours: o,
+      baseline: ceiling,
+      unit: "lines/s",
+      ratio: o / ceiling,
+      target: "bound",
+      note: `a compiled grpc-js server streaming 1M pre-encoded chunk messages: ${(ceiling / b).toFixed(2)}x the splitting baseline`,
     },
     {
       name: "3 1M lines -> SSE + gRPC (default retain)",

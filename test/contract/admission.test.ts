@@ -11,7 +11,7 @@ import { failure, type ContractClient } from "./client.ts";
 import { metaOf } from "./matchers.ts";
 import { bashSpec, completeSpec, normalized, TRANSPORTS } from "./specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 const WAIT = 20_000;

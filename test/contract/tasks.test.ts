@@ -18,7 +18,7 @@ import { createGrpcClient, grpcConnection, unary } from "./grpc-client.ts";
 import { createRestClient } from "./rest-client.ts";
 import { bashSpec, commandMode, FAST_BACKOFF, normalized, scriptMode, specOf, TRANSPORTS, uniqueSlot } from "./specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 const WAIT = 20_000;

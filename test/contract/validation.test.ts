@@ -8,7 +8,7 @@ import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { failure, type ContractClient } from "./client.ts";
 import { base64, bashSpec, commandMode, specOf, TRANSPORTS } from "./specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 type Json = Record<string, any>;

@@ -14,7 +14,7 @@ import { failure, type ContractClient, type WatchItem } from "../contract/client
 import { metaOf, notFound as notFoundOf, runOf } from "../contract/matchers.ts";
 import { bashSpec, completeSpec, FAST_BACKOFF, normalized, TRANSPORTS, uniqueSlot } from "../contract/specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 const WAIT = 20_000;

@@ -11,7 +11,7 @@ import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { grpcConnection, unary } from "../contract/grpc-client.ts";
 import { TRANSPORTS } from "../contract/specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 let agent: TestAgent;

@@ -10,7 +10,7 @@
  * Both can `pause()` (stop reading the socket) and `resume()`.
  */
 import { connect, type Socket } from "node:net";
-import type { SseEvent } from "../helpers/sse.ts";
+import { parseSseText, type SseEvent } from "../helpers/sse.ts";
 
 /** A byte stream from a socket, pausable, with a line-oriented head reader. */
 class RawConn {
@@ -132,29 +132,8 @@ export async function rawSse(port: number, path: string): Promise<RawSse> {
     }
   }
 
-  async function* events(): AsyncGenerator<SseEvent> {
-    let buf = "";
-    for await (const text of body()) {
-      buf += text;
-      for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const ev: SseEvent = { event: "message", data: undefined };
-        let data = "";
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) continue;
-          const i = line.indexOf(": ");
-          const k = i >= 0 ? line.slice(0, i) : line;
-          const v = i >= 0 ? line.slice(i + 2) : "";
-          if (k === "id") ev.id = Number(v);
-          else if (k === "event") ev.event = v;
-          else if (k === "data") data += v;
-        }
-        if (data === "" && ev.id === undefined) continue;
-        ev.data = data ? JSON.parse(data) : undefined;
-        yield ev;
-      }
-    }
+  function events(): AsyncGenerator<SseEvent> {
+    return parseSseText(body());
   }
 
   return {

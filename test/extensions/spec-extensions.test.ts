@@ -17,7 +17,7 @@ import type { ContractClient } from "../contract/client.ts";
 import { metaOf, runOf } from "../contract/matchers.ts";
 import { bashSpec, completeSpec, normalized, TRANSPORTS, uniqueSlot } from "../contract/specs.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 const WAIT = 20_000;

@@ -15,7 +15,7 @@ import { createRestClient } from "../contract/rest-client.ts";
 import { bashSpec, FAST_BACKOFF, normalized, uniqueSlot } from "../contract/specs.ts";
 import { rawSse, rawWs } from "./raw-stream.ts";
 
-// setDefaultTimeout in the preload only reaches the first file of a multi-file run.
+// Real processes and servers: allow more than the 5 s default when run on its own.
 setDefaultTimeout(30_000);
 
 type WatchOpts = { after?: number; slot?: string; labels?: Record<string, string> };

@@ -5,13 +5,11 @@ export interface SseEvent {
   data: any;
 }
 
-/** Iterate SSE events of a response (comments are skipped). */
-export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
-  if (!res.body) return;
-  const decoder = new TextDecoder();
+/** Parse SSE frames from decoded text chunks (comments are skipped). */
+export async function* parseSseText(chunks: AsyncIterable<string>): AsyncGenerator<SseEvent> {
   let buf = "";
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk as Uint8Array, { stream: true });
+  for await (const text of chunks) {
+    buf += text;
     for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
       const block = buf.slice(0, end);
       buf = buf.slice(end + 2);
@@ -31,6 +29,17 @@ export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
       yield ev;
     }
   }
+}
+
+/** Iterate SSE events of a response. */
+export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
+  if (!res.body) return;
+  const body = res.body;
+  const decoder = new TextDecoder();
+  async function* text(): AsyncGenerator<string> {
+    for await (const chunk of body) yield decoder.decode(chunk as Uint8Array, { stream: true });
+  }
+  yield* parseSseText(text());
 }
 
 /** Collect every event until the stream ends. */
