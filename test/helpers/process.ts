@@ -3,7 +3,7 @@
  * orphan under a PID 1 that does not reap) stays a zombie: it is dead, but
  * `kill(pid, 0)` still succeeds, so "gone" means missing or a zombie.
  */
-import { readFileSync } from "node:fs";
+import { readProcStat } from "../../src/runner/proc-stat.ts";
 
 /** True when `pid` no longer runs (absent, or a zombie). */
 export function processGone(pid: number): boolean {
@@ -12,10 +12,5 @@ export function processGone(pid: number): boolean {
   } catch {
     return true;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
-  } catch {
-    return true;
-  }
+  return readProcStat(pid)?.state === "Z";
 }

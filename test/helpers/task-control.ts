@@ -138,12 +138,3 @@ export function blockSpec(fifo: string, name: string, out = "", extra: Record<st
   };
 }
 
-/** True when `pid` no longer runs (`kill(pid, 0)` fails). */
-export function pidGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}

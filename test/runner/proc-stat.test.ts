@@ -9,7 +9,7 @@ import {
   readProcStartTime,
   readProcStat,
 } from "../../src/runner/proc-stat.ts";
-import { processGone } from "./process-gone.ts";
+import { processGone } from "../helpers/process.ts";
 
 const SLEEP = Bun.which("sleep")!;
 const TREE = join(import.meta.dir, "..", "fixtures", "runner-tree.sh");

@@ -6,7 +6,7 @@ import { truncationMarker } from "../../src/runner/line-splitter.ts";
 import { groupAlive, readProcStartTime, readProcStat } from "../../src/runner/proc-stat.ts";
 import { startRun, type RunSpec } from "../../src/runner/run-process.ts";
 import { createLineCollector, type LineCollector } from "./line-collector.ts";
-import { processGone } from "./process-gone.ts";
+import { processGone } from "../helpers/process.ts";
 
 const BASH = Bun.which("bash")!;
 const ENV_BIN = Bun.which("env")!;

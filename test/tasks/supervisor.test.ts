@@ -7,13 +7,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { processGone } from "../helpers/process.ts";
 import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import {
   blockSpec,
   getRuns,
   getTask,
   makeFifo,
-  pidGone,
   release,
   submit,
   submitOk,
@@ -159,7 +159,7 @@ describe("restart policies", () => {
     expect(await getRuns(a, id)).toEqual([
       { attempt: 1, phase: "timeout", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "timed out after 150 ms" },
     ]);
-    expect(pidGone(pid)).toBe(true);
+    expect(processGone(pid)).toBe(true);
   });
 
   test("a timeout counts as a failure for onFailure", async () => {
@@ -372,7 +372,7 @@ describe("hold, restart, cancel, delete", () => {
     const r = await a.json("POST", `/api/v1/tasks/${id}/cancel`);
     expect(r.status).toBe(200);
     expect(r.body.task).toEqual({ metadata: { ...meta, id }, spec: expect.any(Object), status: { phase: "canceled", attempt: 1, error: "canceled" } });
-    expect(pidGone(pid)).toBe(true);
+    expect(processGone(pid)).toBe(true);
     expect(await getRuns(a, id)).toEqual([
       { attempt: 1, phase: "canceled", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "canceled" },
     ]);
@@ -411,7 +411,7 @@ describe("hold, restart, cancel, delete", () => {
     const pid = await waitForPid(a, id);
     const r = await a.request("DELETE", `/api/v1/tasks/${id}`);
     expect(r.status).toBe(204);
-    expect(pidGone(pid)).toBe(true);
+    expect(processGone(pid)).toBe(true);
     for (const path of [`/api/v1/tasks/${id}`, `/api/v1/tasks/${id}/runs`, `/api/v1/tasks/${id}/logs`]) {
       expect(await a.json("GET", path)).toEqual({ status: 404, body: { error: "TaskNotFound", message: `task ${id} not found` } });
     }
@@ -499,7 +499,7 @@ describe("agent shutdown", () => {
     const f = makeFifo(d.path, "shutdown");
     const { id } = await submitOk(b, blockSpec(f, "s"));
     const pid = await waitForPid(b, id);
-    expect(pidGone(pid)).toBe(false);
+    expect(processGone(pid)).toBe(false);
     await b[Symbol.asyncDispose]();
     expect(() => process.kill(pid, 0)).toThrow();
   });
