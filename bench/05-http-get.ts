@@ -35,6 +35,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const o = median(ours.map((x) => x.rps));
   const b = median(bases.map((x) => x.rps));
   const errors = ours.reduce((a, x) => a + x.errors, 0);
+  // What the per-request log line costs: the same agent kind with --log-level warn (request log off).
+  await using quiet = await startAgent({ bin: ctx.bin, args: ["--log-level", "warn"] });
+  const qBody = await submit(quiet.url, commandSpec("get", ["/bin/true"], { labels: { team: "bench" } }), true);
+  const qUrl = `${quiet.url}/api/v1/tasks/${(qBody.task as { metadata: { id: string } }).metadata.id}`;
+  await httpLoad(qUrl, CONNECTIONS, 1000);
+  const q = await httpLoad(qUrl, CONNECTIONS, DURATION_MS);
+  const qb = await httpLoad(helloUrl, CONNECTIONS, DURATION_MS);
   return [
     {
       name: "5 GET /api/v1/tasks/{id} c=50",
@@ -45,6 +52,15 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       target: ">= 0.6x",
       pass: o / b >= 0.6 && errors === 0,
       note: `${ours[0]?.tool}, ${DURATION_MS / 1000} s x ${ctx.rounds} rounds, errors ${errors}; baseline: compiled Elysia hello world`,
+    },
+    {
+      name: "5 same, --log-level warn",
+      ours: q.rps,
+      baseline: qb.rps,
+      unit: "req/s",
+      ratio: q.rps / qb.rps,
+      target: "info",
+      note: "one round: without the info-level log line per request",
     },
   ];
 }

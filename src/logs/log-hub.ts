@@ -109,6 +109,8 @@ interface TaskLog {
   ring: EventRing<LogEvent>;
   /** Highest id written to the sink. */
   persisted: number;
+  /** The sink holds no record below this id (so a trim up to it would delete nothing). */
+  trimmed: number;
   /** Attempt the seq counters belong to. */
   attempt: number;
   seq: Record<StreamKind, number>;
@@ -144,7 +146,8 @@ export function createLogHub(opts: LogHubOptions): LogHub {
         }
       },
     });
-    const log: TaskLog = { ring, persisted: 0, attempt: 0, seq: { stdout: 0, stderr: 0 }, transient: !live };
+    // A fresh ring has nothing stored below id 1; a loaded one may have older records in the sink.
+    const log: TaskLog = { ring, persisted: 0, trimmed: fresh ? 1 : 0, attempt: 0, seq: { stdout: 0, stderr: 0 }, transient: !live };
     const stored = fresh ? [] : (sink?.load(taskId, retain) ?? []);
     const last = stored[stored.length - 1];
     if (last !== undefined) {
@@ -177,7 +180,10 @@ export function createLogHub(opts: LogHubOptions): LogHub {
         sink.append(taskId, fresh);
         log.persisted = (fresh[fresh.length - 1] as LogRecord).id;
         const oldest = log.ring.oldestId;
-        if (oldest !== undefined) sink.trim?.(taskId, oldest);
+        if (oldest !== undefined && oldest > log.trimmed) {
+          sink.trim?.(taskId, oldest);
+          log.trimmed = oldest;
+        }
       }
     }
     dirty.delete(taskId);

@@ -189,6 +189,11 @@ export function createLineSplitter(maxLineBytes: number): LineSplitter {
 /** Appends `more` to `out` without spreading (a chunk can hold tens of thousands of lines). */
 function append(out: string[], more: string[]): string[] {
   if (out.length === 0) return more;
+  // Usually `out` is the one line completed from the previous chunk's tail: move it in front natively.
+  if (out.length <= 8 && more.length > out.length) {
+    more.unshift(...out);
+    return more;
+  }
   for (const line of more) out.push(line);
   return out;
 }

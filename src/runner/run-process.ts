@@ -1,9 +1,8 @@
 /**
  * Runs one attempt of a task as its own process group and reports the outcome.
  *
- * The child is started through setsid(1) (or Bun's `detached` where setsid(1)
- * is missing or argv[0] is not absolute): its own session and process group,
- * pgid = pid, so stopping targets the whole group: SIGTERM, up to
+ * The child is spawned `detached` (setsid: its own session and process group,
+ * pgid = pid), so stopping targets the whole group: SIGTERM, up to
  * `killGraceMs` for it to disappear, then SIGKILL. No process of the group
  * outlives the run — also when the leader exits on its own and leaves a
  * background child behind. Output is read with `getReader()` loops, split into
@@ -12,7 +11,7 @@
  * A failed process is a result (exit code, signal, stop reason, spawn error);
  * nothing here throws or rejects.
  */
-import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, readSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
@@ -86,21 +85,16 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const startedAt = now();
   const problem = checkSpec(spec);
   if (problem !== undefined) return failedRun(problem, startedAt, now());
-  const setsid = isAbsolute(spec.argv[0]!) ? setsidPath() : undefined;
-  if (setsid !== undefined) {
-    const execError = execProblem(spec.argv[0]!);
-    if (execError !== undefined) return failedRun(execError, startedAt, now());
-  }
   let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   try {
     proc = Bun.spawn({
-      cmd: setsid !== undefined ? [setsid, ...spec.argv] : spec.argv,
+      cmd: spec.argv,
       env: spec.env,
       ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
-      detached: setsid === undefined,
+      detached: true,
     });
   } catch (err) {
     return failedRun(describeSpawnError(err, spec.argv[0]!), startedAt, now());
@@ -108,7 +102,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
 
   const graceMs = Number.isFinite(spec.killGraceMs) && spec.killGraceMs > 0 ? spec.killGraceMs : 0;
   const pid = proc.pid;
-  const pgid = pid; // setsid: the child is the leader of a new session and group
+  const pgid = pid; // detached: the child is the leader of a new session and group
   const startTime = readProcStartTime(pid);
   const groupAlive = createGroupProbe(pgid);
   const info: RunProcess = startTime === undefined ? { pid, pgid } : { pid, pgid, startTime };
@@ -159,14 +153,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     try {
       process.kill(-pgid, sig);
     } catch {
-      // ESRCH: already gone — or, through setsid(1), not created yet: then the leader still is ours.
-      if (proc.exitCode === null && proc.signalCode === null) {
-        try {
-          process.kill(pid, sig);
-        } catch {
-          // exited meanwhile
-        }
-      }
+      // ESRCH: already gone
     }
   };
 
@@ -246,71 +233,6 @@ function checkSpec(spec: RunSpec): string | undefined {
     if (!isDir) return `cwd ${spec.cwd} does not exist or is not a directory`;
   }
   return undefined;
-}
-
-let setsidBin: string | null | undefined;
-
-/**
- * `setsid(1)` by absolute path, if installed (looked up once). Spawning
- * through it gives the child its own session and process group like Bun's
- * `detached: true`, which calls setsid() in the vfork child *before* exec,
- * while the agent's thread is suspended. On kernels with sched_autogroup
- * (the default on most distributions) that call creates a scheduling group
- * and made each spawn cost the agent's thread ≈ 1.6 ms instead of ≈ 0.8 ms
- * (bench/README.md, benchmark 1). Through setsid(1) the child pays it.
- */
-function setsidPath(): string | undefined {
-  if (setsidBin === undefined) {
-    setsidBin = ["/usr/bin/setsid", "/bin/setsid"].find((p) => {
-      try {
-        accessSync(p, fsConstants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    }) ?? null;
-  }
-  return setsidBin ?? undefined;
-}
-
-/**
- * What execve(2) would refuse about `path`, with the messages of
- * `describeSpawnError`: through setsid(1) the exec happens in the child, where
- * a failure would only be an exit status (and execvp would run a file without
- * `#!` as a shell script instead of failing with ENOEXEC).
- */
-function execProblem(path: string): string | undefined {
-  try {
-    if (!statSync(path).isFile()) return `permission denied: cannot execute ${path}`;
-  } catch {
-    return existsSync(path) ? `permission denied: cannot execute ${path}` : `executable not found: ${path}`;
-  }
-  try {
-    accessSync(path, fsConstants.X_OK);
-  } catch {
-    return `permission denied: cannot execute ${path}`;
-  }
-  const head = Buffer.alloc(256);
-  let n = 0;
-  try {
-    const fd = openSync(path, "r");
-    try {
-      n = readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return `permission denied: cannot execute ${path}`;
-  }
-  if (n >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46) return undefined; // ELF
-  if (n >= 2 && head[0] === 0x23 && head[1] === 0x21) {
-    const interpreter = /^#![ \t]*([^ \t\n]+)/.exec(head.toString("latin1", 0, n))?.[1];
-    if (interpreter === undefined || !existsSync(interpreter)) {
-      return `cannot start ${path}: its interpreter (#! line) or a library it needs was not found`;
-    }
-    return undefined;
-  }
-  return `cannot start ${path}: not an executable format`;
 }
 
 function failedRun(spawnError: string, startedAt: number, finishedAt: number): RunHandle {

@@ -100,9 +100,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     savepoint: prepare<never, []>("SAVEPOINT write"),
     release: prepare<never, []>("RELEASE write"),
     rollbackTo: prepare<never, []>("ROLLBACK TO write"),
-    taskLabels: prepare<{ labels: string; created_at: number }, [string]>(
-      "SELECT labels, created_at FROM tasks WHERE id = ?",
+    taskLabels: prepare<{ labels: string; created_at: number; slot: string; owner: string | null }, [string]>(
+      "SELECT labels, created_at, slot, owner FROM tasks WHERE id = ?",
     ),
+    // A transition changes only these: leaves the slot, creation and owner indexes untouched.
+    updateTaskState: prepare<never, [string, number, string, string]>("UPDATE tasks SET phase = ?, updated_at = ?, body = ? WHERE id = ?"),
     taskExists: prepare<{ one: number }, [string]>("SELECT 1 AS one FROM tasks WHERE id = ?"),
     upsertTask: prepare<never, [string, string, string, string | null, number, number, string, string]>(
       `INSERT INTO tasks (id, slot, phase, owner, created_at, updated_at, labels, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -294,7 +296,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       write(() => {
         const previous = q.taskLabels.get(id);
         if (previous && previous.labels === labelsJson && previous.created_at === times[0]) {
-          q.upsertTask.run(...row, ...times, labelsJson, body);
+          if (previous.slot === row[1] && previous.owner === row[3]) q.updateTaskState.run(row[2], times[1], body, id);
+          else q.upsertTask.run(...row, ...times, labelsJson, body);
           return;
         }
         atomically(() => {

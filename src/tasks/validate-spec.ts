@@ -13,6 +13,7 @@
  * (`spec.…`) and, where there is one, shows the bad value (cut after 80
  * characters with "…").
  */
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { KindGuard, type TObject, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { invalid } from "../errors.ts";
@@ -95,10 +96,16 @@ export const SPEC_DEFAULTS: SpecDefaults = Object.freeze({
  *   characters (Unicode code points).
  */
 export function parseTaskSpec(input: unknown, limits?: { maxScriptBytes?: number }): TaskSpec {
-  checkStructure(TaskSpecInputSchema, input, []);
-  if (!Value.Check(TaskSpecInputSchema, input)) fail([], "does not match the task spec schema");
+  // The compiled check is cheap; errors (and their messages) are only built for bad input.
+  specChecker ??= TypeCompiler.Compile(TaskSpecInputSchema);
+  if (!specChecker.Check(input)) {
+    checkStructure(TaskSpecInputSchema, input, []);
+    fail([], "does not match the task spec schema");
+  }
   return normalize(input, limits?.maxScriptBytes ?? MAX_SCRIPT_BYTES);
 }
+
+let specChecker: TypeCheck<typeof TaskSpecInputSchema> | undefined;
 
 // ---------------------------------------------------------------------------
 // Paths and values in messages
