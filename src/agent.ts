@@ -179,15 +179,11 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       });
       service = createTaskService({ supervisor, store, hub, events, onWatchLagged: (n) => metrics?.lagged("watch", n) });
       const sup = supervisor;
-      const st2 = store;
-      metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, activeSlots: () => st2.activeTasks().map((t) => t.spec.slot), clock });
+      metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, activeSlots: () => st.activeTasks().map((t) => t.spec.slot), clock });
       logTransitions(events, logger);
       events.add({
         transition(task, prev) {
-          if (task.status.phase === prev || !isTerminal(task.status.phase)) return;
-          // Persist the task's retained output in the same group commit as its final state.
-          hub?.flush();
-          toEvict.add(task.metadata.id);
+          if (task.status.phase !== prev && isTerminal(task.status.phase)) toEvict.add(task.metadata.id);
         },
       });
 
@@ -279,7 +275,6 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         grpc?.setServing(false);
         logger.info("tasklane stopping");
         await fleet?.close();
-        grpc?.setServing(false);
         for (const t of timers) clearInterval(t);
         await supervisor?.shutdown();
         hub?.close();

@@ -54,7 +54,7 @@ export interface LogHub {
   lines(taskId: string, attempt: number, stream: StreamKind, lines: readonly string[], ts: number): void;
   /** A run ended: appends a `runFinished` marker (`exitCode` omitted when killed by a signal). */
   runFinished(taskId: string, attempt: number, exitCode: number | undefined, finishedAt: number): void;
-  /** The task is terminal: its subscribers drain and end. */
+  /** The task is terminal: its subscribers drain and end, and its unpersisted events go to the sink. */
   end(taskId: string): void;
   /** The task runs again (restart): followers wait for live events again. Creates the ring if needed. */
   reopen(taskId: string): void;
@@ -245,7 +245,17 @@ export function createLogHub(opts: LogHubOptions): LogHub {
     },
 
     end(taskId) {
-      tasks.get(taskId)?.ring.end();
+      const log = tasks.get(taskId);
+      if (log === undefined) return;
+      log.ring.end();
+      // A finished task's output is persisted now, with its final state, not at the next timed flush.
+      if (dirty.has(taskId)) {
+        try {
+          flushTask(taskId, log);
+        } catch {
+          // it stays dirty: the next flush() retries and reports the error
+        }
+      }
     },
 
     reopen(taskId) {

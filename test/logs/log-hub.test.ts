@@ -114,6 +114,20 @@ describe("log hub", () => {
     hub.close();
   });
 
+  test("end persists only that task's unpersisted events, without a flush", () => {
+    const { sink, appends } = memorySink();
+    const hub = createLogHub({ retain: 100, sink });
+    hub.runStarted("a", 1, 0);
+    hub.runStarted("b", 1, 0);
+    hub.lines("a", 1, "stdout", ["x"], 1);
+    hub.runFinished("a", 1, 0, 2);
+    hub.end("a");
+    expect(appends).toEqual([{ taskId: "a", ids: [1, 2, 3] }]);
+    hub.end("a"); // nothing new
+    expect(appends.length).toBe(1);
+    hub.close();
+  });
+
   test("flush writes only retained, unpersisted events, never more than retain per task", () => {
     const { sink, data, appends, trims } = memorySink();
     const hub = createLogHub({ retain: 100, sink });
