@@ -13,21 +13,11 @@ import { join } from "node:path";
 import { createSqliteStore } from "../src/store/sqlite-store.ts";
 import type { Store } from "../src/store/store.ts";
 import type { Phase, Task, TaskQuery } from "../src/tasks/model.ts";
+import { mulberry32, pickPhase } from "./lib/seed-store.ts";
 
 const N = Number(process.argv[2] ?? 100_000);
 const ITERATIONS = Number(process.argv[3] ?? 300);
 const T0 = 1_700_000_000_000;
-
-/** Deterministic PRNG so runs are comparable. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PHASE_WEIGHTS: [Phase, number][] = [
   ["succeeded", 0.6],
@@ -39,18 +29,10 @@ const PHASE_WEIGHTS: [Phase, number][] = [
   ["running", 0.03],
 ];
 
-function pick(r: number): Phase {
-  let acc = 0;
-  for (const [phase, w] of PHASE_WEIGHTS) {
-    acc += w;
-    if (r < acc) return phase;
-  }
-  return "succeeded";
-}
 
 function task(i: number, rnd: () => number): Task {
   const createdAt = T0 + i * 1000 + Math.floor(rnd() * 500);
-  const phase = pick(rnd());
+  const phase = pickPhase(PHASE_WEIGHTS, rnd());
   const labels: Record<string, string> = { env: ["prod", "dev", "staging"][i % 3] ?? "prod", team: `team-${i % 20}` };
   if (rnd() < 0.005) labels.canary = "yes";
   return {

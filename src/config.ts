@@ -198,9 +198,6 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.has(k)) taskEnv[k] = v;
   values.set("taskEnv", Object.freeze(taskEnv));
   const cfg = Object.fromEntries(values) as unknown as Config;
-  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined)) {
-    throw new ConfigError("--tls-cert and --tls-key: give both or neither");
-  }
   return Object.freeze(cfg);
 }
 

@@ -7,7 +7,7 @@ import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { Phase, Task } from "../../src/tasks/model.ts";
 
 /** Deterministic PRNG so runs are comparable. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed;
   return () => {
     a = (a + 0x6d2b79f5) | 0;
@@ -24,9 +24,10 @@ const TERMINAL: [Phase, number][] = [
   ["timeout", 0.05],
 ];
 
-function pick(r: number): Phase {
+/** The phase whose cumulative weight first exceeds `r` (in [0, 1)); `succeeded` past the end. */
+export function pickPhase(weights: readonly [Phase, number][], r: number): Phase {
   let acc = 0;
-  for (const [phase, w] of TERMINAL) {
+  for (const [phase, w] of weights) {
     acc += w;
     if (r < acc) return phase;
   }
@@ -38,7 +39,7 @@ export const SEED_SLOTS = 50;
 
 function task(i: number, rnd: () => number, t0: number): Task {
   const createdAt = t0 + i * 10;
-  const phase = pick(rnd());
+  const phase = pickPhase(TERMINAL, rnd());
   return {
     metadata: { id: `tsk_${String(i).padStart(26, "0")}`, resourceVersion: 4, createdAt, updatedAt: createdAt + 5 },
     spec: {

@@ -15,7 +15,7 @@
  */
 import { create, fromJson, toBinary, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { invalid } from "../errors.ts";
-import type { LogEvent, Phase, Task, TaskQuery, TaskRun, TaskSpec, TaskSpecInput } from "../tasks/model.ts";
+import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, type LogEvent, type Phase, type Task, type TaskQuery, type TaskRun, type TaskSpec, type TaskSpecInput } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
 import {
   AdmissionStrategy,
@@ -46,10 +46,6 @@ import { InfoSchema, WatchEventSchema, type Info, type WatchEvent } from "../gen
 
 type SubprocessInput = TaskSpecInput["kind"]["subprocess"];
 
-/** Page size of ListTasks when `limit` is 0 (proto3 "unset"). */
-export const LIST_DEFAULT_LIMIT = 100;
-/** Largest ListTasks `limit`; above it the request is `InvalidRequest`, as on REST. */
-export const LIST_MAX_LIMIT = 1000;
 
 // ---------------------------------------------------------------- enums
 

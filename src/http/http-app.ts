@@ -92,6 +92,11 @@ function holdOpen(server: { timeout(request: Request, seconds: number): void } |
   server?.timeout(request, 0);
 }
 
+/** Where an SSE stream resumes: `?after=N`, else the `Last-Event-ID` header. */
+function resumeCursor(params: URLSearchParams, request: Request): number | undefined {
+  return parseCursor("after", params.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+}
+
 function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   const raw = params.get(name);
   if (raw === null || raw === "") return def;
@@ -156,7 +161,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .get("/api/v1/tasks/:id", ({ caller, params }) => ({ task: service.get(params.id, caller) }), { detail: routeDocs.getTask })
     .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }), { detail: routeDocs.listTaskRuns })
     .get("/api/v1/tasks/:id/logs", ({ caller, params, params_, request }) => {
-      const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+      const after = resumeCursor(params_, request);
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
       return sseResponse(sub, logFrame, { onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.streamTaskLogs })
@@ -173,7 +178,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       return { task: await service.wait(params.id, ms, caller, request.signal) };
     }, { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ caller, params_, request }) => {
-      const after = parseCursor("after", params_.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+      const after = resumeCursor(params_, request);
       const slot = params_.get("slot") ?? undefined;
       const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
       return sseResponse(sub, watchFrame, { onClose: deps.onStreamOpen?.("sse") });

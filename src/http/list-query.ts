@@ -3,7 +3,7 @@
  * so a typo gets a 400 instead of silently matching everything.
  */
 import { invalid } from "../errors.ts";
-import { PHASES, type Phase, type TaskQuery } from "../tasks/model.ts";
+import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, PHASES, type Phase, type TaskQuery } from "../tasks/model.ts";
 
 const LIST_KEYS = new Set(["slot", "status", "label", "owner", "createdAfter", "createdBefore", "order", "limit", "offset"]);
 
@@ -36,7 +36,7 @@ export function parseListQuery(params: URLSearchParams): TaskQuery {
   }
   const q: TaskQuery = {
     order: "asc",
-    limit: int(params, "limit", 1, 1000) ?? 100,
+    limit: int(params, "limit", 1, LIST_MAX_LIMIT) ?? LIST_DEFAULT_LIMIT,
     offset: int(params, "offset", 0, Number.MAX_SAFE_INTEGER) ?? 0,
   };
   const slot = params.get("slot");

@@ -234,6 +234,11 @@ export interface LogRecord {
   event: LogEvent;
 }
 
+/** Page size of a task list when the client names none (REST: no `limit`; gRPC: `limit` 0). */
+export const LIST_DEFAULT_LIMIT = 100;
+/** Largest page of a task list; a larger `limit` is `InvalidRequest` on every transport. */
+export const LIST_MAX_LIMIT = 1000;
+
 /** Task-list query (REST query parameters / ListTasksRequest). */
 export interface TaskQuery {
   slot?: string;

@@ -110,6 +110,20 @@ export async function failure(p: Promise<unknown>): Promise<{ code: ErrorCode; m
 /** A factory per transport, for `describe.each`. */
 export type ClientFactory = (agent: TestAgent) => ContractClient;
 
+/** A watch stream over a push queue: `close` stops the transport, then the iteration ends. */
+export function watchStreamOf(q: ReturnType<typeof createPushQueue<WatchItem>>, close: () => void): WatchStream {
+  return {
+    close() {
+      close();
+      q.end();
+    },
+    [Symbol.dispose]() {
+      this.close();
+    },
+    [Symbol.asyncIterator]: () => q.iterator(),
+  };
+}
+
 /**
  * A push queue turned into an async iterator: producers `push` / `end` /
  * `fail`; one consumer iterates. Unbounded, which is fine for tests that read

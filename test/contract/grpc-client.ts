@@ -19,7 +19,7 @@ import { SoltiApi } from "../../src/gen/solti/v1/api_pb.ts";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import type { LogEvent } from "../../src/tasks/model.ts";
 import type { TestAgent } from "../helpers/start-agent.ts";
-import { ClientError, createPushQueue, type ContractClient, type WatchItem, type WatchStream } from "./client.ts";
+import { ClientError, createPushQueue, watchStreamOf, type ContractClient, type WatchItem, type WatchStream } from "./client.ts";
 import { logEventFromProto, runFromProto, specToProto, statusOfPhase, taskFromProto, watchItemFromProto } from "./proto-mapping.ts";
 
 const MiB4 = 4 * 1024 * 1024;
@@ -165,16 +165,7 @@ export function createGrpcClient(agent: TestAgent): ContractClient {
       call.on("data", (m: MessageShape<typeof AgentService.method.watchTasks.output>) => q.push(watchItemFromProto(m)));
       call.on("error", (err: grpc.ServiceError) => (closed ? q.end() : q.fail(clientErrorOf(err))));
       call.on("end", () => q.end());
-      return {
-        close() {
-          close();
-          q.end();
-        },
-        [Symbol.dispose]() {
-          this.close();
-        },
-        [Symbol.asyncIterator]: () => q.iterator(),
-      };
+      return watchStreamOf(q, close);
     },
     async info() {
       const i = await unary(client, AgentService.method.getInfo, {});

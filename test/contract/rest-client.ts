@@ -8,7 +8,7 @@ import type { LogEvent, Task, TaskRun } from "../../src/tasks/model.ts";
 import { readSse } from "../helpers/sse.ts";
 import type { TestAgent } from "../helpers/start-agent.ts";
 import { specToProto } from "./proto-mapping.ts";
-import { ClientError, createPushQueue, type AgentInfo, type ContractClient, type ListQuery, type RunResult, type WatchItem, type WatchStream } from "./client.ts";
+import { ClientError, createPushQueue, watchStreamOf, type AgentInfo, type ContractClient, type ListQuery, type RunResult, type WatchItem, type WatchStream } from "./client.ts";
 
 /** Longest a single log collection may take before the test fails. */
 const STREAM_MS = 15_000;
@@ -128,16 +128,7 @@ export function createRestClient(agent: TestAgent, opts: { protoJson?: boolean }
         }
         q.end();
       })().catch((err: unknown) => (ac.signal.aborted ? q.end() : q.fail(err)));
-      return {
-        close() {
-          close();
-          q.end();
-        },
-        [Symbol.dispose]() {
-          this.close();
-        },
-        [Symbol.asyncIterator]: () => q.iterator(),
-      };
+      return watchStreamOf(q, close);
     },
     async info(): Promise<AgentInfo> {
       const d = await call("GET", "/api/v1/info");

@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadTls } from "../../src/auth/load-tls.ts";
 import { ConfigError } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
 import { protoClient, unary } from "../grpc/proto-client.ts";
@@ -102,6 +103,12 @@ describe("config file mistakes", () => {
     expect(stderr).not.toContain("my-actual-token");
     expect(code).toBe(2);
   });
+});
+
+test("--tls-cert without --tls-key (or the reverse) is a ConfigError", () => {
+  expect(() => loadTls({ tlsCert: "/x/cert.pem" })).toThrow(new ConfigError("--tls-cert and --tls-key: give both or neither"));
+  expect(() => loadTls({ tlsKey: "/x/key.pem" })).toThrow(new ConfigError("--tls-cert and --tls-key: give both or neither"));
+  expect(loadTls({})).toBeUndefined();
 });
 
 describe.skipIf(!OPENSSL)(`TLS (${OPENSSL ? "self-signed cert from openssl" : "skipped: openssl not installed"})`, () => {
