@@ -75,8 +75,27 @@ function errorBody(err: AgentError): Response {
   return new Response(JSON.stringify({ error: err.code, message: err.message }), { status: httpStatusOf(err.code), headers });
 }
 
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+/** The mutable response state of an Elysia handler (status and headers of the response it returns). */
+interface ResponseSet {
+  status?: number | string;
+  headers: Record<string, string | number>;
+}
+
+/**
+ * Answer `body` as JSON with `status`. Handlers return a plain value through
+ * Elysia's `set` rather than a `Response`: Elysia would copy a `Response` to
+ * add the request id header; `text` is JSON already rendered.
+ */
+function json<T>(set: ResponseSet, status: number, body: T): T {
+  set.status = status;
+  return body;
+}
+
+/** Answer JSON text rendered by the caller (sent as is, content type set). */
+function jsonText(set: ResponseSet, status: number, text: string): string {
+  set.status = status;
+  set.headers["content-type"] = "application/json";
+  return text;
 }
 
 function waitMs(params: URLSearchParams): number {
@@ -105,34 +124,45 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   throw invalid(`${name}: must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/** The caller authenticated in `onRequest`, kept on Elysia's request context (the object every hook of the request gets). */
+const CALLER = Symbol("tasklane.caller");
+type WithCaller = { [CALLER]?: Caller };
+
+const NO_PARAMS = new URLSearchParams();
+
+/** Query parameters of a request URL, without parsing the whole URL (read-only: the empty set is shared). */
+function searchParamsOf(url: string): URLSearchParams {
+  const q = url.indexOf("?");
+  return q < 0 ? NO_PARAMS : new URLSearchParams(url.slice(q + 1));
+}
+
 /** Build the Elysia app (not listening). */
 export function createHttpApp(deps: HttpAppDeps) {
   const { service } = deps;
   const authenticate = deps.authenticate ?? (() => ({}));
-  // Authenticated once per request, in onRequest: before routing and body parsing, so a
-  // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
-  const callers = new WeakMap<Request, Caller>();
   const sockets = new Map<string, { sub: Subscription<WatchRecord>; drained: PromiseWithResolvers<void> | undefined; closed?: () => void }>();
   return new Elysia()
     .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
     .use(createOpenApi())
-    .onRequest(({ request }) => {
-      callers.set(request, authenticate(request));
+    // Authenticated once per request, in onRequest: before routing and body parsing, so a
+    // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
+    .onRequest((ctx) => {
+      (ctx as WithCaller)[CALLER] = authenticate(ctx.request);
     })
     .onParse(({ request }) => readJsonBody(request))
-    .onError(({ code, error, request }) => {
+    .onError(({ code, error, set }) => {
       if (code === "NOT_FOUND") return errorBody(new AgentError("NotFound", "no such route"));
       if (code === "PARSE") {
         const cause = (error as { cause?: unknown }).cause;
         return errorBody(cause instanceof AgentError ? cause : invalid("malformed request body"));
       }
       if (code === "VALIDATION") return errorBody(invalid(error instanceof Error ? error.message : "invalid request"));
-      return errorBody(toAgentError(error, (id, err) => deps.onInternal?.(id, err, requestIdOf(request))));
+      return errorBody(toAgentError(error, (id, err) => deps.onInternal?.(id, err, requestIdOf(set))));
     })
-    .derive(({ request }) => ({ caller: callers.get(request) ?? authenticate(request), params_: new URL(request.url).searchParams }))
+    .derive((ctx) => ({ caller: (ctx as WithCaller)[CALLER] ?? authenticate(ctx.request), params_: searchParamsOf(ctx.request.url) }))
     .post(
       "/api/v1/tasks",
-      async ({ body, caller, params_, request, server }) => {
+      async ({ body, caller, params_, request, server, set }) => {
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
         }
@@ -150,15 +180,18 @@ export function createHttpApp(deps: HttpAppDeps) {
           const ms = waitMs(params_);
           holdOpen(server, request);
           const outcome = await service.run(spec, caller, ms, request.signal);
-          return json(200, outcome);
+          return json(set, 200, outcome);
         }
         const r = await service.submit(spec, caller);
-        return json(201, { task_id: r.taskId, admission: r.admission });
+        return json(set, 201, { task_id: r.taskId, admission: r.admission });
       },
       { detail: routeDocs.submitTask },
     )
     .get("/api/v1/tasks", ({ caller, params_ }) => service.list(parseListQuery(params_), caller), { detail: routeDocs.listTasks })
-    .get("/api/v1/tasks/:id", ({ caller, params }) => ({ task: service.get(params.id, caller) }), { detail: routeDocs.getTask })
+    // The most frequent read: the task's JSON text goes out as stored, without a parse and re-stringify.
+    .get("/api/v1/tasks/:id", ({ caller, params, set }) => jsonText(set, 200, `{"task":${service.getJson(params.id, caller)}}`), {
+      detail: routeDocs.getTask,
+    })
     .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }), { detail: routeDocs.listTaskRuns })
     .get("/api/v1/tasks/:id/logs", ({ caller, params, params_, request }) => {
       const after = resumeCursor(params_, request);
@@ -196,7 +229,9 @@ export function createHttpApp(deps: HttpAppDeps) {
         const params = new URL(req.url).searchParams;
         let sub: Subscription<WatchRecord>;
         try {
-          const caller = callers.get(req) ?? authenticate(req);
+          // ws.data is a copy of the upgrade request's context: its caller was authenticated in onRequest.
+          const data = ws.data as WithCaller & { caller?: Caller };
+          const caller = data.caller ?? data[CALLER] ?? authenticate(req);
           sub = service.watch(
             { after: parseCursor("after", params.get("after")), slot: params.get("slot") ?? undefined, labels: parseLabels(params) },
             caller,
@@ -239,13 +274,13 @@ export function createHttpApp(deps: HttpAppDeps) {
       const [type, text] = await deps.metricsText();
       return new Response(text, { headers: { "content-type": type } });
     }, { detail: routeDocs.metricsText })
-    .get("/healthz", () => {
+    .get("/healthz", ({ set }) => {
       const h = deps.health();
-      return json(h.live ? 200 : 503, { status: h.live ? "alive" : "dead" });
+      return json(set, h.live ? 200 : 503, { status: h.live ? "alive" : "dead" });
     }, { detail: routeDocs.healthz })
-    .get("/readyz", () => {
+    .get("/readyz", ({ set }) => {
       const h = deps.health();
-      return json(h.ready ? 200 : 503, { status: h.ready ? "ready" : "not ready", checks: h.checks });
+      return json(set, h.ready ? 200 : 503, { status: h.ready ? "ready" : "not ready", checks: h.checks });
     }, { detail: routeDocs.readyz });
 }
 

@@ -20,6 +20,9 @@ export const UNMATCHED_ROUTE = "unmatched";
 
 const SANE_ID = /^[A-Za-z0-9._:/+=@-]{1,128}$/;
 
+/** Methods of successful requests logged at debug level: reads change nothing and clients poll them. */
+const READS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /** Routes polled by probes and scrapers: logged at debug level so they do not drown the rest. */
 const QUIET_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -30,11 +33,19 @@ interface RequestState {
   status?: number;
 }
 
-const states = new WeakMap<Request, RequestState>();
+/**
+ * Where the plugin keeps its per-request state: on Elysia's request context,
+ * the one object every hook of a request receives (cheaper than a map keyed
+ * by the request).
+ */
+const STATE = Symbol("tasklane.requestLog");
 
-/** The id given to `request` by the plugin (undefined for a request it has not seen). */
-export function requestIdOf(request: Request): string | undefined {
-  return states.get(request)?.id;
+type WithState = { [STATE]?: RequestState };
+
+/** The id the plugin gave the request whose response headers are `set.headers` (undefined before the plugin ran). */
+export function requestIdOf(set: { headers: Record<string, unknown> }): string | undefined {
+  const id = set.headers[REQUEST_ID_HEADER];
+  return typeof id === "string" ? id : undefined;
 }
 
 /** Incoming id if it is one we can safely log and echo, else a new one. */
@@ -56,6 +67,16 @@ export function statusOfError(code: unknown, error: unknown): number {
     return cause instanceof AgentError ? httpStatusOf(cause.code) : 400;
   }
   return 500;
+}
+
+/** Path of an absolute request URL (`http://host:port/path?query` -> `/path`) without building a URL object. */
+export function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  const h = url.indexOf("#", start);
+  const end = q < 0 ? (h < 0 ? url.length : h) : h < 0 ? q : Math.min(q, h);
+  return url.slice(start, end);
 }
 
 /** Route templates of an app, matched against a path when Elysia could not tell the route (error before routing). */
@@ -90,25 +111,25 @@ export function createRequestLog(opts: RequestLogOptions) {
   const plugin = new Elysia({ name: "tasklane-request-log" });
   const routeOf = createRouteMatcher(plugin);
   return plugin
-    .onRequest(({ request, set }) => {
-      const id = pickRequestId(request.headers.get(REQUEST_ID_HEADER));
-      states.set(request, { id, start: now() });
-      set.headers[REQUEST_ID_HEADER] = id;
+    .onRequest((ctx) => {
+      const id = pickRequestId(ctx.request.headers.get(REQUEST_ID_HEADER));
+      (ctx as WithState)[STATE] = { id, start: now() };
+      ctx.set.headers[REQUEST_ID_HEADER] = id;
     })
-    .mapResponse(({ request, set, responseValue }) => {
+    .mapResponse((ctx) => {
       // Sees the final Response of handlers, and of onError for errors raised inside a route.
-      const state = states.get(request);
+      const { set, responseValue } = ctx;
+      const state = (ctx as WithState)[STATE];
       if (state) state.status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : undefined;
     })
     .onAfterResponse((ctx) => {
       const { request, set, route } = ctx;
       // Present when the response came from onError; not in Elysia's typings of this hook.
       const failure = ctx as { error?: unknown; code?: unknown };
-      const state = states.get(request);
+      const state = (ctx as WithState)[STATE];
       if (!state) return;
-      states.delete(request);
       const seconds = Math.max(0, now() - state.start) / 1000;
-      const pathname = new URL(request.url).pathname;
+      const pathname = pathOf(request.url);
       const template = typeof route === "string" && route !== "" ? route : failure.error !== undefined ? routeOf(request.method, pathname) : undefined;
       const matched = template !== undefined;
       // Errors thrown before routing (authentication) and unmatched routes skip mapResponse.
@@ -117,7 +138,8 @@ export function createRequestLog(opts: RequestLogOptions) {
         (failure.error !== undefined ? statusOfError(failure.code, failure.error) : !matched ? 404 : typeof set.status === "number" ? set.status : 200);
       const label = template ?? UNMATCHED_ROUTE;
       opts.onRequest?.(label, request.method, status, seconds);
-      const level = status === 500 ? "error" : status >= 500 ? "warn" : QUIET_ROUTES.has(label) ? "debug" : "info";
+      const level =
+        status === 500 ? "error" : status >= 500 ? "warn" : QUIET_ROUTES.has(label) || (status < 400 && READS.has(request.method)) ? "debug" : "info";
       if (!opts.logger.enabled(level)) return;
       opts.logger[level]("http request", {
         requestId: state.id,

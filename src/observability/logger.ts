@@ -26,6 +26,16 @@ function plain(v: unknown): unknown {
   return v;
 }
 
+/** True when `JSON.stringify` renders every field as is (no errors, bigints or nested objects to guard). */
+function flat(fields: LogFields | undefined): boolean {
+  if (fields === undefined) return true;
+  for (const k in fields) {
+    const v = fields[k];
+    if (typeof v === "object" ? v !== null : typeof v === "bigint") return false;
+  }
+  return true;
+}
+
 function stringify(v: unknown): string {
   const seen = new WeakSet<object>();
   try {
@@ -56,13 +66,24 @@ export function createLogger(opts: {
   clock?: () => number;
 }): Logger {
   const min = LEVELS[opts.level];
-  const write = opts.write ?? ((line: string) => process.stderr.write(line));
+  const write = opts.write ?? stderrSink();
   const clock = opts.clock ?? Date.now;
+  // Lines come in bursts within one millisecond: format each millisecond once.
+  let lastMs = Number.NaN;
+  let lastIso = "";
+  const isoOf = (ms: number) => {
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
   function log(level: LogLevel, msg: string, fields?: LogFields): void {
     if (LEVELS[level] < min) return;
-    const ts = new Date(clock()).toISOString();
+    const ts = isoOf(clock());
     if (opts.format === "json") {
-      write(`${stringify({ ts, level, msg, ...fields })}\n`);
+      const record = { ts, level, msg, ...fields };
+      write(`${flat(fields) ? JSON.stringify(record) : stringify(record)}\n`);
     } else {
       let line = `${ts} ${level.toUpperCase().padEnd(5)} ${msg}`;
       if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${textValue(v)}`;
@@ -75,6 +96,45 @@ export function createLogger(opts: {
     warn: (m, f) => log("warn", m, f),
     error: (m, f) => log("error", m, f),
     enabled: (level) => LEVELS[level] >= min,
+  };
+}
+
+/** Flushes of every stderr sink, run once when the process exits. */
+const exitFlushes = new Set<() => void>();
+
+/**
+ * Lines for stderr, written together once per event-loop turn (or as soon as
+ * 64 KiB are pending): a busy agent logs thousands of lines per second, and
+ * one write per line cost more than building the lines. Pending lines are
+ * written when the process exits, so only a SIGKILL can lose them (at most
+ * one turn's worth).
+ */
+export function stderrSink(out: { write(text: string): unknown } = process.stderr): (line: string) => void {
+  let pending: string[] = [];
+  let bytes = 0;
+  let scheduled = false;
+  function flush(): void {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join("");
+    pending = [];
+    bytes = 0;
+    try {
+      out.write(text);
+    } catch {
+      // stderr closed: logging never takes the agent down.
+    }
+  }
+  if (exitFlushes.size === 0) process.on("exit", () => exitFlushes.forEach((f) => f()));
+  exitFlushes.add(flush);
+  return (line) => {
+    pending.push(line);
+    bytes += line.length;
+    if (bytes >= 65536) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
   };
 }
 

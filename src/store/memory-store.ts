@@ -56,6 +56,12 @@ export function createMemoryStore(): Store {
       return entry ? structuredClone(entry.task) : undefined;
     },
 
+    getTaskJson(id) {
+      live();
+      const task = entries.get(id)?.task;
+      return task ? { json: JSON.stringify(task), owner: task.metadata.owner } : undefined;
+    },
+
     listTasks(query) {
       live();
       const found: Task[] = [];

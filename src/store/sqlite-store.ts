@@ -61,6 +61,8 @@ type Bindings = SQLQueryBindings[];
 /** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
 const LOG_ROWS_PER_INSERT = 64;
 const LIST_CACHE_SIZE = 64;
+/** Recently written tasks whose JSON text is kept in memory (≈ 0.5–2 KiB each). */
+const RECENT_TASKS = 1024;
 const LABEL_COUNT_CAP = 10_000;
 /**
  * Database files this process holds open. Closing *any* descriptor of a file
@@ -119,6 +121,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       "SELECT count(*) AS n FROM (SELECT 1 FROM task_labels WHERE key = ? AND value = ? LIMIT ?)",
     ),
     getTask: prepare<{ body: string }, [string]>("SELECT body FROM tasks WHERE id = ?"),
+    getTaskJson: prepare<{ body: string; owner: string | null }, [string]>("SELECT body, owner FROM tasks WHERE id = ?"),
     activeTasks: prepare<{ body: string }, []>(
       "SELECT body FROM tasks WHERE phase IN ('pending', 'running') ORDER BY created_at, id",
     ),
@@ -164,6 +167,17 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const listCache = new Map<string, Statement<{ body: string; n: number }, Bindings>>();
 
   let batch: Batch | undefined;
+  /**
+   * JSON text and owner of recently written tasks, newest last: reads of a task
+   * that was just written (status polls, waits, the supervisor) skip a SQLite
+   * lookup. Write-through; cleared when SQLite rolls a batch back.
+   */
+  const recent = new Map<string, { json: string; owner: string | undefined }>();
+  function remember(id: string, json: string, owner: string | undefined): void {
+    recent.delete(id);
+    recent.set(id, { json, owner });
+    if (recent.size > RECENT_TASKS) recent.delete(recent.keys().next().value as string);
+  }
   let failure: Error | undefined;
   let commits = 0;
   let closed = false;
@@ -244,6 +258,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     detach(b);
     failure ??= new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err });
     for (const w of b.waiters) w.reject(failure);
+    recent.clear();
   }
 
   function listStatement(sql: string): Statement<{ body: string; n: number }, Bindings> {
@@ -306,12 +321,23 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
           for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value, times[0]);
         });
       });
+      remember(id, body, task.metadata.owner);
     },
 
     getTask(id) {
       live();
+      const cached = recent.get(id);
+      if (cached) return JSON.parse(cached.json) as Task;
       const row = q.getTask.get(id);
       return row ? (JSON.parse(row.body) as Task) : undefined;
+    },
+
+    getTaskJson(id) {
+      live();
+      const cached = recent.get(id);
+      if (cached) return { ...cached };
+      const row = q.getTaskJson.get(id);
+      return row ? { json: row.body, owner: row.owner ?? undefined } : undefined;
     },
 
     listTasks,
@@ -322,6 +348,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
 
     deleteTask(id) {
+      recent.delete(id);
       write(() => q.deleteTask.run(id));
     },
 

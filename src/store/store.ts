@@ -24,6 +24,11 @@ export interface Store {
   /** Insert or replace a task (keyed by `metadata.id`). */
   putTask(task: Task): void;
   getTask(id: string): Task | undefined;
+  /**
+   * The task as its JSON text (what `JSON.stringify(getTask(id))` gives) with
+   * its owner, for readers that only pass the task on: no parse, no copy.
+   */
+  getTaskJson(id: string): { json: string; owner: string | undefined } | undefined;
   /** Filter, order and page; `total` counts every match, not the page. */
   listTasks(query: TaskQuery): { tasks: Task[]; total: number };
   /** Tasks whose phase is `pending` or `running`, oldest first (recovery). */

@@ -34,6 +34,8 @@ export interface TaskService {
   submit(input: unknown, caller: Caller): Promise<{ taskId: string; admission: AdmissionOutcome; task: Task }>;
   /** The task, or `TaskNotFound` (also for a task the caller may not see). */
   get(id: string, caller: Caller): Task;
+  /** `get` as JSON text (`JSON.stringify` of the task), for transports that only pass it on. */
+  getJson(id: string, caller: Caller): string;
   /** Like `get` but `undefined` instead of throwing. */
   find(id: string, caller: Caller): Task | undefined;
   list(query: TaskQuery, caller: Caller): { tasks: Task[]; total: number };
@@ -72,8 +74,12 @@ export const MAX_WAIT_MS = 600_000;
 export const DEFAULT_WAIT_MS = 30_000;
 
 function canSee(task: Task, caller: Caller): boolean {
+  return ownerVisible(task.metadata.owner, caller);
+}
+
+function ownerVisible(owner: string | undefined, caller: Caller): boolean {
   const p = caller.principal;
-  return !p || p.role === "admin" || task.metadata.owner === p.name;
+  return !p || p.role === "admin" || owner === p.name;
 }
 
 function requireWrite(caller: Caller): void {
@@ -163,6 +169,17 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     },
 
     get: mustGet,
+
+    getJson(id, caller) {
+      const active = supervisor.activeTask(id);
+      if (active) {
+        if (!canSee(active, caller)) throw taskNotFound(id);
+        return JSON.stringify(active);
+      }
+      const stored = store.getTaskJson(id);
+      if (!stored || !ownerVisible(stored.owner, caller)) throw taskNotFound(id);
+      return stored.json;
+    },
     find: lookup,
 
     list(query, caller) {

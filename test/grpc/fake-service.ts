@@ -119,6 +119,7 @@ export function createFakeTaskService(clock: () => number = () => 1_712_750_400_
       return { taskId: id, admission: "started", task };
     },
     get: (id) => mustGet(id),
+    getJson: (id) => JSON.stringify(mustGet(id)),
     find: (id) => tasks.get(id),
     list(query) {
       let all = [...tasks.values()].filter(

@@ -185,6 +185,9 @@ describe("group commit", () => {
     ]);
     // The rollback is visible: the lost write is gone from reads too.
     expect(idsOf(store.activeTasks())).toEqual(["kept"]);
+    expect(store.getTask("lost")).toBeUndefined();
+    expect(store.getTaskJson("lost")).toBeUndefined();
+    expect(store.getTask("kept")?.metadata.id).toBe("kept");
     await expect(store.flush()).rejects.toThrow(message);
 
     store.putTask(makeTask({ id: "later" }));

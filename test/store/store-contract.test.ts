@@ -141,6 +141,20 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.getTask("tsk_missing")).toBeUndefined();
     });
 
+    test("getTaskJson is the stored task's JSON text with its owner, and follows replacement and deletion", () => {
+      const task = makeTask({ id: "tsk_1", owner: "alice", labels: { env: "prod" } });
+      store.putTask(task);
+      expect(store.getTaskJson("tsk_1")).toEqual({ json: JSON.stringify(task), owner: "alice" });
+      const next = makeTask({ id: "tsk_1", phase: "succeeded", labels: { env: "prod" } });
+      store.putTask(next);
+      const got = store.getTaskJson("tsk_1");
+      expect(got).toEqual({ json: JSON.stringify(next), owner: undefined });
+      expect(JSON.parse(got!.json)).toEqual(store.getTask("tsk_1")!);
+      store.deleteTask("tsk_1");
+      expect(store.getTaskJson("tsk_1")).toBeUndefined();
+      expect(store.getTaskJson("tsk_missing")).toBeUndefined();
+    });
+
     test("putTask replaces by id, and every indexed field follows the new version", () => {
       store.putTask(makeTask({ id: "tsk_1", slot: "a", phase: "pending", owner: "alice", labels: { env: "prod", tier: "1" } }));
       const updated = makeTask({ id: "tsk_1", slot: "b", phase: "succeeded", owner: "bob", createdAt: 42, labels: { env: "dev" } });

@@ -138,6 +138,20 @@ describe("principals", () => {
     expect(r.service.get(taskId, ALICE).metadata.id).toBe(taskId);
   });
 
+  test("getJson is get as JSON text, with the same visibility, for an active and a finished task", async () => {
+    const { taskId } = await r.service.submit(cmd("true", [], { hold: true, slot: "json" }), ALICE);
+    expect(JSON.parse(r.service.getJson(taskId, ALICE))).toEqual(r.service.get(taskId, ALICE));
+    expect(JSON.parse(r.service.getJson(taskId, ADMIN)).metadata.owner).toBe("alice");
+    await rejects(() => r.service.getJson(taskId, BOB), "TaskNotFound", `task ${taskId} not found`);
+    await r.service.start(taskId, ALICE);
+    const done = await r.service.wait(taskId, 10_000, ALICE);
+    expect(done.status.phase).toBe("succeeded");
+    expect(r.service.getJson(taskId, ALICE)).toBe(JSON.stringify(done));
+    expect(JSON.parse(r.service.getJson(taskId, VIEWER))).toEqual(done);
+    await rejects(() => r.service.getJson(taskId, BOB), "TaskNotFound", `task ${taskId} not found`);
+    await rejects(() => r.service.getJson("tsk_missing", ADMIN), "TaskNotFound", "task tsk_missing not found");
+  });
+
   test("a viewer may read but not change", async () => {
     const { taskId } = await r.service.submit(cmd("true", [], { hold: true }), ALICE);
     const denied = "principal alice (viewer) may not change tasks";
