@@ -6,13 +6,25 @@
  * transaction commits `commitIntervalMs` after its first write, after
  * `maxBatch` writes, or — when someone awaits `flush()` — on the next turn of
  * the event loop, whichever comes first. Every caller that put and flushed in
- * the same turn shares one `COMMIT`, hence one fsync of the WAL.
+ * the same turn shares one `COMMIT`.
+ *
+ * Durability (`synchronous: "FULL"`, the default): SQLite commits without
+ * waiting for the disk (`PRAGMA synchronous=NORMAL` in WAL mode still syncs
+ * around checkpoints), and the store fsyncs the WAL file itself, off the
+ * event loop (`fs.fsync` runs on a worker thread), after every commit — one
+ * fsync in flight at a time, each covering every commit made before it
+ * started. A `flush()` resolves once an fsync that started after its commit
+ * has completed: the same guarantee as SQLite's FULL (every flushed write
+ * survives power loss), without the agent's thread waiting ≈ 0.7 ms per
+ * commit for the disk. A crash of the agent alone never loses a commit: the
+ * data is in the kernel's page cache.
  *
  * The connection runs in `locking_mode=EXCLUSIVE`: it holds a kernel file
  * lock on the database for its whole life, so a second agent on the same data
  * dir fails to open, and a dead agent's lock vanishes with its process.
  */
 import type { SQLQueryBindings, Statement } from "bun:sqlite";
+import { closeSync, fsync, openSync } from "node:fs";
 import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
 import { buildListQuery } from "./list-query.ts";
 import { TERMINAL_PHASES_SQL } from "./migrations.ts";
@@ -27,7 +39,12 @@ export interface SqliteStoreOptions {
   commitIntervalMs?: number;
   /** Commit as soon as the open transaction holds this many writes. Default 1000. */
   maxBatch?: number;
-  /** `FULL` (default) fsyncs the WAL on every commit, so a flushed write survives power loss. */
+  /**
+   * `FULL` (default): the WAL is fsynced after every commit (off the event loop)
+   * and `flush()` waits for it, so a flushed write survives power loss.
+   * `NORMAL`: no fsync per commit (SQLite's WAL NORMAL: durable against a crash
+   * of the agent, not of the machine).
+   */
   synchronous?: "FULL" | "NORMAL";
   /** How long opening waits for another holder of the database lock before failing. Default 2000. */
   busyTimeoutMs?: number;
@@ -39,6 +56,8 @@ export interface SqliteStoreOptions {
   flushCommit?: "next-tick" | "now" | "interval";
   /** Test seam: called right before `COMMIT`; throwing makes the commit fail and roll back. */
   beforeCommit?: () => void;
+  /** Test seam: how the WAL file is synced (default `fs.fsync`, which runs off the event loop). */
+  syncWal?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 /** The SQLite store with its group-commit accounting. */
@@ -47,11 +66,18 @@ export interface SqliteStore extends Store {
   readonly path: string;
   /** Transactions committed since open (migrations excluded). */
   readonly commits: number;
+  /** fsyncs of the WAL completed since open. */
+  readonly syncs: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 interface Batch {
   writes: number;
-  waiters: { resolve: () => void; reject: (err: Error) => void }[];
+  waiters: Waiter[];
   timer: ReturnType<typeof setTimeout> | undefined;
   tick: ReturnType<typeof setImmediate> | undefined;
 }
@@ -84,9 +110,12 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const maxBatch = Math.max(1, opts.maxBatch ?? 1000);
   const flushCommit = opts.flushCommit ?? "next-tick";
   const beforeCommit = opts.beforeCommit;
+  const syncEachCommit = (opts.synchronous ?? "FULL") === "FULL";
+  const syncWal = opts.syncWal ?? fsync;
 
   if (openInProcess.has(path)) throw new Error(`cannot open store: ${path} is already open in this process`);
-  const db = openDatabase(path, opts);
+  // FULL durability comes from the store's own WAL fsync (see above), not from SQLite's.
+  const db = openDatabase(path, { ...opts, synchronous: "NORMAL" });
   openInProcess.add(path);
 
   const statements: Statement[] = [];
@@ -247,7 +276,60 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       return;
     }
     commits++;
-    for (const w of b.waiters) w.resolve();
+    if (!syncEachCommit || failure) {
+      for (const w of b.waiters) w.resolve(); // rejects once the store has failed
+      return;
+    }
+    syncQueue.push(...b.waiters);
+    committedSinceSync = true;
+    if (!syncing) startSync();
+  }
+
+  /** Waiters of commits made since the in-flight fsync started (they need the next one). */
+  let syncQueue: Waiter[] = [];
+  /** Waiters of the in-flight fsync. */
+  let inflight: Waiter[] = [];
+  let committedSinceSync = false;
+  let syncing = false;
+  let syncs = 0;
+  let walFd: number | undefined;
+  let idle: PromiseWithResolvers<void> | undefined;
+
+  /** Resolves when every commit made so far is durable (at once when none awaits its fsync). */
+  function durable(): Promise<void> {
+    if (failure) return Promise.reject(failure);
+    if (!syncing && !committedSinceSync) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w = { resolve: () => (failure ? reject(failure) : resolve()), reject };
+      // An fsync covers the commits made before it started; later ones wait for the next.
+      (committedSinceSync ? syncQueue : inflight).push(w);
+    });
+  }
+
+  /** fsync the WAL for every commit made so far; when done, again if more commits came meanwhile. */
+  function startSync(): void {
+    syncing = true;
+    committedSinceSync = false;
+    const waiters = (inflight = syncQueue);
+    syncQueue = [];
+    const done = (err: Error | null) => {
+      syncing = false;
+      if (err) {
+        failure ??= new Error(`store ${path}: fsync of the write-ahead log failed, committed writes may not be durable: ${messageOf(err)}`, {
+          cause: err,
+        });
+      } else syncs++;
+      inflight = [];
+      for (const w of waiters) w.resolve(); // rejects when failed
+      if (committedSinceSync) startSync();
+      else idle?.resolve();
+    };
+    try {
+      walFd ??= openSync(`${path}-wal`, "r");
+      syncWal(walFd, done);
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   /**
@@ -299,6 +381,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     path,
     get commits() {
       return commits;
+    },
+    get syncs() {
+      return syncs;
     },
 
     putTask(task) {
@@ -430,10 +515,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     flush() {
       if (closed) return Promise.reject(new Error(`store ${path} is closed`));
       const b = batch;
-      if (!b) return failure ? Promise.reject(failure) : Promise.resolve();
+      if (!b) return durable();
       if (flushCommit === "now") {
         commit();
-        return failure ? Promise.reject(failure) : Promise.resolve();
+        return durable();
       }
       const done = new Promise<void>((resolve, reject) => {
         b.waiters.push({ resolve: () => (failure ? reject(failure) : resolve()), reject });
@@ -450,10 +535,15 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       if (closed) return;
       commit();
       closed = true;
+      while (syncing) {
+        idle = Promise.withResolvers<void>();
+        await idle.promise;
+      }
       for (const stmt of listCache.values()) stmt.finalize();
       for (const stmt of statements) stmt.finalize();
-      db.close();
+      db.close(); // checkpoints the WAL into the database, with fsyncs
       openInProcess.delete(path);
+      if (walFd !== undefined) closeSync(walFd);
       if (failure) throw failure;
     },
   };

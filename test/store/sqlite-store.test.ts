@@ -201,6 +201,130 @@ describe("group commit", () => {
   });
 });
 
+describe("WAL fsync off the event loop", () => {
+  /** A syncWal seam that holds each fsync until the test completes it. */
+  function heldSyncs() {
+    const pending: { fd: number; done: (err: Error | null) => void }[] = [];
+    return {
+      pending,
+      syncWal: (fd: number, done: (err: Error | null) => void) => void pending.push({ fd, done }),
+      /** Complete the oldest held fsync (really syncing the file first). */
+      complete(err: Error | null = null) {
+        const s = pending.shift();
+        if (!s) throw new Error("no fsync in flight");
+        s.done(err);
+      },
+    };
+  }
+  /** Has `p` settled by the time the event loop has turned a few times? */
+  async function settled(p: Promise<unknown>): Promise<boolean> {
+    let done = false;
+    p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    return done;
+  }
+
+  test("by default every flush waits for a real fsync of the WAL that started after its commit", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const store = createSqliteStore({ path });
+    store.putTask(makeTask({ id: "a" }));
+    await store.flush();
+    expect({ commits: store.commits, syncs: store.syncs }).toEqual({ commits: 1, syncs: 1 });
+    await store.close();
+    const reopened = createSqliteStore({ path });
+    expect(reopened.getTask("a")?.metadata.id).toBe("a");
+    await reopened.close();
+  });
+
+  test("a flush is answered only after an fsync that covers its commit, one fsync in flight at a time", async () => {
+    using dir = tempDir();
+    const held = heldSyncs();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR, syncWal: held.syncWal });
+    store.putTask(makeTask({ id: "a" }));
+    const first = store.flush();
+    expect(await settled(first)).toBe(false); // committed, fsync held
+    expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 1, inFlight: 1 });
+
+    // Committed while the first fsync is in flight: that fsync may not cover it.
+    store.putTask(makeTask({ id: "b" }));
+    const second = store.flush();
+    // Nothing new to commit, but the commit of "a" is not durable yet either.
+    const again = store.flush();
+    expect(await settled(second)).toBe(false);
+    expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 2, inFlight: 1 });
+
+    held.complete();
+    expect(await settled(first)).toBe(true);
+    expect(await settled(again)).toBe(false); // issued after "b" was committed
+    expect(await settled(second)).toBe(false);
+    expect(held.pending.length).toBe(1); // the next fsync started by itself
+
+    held.complete();
+    await Promise.all([second, again]);
+    expect(store.syncs).toBe(2);
+
+    // With the WAL durable and nothing pending, flush answers at once.
+    expect(await settled(store.flush())).toBe(true);
+    await store.close();
+  });
+
+  test("commits nobody awaits are synced too, in the background", async () => {
+    using dir = tempDir();
+    const held = heldSyncs();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: 1, syncWal: held.syncWal });
+    store.putTask(makeTask({ id: "a" }));
+    while (held.pending.length === 0) await Bun.sleep(1); // waits for the interval commit's fsync, bounded by the test timeout
+    expect(store.commits).toBe(1);
+    held.complete();
+    expect(store.syncs).toBe(1);
+    await store.close();
+  });
+
+  test("a failed fsync rejects the flushes waiting for it and every later one", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const held = heldSyncs();
+    const store = createSqliteStore({ path, commitIntervalMs: HOUR, syncWal: held.syncWal });
+    store.putTask(makeTask({ id: "a" }));
+    const first = store.flush();
+    expect(await settled(first)).toBe(false);
+    held.complete(new Error("EIO: i/o error"));
+    const message = `store ${path}: fsync of the write-ahead log failed, committed writes may not be durable: EIO: i/o error`;
+    await expect(first).rejects.toThrow(message);
+    store.putTask(makeTask({ id: "b" }));
+    await expect(store.flush()).rejects.toThrow(message);
+    // The writes are committed (reads see them); only their durability is in doubt.
+    expect(store.getTask("a")?.metadata.id).toBe("a");
+    await expect(store.close()).rejects.toThrow(message);
+  });
+
+  test("close waits for the fsync in flight", async () => {
+    using dir = tempDir();
+    const held = heldSyncs();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR, syncWal: held.syncWal });
+    store.putTask(makeTask({ id: "a" }));
+    void store.flush();
+    const closing = store.close();
+    expect(await settled(closing)).toBe(false);
+    held.complete();
+    await closing;
+  });
+
+  test("synchronous NORMAL: flush answers after the commit, without an fsync", async () => {
+    using dir = tempDir();
+    const held = heldSyncs();
+    const store = createSqliteStore({ path: dbPath(dir.path), commitIntervalMs: HOUR, synchronous: "NORMAL", syncWal: held.syncWal });
+    store.putTask(makeTask({ id: "a" }));
+    await store.flush();
+    expect({ commits: store.commits, syncs: store.syncs, inFlight: held.pending.length }).toEqual({ commits: 1, syncs: 0, inFlight: 0 });
+    await store.close();
+  });
+});
+
 describe("schema", () => {
   function indexes(path: string): { version: number; names: string[] } {
     const db = new Database(path, { readonly: true });
