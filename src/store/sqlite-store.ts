@@ -84,6 +84,14 @@ interface Batch {
 
 type Bindings = SQLQueryBindings[];
 
+/** Columns of a stored task that feed indexes (a transition that keeps them rewrites only phase, time and body). */
+interface IndexedColumns {
+  labels: string;
+  created_at: number;
+  slot: string;
+  owner: string | null;
+}
+
 /** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
 const LOG_ROWS_PER_INSERT = 64;
 const LIST_CACHE_SIZE = 64;
@@ -131,7 +139,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     savepoint: prepare<never, []>("SAVEPOINT write"),
     release: prepare<never, []>("RELEASE write"),
     rollbackTo: prepare<never, []>("ROLLBACK TO write"),
-    taskLabels: prepare<{ labels: string; created_at: number; slot: string; owner: string | null }, [string]>(
+    taskLabels: prepare<IndexedColumns, [string]>(
       "SELECT labels, created_at, slot, owner FROM tasks WHERE id = ?",
     ),
     // A transition changes only these: leaves the slot, creation and owner indexes untouched.
@@ -201,10 +209,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
    * that was just written (status polls, waits, the supervisor) skip a SQLite
    * lookup. Write-through; cleared when SQLite rolls a batch back.
    */
-  const recent = new Map<string, { json: string; owner: string | undefined }>();
-  function remember(id: string, json: string, owner: string | undefined): void {
+  const recent = new Map<string, { json: string; owner: string | undefined; indexed: IndexedColumns }>();
+  function remember(id: string, json: string, owner: string | undefined, indexed: IndexedColumns): void {
     recent.delete(id);
-    recent.set(id, { json, owner });
+    recent.set(id, { json, owner, indexed });
     if (recent.size > RECENT_TASKS) recent.delete(recent.keys().next().value as string);
   }
   let failure: Error | undefined;
@@ -394,7 +402,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       const row = [id, task.spec.slot, task.status.phase, task.metadata.owner ?? null] as const;
       const times = [task.metadata.createdAt, task.metadata.updatedAt] as const;
       write(() => {
-        const previous = q.taskLabels.get(id);
+        // The indexed columns as stored: known for a recently written task, else read back.
+        const previous = recent.get(id)?.indexed ?? q.taskLabels.get(id);
         if (previous && previous.labels === labelsJson && previous.created_at === times[0]) {
           if (previous.slot === row[1] && previous.owner === row[3]) q.updateTaskState.run(row[2], times[1], body, id);
           else q.upsertTask.run(...row, ...times, labelsJson, body);
@@ -406,7 +415,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
           for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value, times[0]);
         });
       });
-      remember(id, body, task.metadata.owner);
+      remember(id, body, task.metadata.owner, { labels: labelsJson, created_at: times[0], slot: row[1], owner: row[3] });
     },
 
     getTask(id) {
@@ -420,7 +429,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     getTaskJson(id) {
       live();
       const cached = recent.get(id);
-      if (cached) return { ...cached };
+      if (cached) return { json: cached.json, owner: cached.owner };
       const row = q.getTaskJson.get(id);
       return row ? { json: row.body, owner: row.owner ?? undefined } : undefined;
     },
