@@ -31,10 +31,15 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
+/**
+ * Answers with a message, or with its already encoded bytes (a hot read path
+ * encodes its response itself, skipping `create()` and reflection-based
+ * encoding). May answer synchronously.
+ */
 type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+) => Promise<MessageInitShape<O> | Uint8Array> | MessageInitShape<O> | Uint8Array;
 
 /**
  * Yields batches; each batch is written message by message, honouring
@@ -79,11 +84,12 @@ export interface BoundService {
 
 /** Text entries of grpc-js metadata as a plain record (first value wins). */
 export function metadataRecord(md: Metadata): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(md.getMap())) {
-    if (typeof v === "string") out[k] = v;
+  // getMap() returns a fresh object (first value per key); drop the binary (`-bin`) entries in place.
+  const map = md.getMap();
+  for (const k in map) {
+    if (typeof map[k] !== "string") delete map[k];
   }
-  return out;
+  return map as Record<string, string>;
 }
 
 /** Error → grpc-js status object; the message is the same text REST puts in its envelope. */
@@ -116,6 +122,51 @@ function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSign
   });
 }
 
+/**
+ * The signal of a unary call, created on first use: most handlers never look
+ * at it, and grpc-js emits `cancelled` when *every* call's stream closes, so
+ * an eager controller would be aborted (building an `AbortError`) per call.
+ * Once `settle()` has run the call is over: listeners are removed, and a
+ * signal asked for afterwards is already aborted.
+ */
+class UnaryCallSignal {
+  private controller: AbortController | undefined;
+  private settled = false;
+  private readonly abort = () => this.controller?.abort();
+
+  constructor(
+    private readonly call: EventEmitter & { readonly cancelled: boolean },
+    private readonly shutdown: AbortSignal | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.settled || this.call.cancelled || this.shutdown?.aborted) {
+        this.controller.abort();
+      } else {
+        this.call.once("cancelled", this.abort);
+        // On shutdown a long poll (WaitTask, RunTask) answers with the current state instead of holding the server.
+        this.shutdown?.addEventListener("abort", this.abort, { once: true });
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** The handler has answered: stop listening. */
+  settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.controller === undefined) return;
+    this.call.off("cancelled", this.abort);
+    this.shutdown?.removeEventListener("abort", this.abort);
+  }
+}
+
+function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
+  return typeof (v as { then?: unknown } | null)?.then === "function";
+}
+
 /** An AbortController aborted when the call is cancelled or closed. */
 function callSignal(call: EventEmitter & { readonly cancelled: boolean }): AbortController {
   const ac = new AbortController();
@@ -136,9 +187,16 @@ export function bindService<S extends GenServiceMethods>(
   handlers: ServiceHandlers<S>,
   opts: BindOptions = {},
 ): BoundService {
-  const context = (md: Metadata, signal: AbortSignal): CallContext => {
+  // `scope.signal` is read when the handler reads `ctx.signal` (a unary call's is created on first use).
+  const context = (md: Metadata, scope: { readonly signal: AbortSignal }): CallContext => {
     const metadata = metadataRecord(md);
-    return { caller: opts.authenticate ? opts.authenticate(metadata) : {}, metadata, signal };
+    return {
+      caller: opts.authenticate ? opts.authenticate(metadata) : {},
+      metadata,
+      get signal() {
+        return scope.signal;
+      },
+    };
   };
   const implementation: UntypedServiceImplementation = {};
   for (const m of service.methods) {
@@ -147,16 +205,32 @@ export function bindService<S extends GenServiceMethods>(
     if (m.methodKind === "unary") {
       const h = handler as UnaryHandler<DescMessage, DescMessage>;
       implementation[m.name] = (call: ServerUnaryCall<Decoded<DescMessage>, unknown>, callback: sendUnaryData<unknown>) => {
-        const ac = callSignal(call);
-        // On shutdown a long poll (WaitTask, RunTask) answers with the current state instead of holding the server.
-        const onShutdown = () => ac.abort();
-        opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
-        (async () => create(m.output, await h(requestOf(call.request), context(call.metadata, ac.signal))))()
-          .then(
-            (res) => callback(null, res),
-            (err: unknown) => callback(statusOf(err, opts.onInternal)),
-          )
-          .finally(() => opts.shutdown?.removeEventListener("abort", onShutdown));
+        const scope = new UnaryCallSignal(call, opts.shutdown);
+        const fail = (err: unknown) => {
+          scope.settle();
+          callback(statusOf(err, opts.onInternal));
+        };
+        const answer = (res: MessageInitShape<DescMessage> | Uint8Array) => {
+          scope.settle();
+          let out: unknown;
+          try {
+            out = res instanceof Uint8Array ? res : create(m.output, res);
+          } catch (err) {
+            callback(statusOf(err, opts.onInternal));
+            return;
+          }
+          callback(null, out);
+        };
+        let result: ReturnType<typeof h>;
+        try {
+          result = h(requestOf(call.request), context(call.metadata, scope));
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        // A synchronous answer goes out in this tick, like a bare grpc-js handler's.
+        if (isPromiseLike(result)) result.then(answer, fail);
+        else answer(result);
       };
     } else if (m.methodKind === "server_streaming") {
       const h = handler as ServerStreamHandler<DescMessage, DescMessage>;
@@ -174,7 +248,7 @@ export function bindService<S extends GenServiceMethods>(
         });
         void (async () => {
           try {
-            const batches = h(requestOf(call.request), context(call.metadata, ac.signal));
+            const batches = h(requestOf(call.request), context(call.metadata, ac));
             for await (const batch of batches) {
               for (const item of batch) {
                 if (ac.signal.aborted) return;

@@ -43,6 +43,7 @@ import {
 } from "../gen/solti/v1/types_pb.ts";
 import { SubmitTaskRequestSchema, type ListTasksRequest } from "../gen/solti/v1/api_pb.ts";
 import { InfoSchema, WatchEventSchema, type Info, type WatchEvent } from "../gen/tasklane/v1/agent_pb.ts";
+import { putVarint, varintSize } from "./proto-writer.ts";
 
 type SubprocessInput = TaskSpecInput["kind"]["subprocess"];
 
@@ -60,7 +61,8 @@ function checkEnum(schema: DescEnum, value: number, field: string): void {
   }
 }
 
-const PHASE_TO_STATUS: Record<Phase, TaskStatus> = {
+/** Domain phase → proto `TaskStatus`. */
+export const PHASE_TO_STATUS: Readonly<Record<Phase, TaskStatus>> = {
   pending: TaskStatus.PENDING,
   running: TaskStatus.RUNNING,
   succeeded: TaskStatus.SUCCEEDED,
@@ -285,9 +287,12 @@ function u64(n: number): bigint {
   return BigInt(Math.max(0, Math.trunc(n)));
 }
 
-const JITTER_OUT = { none: JitterStrategy.NONE, full: JitterStrategy.FULL, equal: JitterStrategy.EQUAL, decorrelated: JitterStrategy.DECORRELATED } as const;
-const ADMISSION_OUT = { dropIfRunning: AdmissionStrategy.DROP_IF_RUNNING, replace: AdmissionStrategy.REPLACE, queue: AdmissionStrategy.QUEUE } as const;
-const RUNTIME_OUT = { bash: ScriptRuntime.BASH, python: ScriptRuntime.PYTHON, node: ScriptRuntime.NODE } as const;
+/** Domain jitter → proto `JitterStrategy`. */
+export const JITTER_OUT = { none: JitterStrategy.NONE, full: JitterStrategy.FULL, equal: JitterStrategy.EQUAL, decorrelated: JitterStrategy.DECORRELATED } as const;
+/** Domain admission → proto `AdmissionStrategy`. */
+export const ADMISSION_OUT = { dropIfRunning: AdmissionStrategy.DROP_IF_RUNNING, replace: AdmissionStrategy.REPLACE, queue: AdmissionStrategy.QUEUE } as const;
+/** Domain well-known runtime → proto `ScriptRuntime`. */
+export const RUNTIME_OUT = { bash: ScriptRuntime.BASH, python: ScriptRuntime.PYTHON, node: ScriptRuntime.NODE } as const;
 
 /** Normalized domain spec → proto `CreateSpec` init. */
 export function specToProto(spec: TaskSpec): MessageInitShape<typeof CreateSpecSchema> {
@@ -384,26 +389,6 @@ export function runToProto(run: TaskRun): TaskRunInfo {
 }
 
 const utf8 = new TextEncoder();
-
-/** Appends `v` (a non-negative safe integer) as a protobuf varint at `at`; returns the next offset. */
-function putVarint(buf: Buffer, at: number, v: number): number {
-  let o = at;
-  while (v >= 0x80) {
-    buf[o++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  buf[o++] = v;
-  return o;
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 0x80);
-    n++;
-  }
-  return n;
-}
 
 /**
  * The wire bytes of `logEventToProto(ev)` — for `chunk` events encoded by

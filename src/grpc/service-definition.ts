@@ -3,7 +3,7 @@
  * service descriptors, so the wire paths and codecs come from the .proto files
  * and nothing is written twice.
  */
-import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, ScalarType, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
 /**
@@ -18,6 +18,33 @@ export class DecodeFailure {
 /** A request as handed to a grpc-js handler: the decoded message, or why it did not decode. */
 export type Decoded<Desc extends DescMessage> = MessageShape<Desc> | DecodeFailure;
 
+/**
+ * The request decoder of `input`. Most requests are one id (`{ string
+ * task_id = 1; }`); for a message of exactly one string field 1 outside any
+ * oneof, bytes holding just that field with ASCII text (< 128 bytes) are read
+ * directly — the same message `fromBinary` builds, for a fraction of its
+ * per-call cost. Everything else goes through `fromBinary`.
+ */
+export function requestDecoder<I extends DescMessage>(input: I): (bytes: Buffer) => MessageShape<I> {
+  const decode = (bytes: Buffer) => fromBinary(input, bytes);
+  const [field, ...others] = input.fields;
+  if (field === undefined || others.length > 0 || field.number !== 1 || field.fieldKind !== "scalar" || field.scalar !== ScalarType.STRING || field.oneof !== undefined) {
+    return decode;
+  }
+  const name = field.localName;
+  return (bytes) => {
+    // Tag 0x0a (field 1, length-delimited), a one-byte length, then exactly that many ASCII bytes.
+    const len = bytes[1] ?? 0x80;
+    if (bytes[0] !== 0x0a || len >= 0x80 || bytes.length !== 2 + len) return decode(bytes);
+    for (let i = 2; i < bytes.length; i++) {
+      if ((bytes[i] as number) >= 0x80) return decode(bytes);
+    }
+    const message = create(input);
+    (message as Record<string, unknown>)[name] = bytes.toString("latin1", 2);
+    return message;
+  };
+}
+
 function methodDefinition<I extends DescMessage, O extends DescMessage>(
   path: string,
   localName: string,
@@ -26,6 +53,7 @@ function methodDefinition<I extends DescMessage, O extends DescMessage>(
   requestStream: boolean,
   responseStream: boolean,
 ): MethodDefinition<Decoded<I>, MessageShape<O>> {
+  const decodeRequest = requestDecoder(input);
   return {
     path,
     originalName: localName,
@@ -37,7 +65,7 @@ function methodDefinition<I extends DescMessage, O extends DescMessage>(
     },
     requestDeserialize: (bytes) => {
       try {
-        return fromBinary(input, bytes);
+        return decodeRequest(bytes);
       } catch (err) {
         return new DecodeFailure(err instanceof Error ? err.message : String(err));
       }

@@ -8,6 +8,7 @@ import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
 import { encodeLogEvent, queryFromProto, runToProto, specFromProto, taskToProto } from "./convert.ts";
+import { encodeGetTaskStatusResponse } from "./encode-task.ts";
 
 /** SoltiApi handlers over `service`. */
 export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
@@ -17,8 +18,8 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
       return { taskId };
     },
     getTaskStatus(req, ctx) {
-      const task = service.find(req.taskId, ctx.caller);
-      return task === undefined ? {} : { task: taskToProto(task) };
+      // The read path: encoded by hand (byte-identical to toBinary, see encode-task.ts).
+      return encodeGetTaskStatusResponse(service.find(req.taskId, ctx.caller));
     },
     listTasks(req, ctx) {
       const { tasks, total } = service.list(queryFromProto(req), ctx.caller);
