@@ -15,6 +15,7 @@ import { median } from "./lib/stats.ts";
 import { commandSpec, submit } from "./lib/task-spec.ts";
 
 const IN_FLIGHT = 50;
+const WARMUP_MS = 5000;
 const DURATION_MS = 3000;
 const identity = (b: Buffer) => b;
 
@@ -51,8 +52,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const ours = rawGrpcClient(agent.grpcAddr);
   const base = rawGrpcClient(echo.match[1] as string);
   try {
-    await load(ours, request, 1000); // warm-up both
-    await load(base, request, 1000);
+    // Warm-up both until the JIT has settled: the agent's larger code base takes 5–10 s
+    // under load (a 1 s warm-up left its first rounds partly unoptimised and swinging).
+    await load(ours, request, WARMUP_MS);
+    await load(base, request, WARMUP_MS);
     const o: number[] = [];
     const b: number[] = [];
     let size = 0;
