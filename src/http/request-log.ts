@@ -29,8 +29,10 @@ const QUIET_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metr
 interface RequestState {
   id: string;
   start: number;
-  /** Status of the response as mapped (set for every matched route, errors included). */
-  status?: number;
+  /** Logged and counted already. */
+  done?: boolean;
+  /** A routed request whose handler failed (its response comes from onError). */
+  failed?: boolean;
 }
 
 /**
@@ -110,6 +112,26 @@ export function createRequestLog(opts: RequestLogOptions) {
   const now = opts.now ?? (() => performance.now());
   const plugin = new Elysia({ name: "tasklane-request-log" });
   const routeOf = createRouteMatcher(plugin);
+  /** Log and count a request once, when its response is known (before it is sent: the duration is to the response head). */
+  function finish(ctx: object, request: Request, template: string | undefined, status: number): void {
+    const state = (ctx as WithState)[STATE];
+    if (!state || state.done) return;
+    state.done = true;
+    const seconds = Math.max(0, now() - state.start) / 1000;
+    const label = template ?? UNMATCHED_ROUTE;
+    opts.onRequest?.(label, request.method, status, seconds);
+    const level =
+      status === 500 ? "error" : status >= 500 ? "warn" : QUIET_ROUTES.has(label) || (status < 400 && READS.has(request.method)) ? "debug" : "info";
+    if (!opts.logger.enabled(level)) return;
+    opts.logger[level]("http request", {
+      requestId: state.id,
+      method: request.method,
+      route: label,
+      path: pathOf(request.url).slice(0, 256),
+      status,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+    });
+  }
   return plugin
     .onRequest((ctx) => {
       const id = pickRequestId(ctx.request.headers.get(REQUEST_ID_HEADER));
@@ -117,38 +139,25 @@ export function createRequestLog(opts: RequestLogOptions) {
       ctx.set.headers[REQUEST_ID_HEADER] = id;
     })
     .mapResponse((ctx) => {
-      // Sees the final Response of handlers, and of onError for errors raised inside a route.
-      const { set, responseValue } = ctx;
+      // The final response of a routed request (of its handler, or of onError for an error raised inside the route).
+      const { request, set, responseValue, route } = ctx;
       const state = (ctx as WithState)[STATE];
-      if (state) state.status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : undefined;
+      // After an error Elysia maps twice: first the failed handler's (absent) value, then onError's Response.
+      if (state?.failed && !(responseValue instanceof Response)) return;
+      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      finish(ctx, request, typeof route === "string" && route !== "" ? route : undefined, status);
     })
-    .onAfterResponse((ctx) => {
-      const { request, set, route } = ctx;
-      // Present when the response came from onError; not in Elysia's typings of this hook.
-      const failure = ctx as { error?: unknown; code?: unknown };
-      const state = (ctx as WithState)[STATE];
-      if (!state) return;
-      const seconds = Math.max(0, now() - state.start) / 1000;
-      const pathname = pathOf(request.url);
-      const template = typeof route === "string" && route !== "" ? route : failure.error !== undefined ? routeOf(request.method, pathname) : undefined;
-      const matched = template !== undefined;
-      // Errors thrown before routing (authentication) and unmatched routes skip mapResponse.
-      const status =
-        state.status ??
-        (failure.error !== undefined ? statusOfError(failure.code, failure.error) : !matched ? 404 : typeof set.status === "number" ? set.status : 200);
-      const label = template ?? UNMATCHED_ROUTE;
-      opts.onRequest?.(label, request.method, status, seconds);
-      const level =
-        status === 500 ? "error" : status >= 500 ? "warn" : QUIET_ROUTES.has(label) || (status < 400 && READS.has(request.method)) ? "debug" : "info";
-      if (!opts.logger.enabled(level)) return;
-      opts.logger[level]("http request", {
-        requestId: state.id,
-        method: request.method,
-        route: label,
-        path: pathname.slice(0, 256),
-        status,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-      });
+    .onError((ctx) => {
+      // Errors before routing (authentication in onRequest) and unmatched paths never reach mapResponse.
+      const { request, route, code, error } = ctx as typeof ctx & { route?: unknown };
+      if (typeof route === "string" && route !== "") {
+        // Routed: mapResponse sees the error as onError renders it.
+        const state = (ctx as WithState)[STATE];
+        if (state) state.failed = true;
+        return;
+      }
+      const template = code === "NOT_FOUND" ? undefined : routeOf(request.method, pathOf(request.url));
+      finish(ctx, request, template, statusOfError(code, error));
     })
     .as("global");
 }
