@@ -4,7 +4,7 @@
  * Every request gets an id — the caller's `X-Request-Id` when it is sane
  * (1..128 of `[A-Za-z0-9._:/+=@-]`), else a fresh UUID — echoed in the
  * `X-Request-Id` response header of every response, errors included. When the
- * response is sent, one log line records method, route template, status,
+ * response is ready to be sent, one log line records method, route template, status,
  * duration and the id, and the HTTP metrics are updated with the route
  * *template* (`/api/v1/tasks/:id`), never the concrete path.
  */
