@@ -9,7 +9,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
-import { createFleetLink, type FleetLink } from "./fleet/fleet-link.ts";
+import type { FleetLink } from "./fleet/fleet-link.ts";
 import { createGrpcServer, PEER_METADATA_KEY } from "./grpc/grpc-server.ts";
 import { looksLikeProtoJson, specFromProtoJson } from "./grpc/convert.ts";
 import { createHttpApp } from "./http/http-app.ts";
@@ -148,7 +148,11 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       logger.info("resource limits", { mode: limiter.mode, ...limiter.support });
       store = openStore(config.dataDir);
       storeOpen = true;
-      fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger, labels: sec.agentLabels });
+      // Loaded only with --control-plane: its transports bring a gRPC client and the discovery descriptors.
+      if (config.controlPlane) {
+        const { createFleetLink } = await import("./fleet/fleet-link.ts");
+        fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger, labels: sec.agentLabels });
+      }
       const scriptDir = config.dataDir === ":memory:" ? join(tmpdir(), `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
       const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
@@ -226,7 +230,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         logger,
         onHttpRequest: (route, method, status, seconds) => m.httpRequest(route, method, status, seconds),
         onStreamOpen: (transport) => m.streamOpened(transport),
-        authenticate: (request) => sec.authenticator.http(request, remoteAddress(request)),
+        authenticate: (request) => (sec.authenticator.enabled ? sec.authenticator.http(request, remoteAddress(request)) : {}),
       });
       app.listen({
         hostname: config.httpAddr.host,

@@ -3,9 +3,20 @@
  * Entry point and the only module with side effects: `tasklane [serve]`
  * starts the agent; any other first word is a client command.
  */
-import { runCli } from "./cli/cli.ts";
 import { ConfigError, parseConfig, serveHelp } from "./config.ts";
 import { VERSION } from "./version.ts";
+
+/**
+ * The compiled executable starts with JavaScriptCore's tier-up thresholds
+ * scaled up (build.ts, `jitPolicy`): start-up code runs once, and compiling it
+ * anyway took the JIT threads a third of the start-up's CPU. Once the agent
+ * serves, or a client command is loaded, the normal policy applies. From
+ * source (tests, `bun src/main.ts`) the policy is already normal and this
+ * changes nothing.
+ */
+function interactive(): void {
+  Bun.unsafe.setJITPolicy(1);
+}
 
 async function serve(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -40,6 +51,7 @@ async function serve(args: string[]): Promise<number> {
     console.error(`tasklane: cannot start: ${(err as Error).message}`);
     return 1;
   }
+  interactive();
   console.log(`tasklane listening http=${config.httpAddr.host}:${agent.httpPort} grpc=${config.grpcAddr.host}:${agent.grpcPort}`);
   const { promise, resolve } = Promise.withResolvers<number>();
   const onSignal = () => {
@@ -58,9 +70,15 @@ async function serve(args: string[]): Promise<number> {
   return promise;
 }
 
+async function client(cmd: string, args: string[]): Promise<number> {
+  const { runCli } = await import("./cli/cli.ts");
+  interactive();
+  return runCli(cmd, args, process.env);
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 const code =
   cmd === undefined || cmd === "serve" || cmd.startsWith("-")
     ? await serve(cmd === "serve" ? rest : process.argv.slice(2))
-    : await runCli(cmd, rest, process.env);
+    : await client(cmd, rest);
 process.exit(code);

@@ -1,19 +1,28 @@
 /**
- * Prometheus metrics (prom-client) and the JSON summary of /api/v1/metrics.
+ * Prometheus metrics and the JSON summary of /api/v1/metrics.
  *
  * Names follow the Prometheus conventions: one `tasklane_` prefix, base units
  * (`_seconds`, `_bytes`), `_total` on counters and only on counters. Labels are
  * bounded: phase, outcome, stream, reason, route *template*, method, status,
  * gRPC method and code, transport — never a task id, slot or concrete path, so
  * the number of series does not grow with the number of tasks.
- * Process metrics (`process_*`, `nodejs_*`) keep their standard names.
+ *
+ * The agent's own metrics are kept in `keyed-metrics.ts` objects (cheap
+ * updates on the request path) and rendered by prom-client, which costs ≈ 15 ms
+ * of start-up (its module graph, node:http among it, and the default
+ * collectors) and is not needed to serve: it is loaded on the first scrape,
+ * together with the standard process metrics (`process_*`, `nodejs_*`, names
+ * unchanged), which are registered then — the event-loop-lag and GC figures
+ * cover the time since that first scrape; CPU, memory, handles and start time
+ * are absolute.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Registry } from "prom-client";
 import type { Phase } from "../tasks/model.ts";
 import { PHASES } from "../tasks/model.ts";
 import type { SupervisorStats } from "../tasks/supervisor.ts";
 import type { TaskEvents } from "../tasks/task-events.ts";
+import { KeyedHistogram, KeyedScalar } from "./keyed-metrics.ts";
 
 /** Streaming transports whose open subscribers are counted. */
 export type StreamTransport = "sse" | "websocket" | "grpc";
@@ -38,9 +47,7 @@ export type MetricsSummary = Static<typeof MetricsSummarySchema>;
 
 /** The agent's metric set. */
 export interface Metrics {
-  /** The agent's own metrics (the process metrics live in a shared registry and are added by `exposition`). */
-  readonly registry: Registry;
-  /** Prometheus text exposition: [content type, text]. */
+  /** Prometheus text exposition: [content type, text]: the agent's own metrics, then the process metrics (loaded on the first call). */
   exposition(): Promise<[contentType: string, text: string]>;
   /** The JSON summary of `/api/v1/metrics`. */
   summary(): MetricsSummary;
@@ -75,20 +82,36 @@ const NONCONFORMING_DEFAULTS = ["nodejs_active_handles_total", "nodejs_active_re
 
 const RATE_WINDOW_S = 60;
 
-let processRegistry: Registry | undefined;
+/** Content type of the exposition (the Prometheus text format 0.0.4). */
+export const EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** The metrics a registry renders (ours, in order of declaration). */
+type Exposed = KeyedScalar | KeyedHistogram;
 
 /**
- * prom-client's process metrics, registered once per process (they describe
- * the process, and each registration starts an event-loop monitor and a GC
- * observer that are never stopped), on first use rather than at import.
+ * A prom-client registry with the agent's metrics and the standard process
+ * metrics, created on the first scrape. The process metrics register once per
+ * process (each registration starts an event-loop monitor and a GC observer
+ * that are never stopped), so they live in a registry of their own, merged in.
  */
-function processMetrics(): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
-    for (const name of NONCONFORMING_DEFAULTS) processRegistry.removeSingleMetric(name);
-  }
+let processRegistry: Promise<Registry> | undefined;
+
+function processMetrics(): Promise<Registry> {
+  processRegistry ??= import("prom-client").then(({ Registry, collectDefaultMetrics }) => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    for (const name of NONCONFORMING_DEFAULTS) registry.removeSingleMetric(name);
+    return registry;
+  });
   return processRegistry;
+}
+
+/** Our metrics and the process metrics as one registry (prom-client renders both). */
+async function exposingRegistry(ours: readonly Exposed[]): Promise<Registry> {
+  const [proc, { Registry }] = await Promise.all([processMetrics(), import("prom-client")]);
+  const registry = new Registry();
+  for (const m of ours) m.registerIn(registry);
+  return Registry.merge([registry, proc]);
 }
 
 /** Events per second over a sliding window of one-second buckets. */
@@ -118,109 +141,73 @@ function createRateWindow(clock: () => number, seconds: number) {
 /** Create the metric set and hook it to the task events. */
 export function createMetrics(deps: MetricsDeps): Metrics {
   const clock = deps.clock ?? Date.now;
-  const registry = new Registry();
-  const procRegistry = processMetrics();
+  const families: Exposed[] = [];
+  const add = <F extends Exposed>(f: F): F => {
+    families.push(f);
+    return f;
+  };
 
-  new Gauge({
-    name: "tasklane_tasks",
-    help: "Stored tasks by phase.",
-    labelNames: ["phase"],
-    registers: [registry],
-    collect() {
+  const tasks: KeyedScalar = add(
+    new KeyedScalar("tasklane_tasks", "Stored tasks by phase.", "gauge", ["phase"], () => {
       const counts = deps.countByPhase();
-      for (const p of PHASES) this.set({ phase: p }, counts[p]);
-    },
-  });
-  new Gauge({
-    name: "tasklane_tasks_running",
-    help: "Runs in progress.",
-    registers: [registry],
-    collect() {
-      this.set(deps.stats().running);
-    },
-  });
-  new Gauge({
-    name: "tasklane_queue_depth",
-    help: "Tasks waiting: behind another task of their slot (slot), for global capacity (capacity), for a backoff or restart interval (backoff), held (held).",
-    labelNames: ["reason"],
-    registers: [registry],
-    collect() {
-      const s = deps.stats();
-      this.set({ reason: "slot" }, s.queued);
-      this.set({ reason: "capacity" }, s.waitingCapacity);
-      this.set({ reason: "backoff" }, s.backoff);
-      this.set({ reason: "held" }, s.held);
-    },
-  });
-  const submitted = new Counter({ name: "tasklane_tasks_submitted_total", help: "Tasks accepted.", registers: [registry] });
-  const runsStarted = new Counter({ name: "tasklane_runs_started_total", help: "Runs (attempts) started.", registers: [registry] });
-  const runsFinished = new Counter({
-    name: "tasklane_runs_finished_total",
-    help: "Runs finished, by outcome (the run's phase).",
-    labelNames: ["outcome"],
-    registers: [registry],
-  });
-  const runDuration = new Histogram({
-    name: "tasklane_run_duration_seconds",
-    help: "Duration of finished runs, by outcome.",
-    labelNames: ["outcome"],
-    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600],
-    registers: [registry],
-  });
-  const startLatency = new Histogram({
-    name: "tasklane_submit_to_start_seconds",
-    help: "Time from submission to the start of the first run.",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300],
-    registers: [registry],
-  });
-  const logLines = new Counter({ name: "tasklane_log_lines_total", help: "Output lines read from runs, by stream.", labelNames: ["stream"], registers: [registry] });
-  const logBytes = new Counter({ name: "tasklane_log_bytes_total", help: "Output bytes read from runs, by stream.", labelNames: ["stream"], registers: [registry] });
-  const laggedTotal = new Counter({
-    name: "tasklane_lagged_events_total",
-    help: "Events dropped for slow subscribers (reported to them as lagged), by kind: live logs or task watch.",
-    labelNames: ["kind"],
-    registers: [registry],
-  });
-  const subscribers = new Gauge({
-    name: "tasklane_stream_subscribers",
-    help: "Open streaming subscribers, by transport.",
-    labelNames: ["transport"],
-    registers: [registry],
-  });
-  const httpRequests = new Counter({
-    name: "tasklane_http_requests_total",
-    help: "HTTP requests by route template, method and status.",
-    labelNames: ["route", "method", "status"],
-    registers: [registry],
-  });
-  const httpDuration = new Histogram({
-    name: "tasklane_http_request_duration_seconds",
-    help: "HTTP request duration (to the response head; streams are not timed to their end), by route template and method.",
-    labelNames: ["route", "method"],
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [registry],
-  });
-  const grpcRequests = new Counter({
-    name: "tasklane_grpc_requests_total",
-    help: "gRPC calls by method and status code.",
-    labelNames: ["method", "code"],
-    registers: [registry],
-  });
-  const grpcDuration = new Histogram({
-    name: "tasklane_grpc_request_duration_seconds",
-    help: "gRPC call duration (streams: until the stream ends), by method.",
-    labelNames: ["method"],
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300],
-    registers: [registry],
-  });
-  for (const t of ["sse", "websocket", "grpc"] satisfies StreamTransport[]) subscribers.set({ transport: t }, 0);
+      for (const p of PHASES) tasks.set([p], counts[p]);
+    }),
+  );
+  const running: KeyedScalar = add(
+    new KeyedScalar("tasklane_tasks_running", "Runs in progress.", "gauge", [], () => running.set([], deps.stats().running)),
+  );
+  const queueDepth: KeyedScalar = add(
+    new KeyedScalar(
+      "tasklane_queue_depth",
+      "Tasks waiting: behind another task of their slot (slot), for global capacity (capacity), for a backoff or restart interval (backoff), held (held).",
+      "gauge",
+      ["reason"],
+      () => {
+        const s = deps.stats();
+        queueDepth.set(["slot"], s.queued);
+        queueDepth.set(["capacity"], s.waitingCapacity);
+        queueDepth.set(["backoff"], s.backoff);
+        queueDepth.set(["held"], s.held);
+      },
+    ),
+  );
+  const submitted = add(new KeyedScalar("tasklane_tasks_submitted_total", "Tasks accepted.", "counter"));
+  const runsStarted = add(new KeyedScalar("tasklane_runs_started_total", "Runs (attempts) started.", "counter"));
+  const runsFinished = add(new KeyedScalar("tasklane_runs_finished_total", "Runs finished, by outcome (the run's phase).", "counter", ["outcome"]));
+  const runDuration = add(
+    new KeyedHistogram("tasklane_run_duration_seconds", "Duration of finished runs, by outcome.", [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600], ["outcome"]),
+  );
+  const startLatency = add(
+    new KeyedHistogram("tasklane_submit_to_start_seconds", "Time from submission to the start of the first run.", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300]),
+  );
+  const logLines = add(new KeyedScalar("tasklane_log_lines_total", "Output lines read from runs, by stream.", "counter", ["stream"]));
+  const logBytes = add(new KeyedScalar("tasklane_log_bytes_total", "Output bytes read from runs, by stream.", "counter", ["stream"]));
+  const laggedTotal = add(
+    new KeyedScalar("tasklane_lagged_events_total", "Events dropped for slow subscribers (reported to them as lagged), by kind: live logs or task watch.", "counter", ["kind"]),
+  );
+  const subscribers = add(new KeyedScalar("tasklane_stream_subscribers", "Open streaming subscribers, by transport.", "gauge", ["transport"]));
+  const httpRequests = add(new KeyedScalar("tasklane_http_requests_total", "HTTP requests by route template, method and status.", "counter", ["route", "method", "status"]));
+  const httpDuration = add(
+    new KeyedHistogram(
+      "tasklane_http_request_duration_seconds",
+      "HTTP request duration (to the response head; streams are not timed to their end), by route template and method.",
+      [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      ["route", "method"],
+    ),
+  );
+  const grpcRequests = add(new KeyedScalar("tasklane_grpc_requests_total", "gRPC calls by method and status code.", "counter", ["method", "code"]));
+  const grpcDuration = add(
+    new KeyedHistogram("tasklane_grpc_request_duration_seconds", "gRPC call duration (streams: until the stream ends), by method.", [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300], ["method"]),
+  );
+  for (const t of ["sse", "websocket", "grpc"] satisfies StreamTransport[]) subscribers.set([t], 0);
   for (const s of ["stdout", "stderr"]) {
-    logLines.inc({ stream: s }, 0);
-    logBytes.inc({ stream: s }, 0);
+    logLines.inc([s], 0);
+    logBytes.inc([s], 0);
   }
-  for (const k of ["logs", "watch"]) laggedTotal.inc({ kind: k }, 0);
+  for (const k of ["logs", "watch"]) laggedTotal.inc([k], 0);
 
   const submitRate = createRateWindow(clock, RATE_WINDOW_S);
+  let registry: Promise<Registry> | undefined;
   let submittedTotal = 0;
 
   const unlisten = deps.events.add({
@@ -231,27 +218,26 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         submitRate.add();
       }
       if (task.status.phase === "running" && prev !== "running" && task.status.attempt === 1) {
-        startLatency.observe(Math.max(0, clock() - task.metadata.createdAt) / 1000);
+        startLatency.observe([], Math.max(0, clock() - task.metadata.createdAt) / 1000);
       }
     },
     runStarted() {
       runsStarted.inc();
     },
     runFinished(_task, run) {
-      runsFinished.inc({ outcome: run.phase });
-      if (run.finishedAt !== undefined) runDuration.observe({ outcome: run.phase }, Math.max(0, run.finishedAt - run.startedAt) / 1000);
+      runsFinished.inc([run.phase]);
+      if (run.finishedAt !== undefined) runDuration.observe([run.phase], Math.max(0, run.finishedAt - run.startedAt) / 1000);
     },
     output(stream, lines, bytes) {
-      logLines.inc({ stream }, lines);
-      logBytes.inc({ stream }, bytes);
+      logLines.inc([stream], lines);
+      logBytes.inc([stream], bytes);
     },
   });
 
   return {
-    registry,
     async exposition() {
-      const [own, proc] = await Promise.all([registry.metrics(), procRegistry.metrics()]);
-      return [registry.contentType, `${own}\n${proc}`];
+      registry ??= exposingRegistry(families);
+      return [EXPOSITION_CONTENT_TYPE, await (await registry).metrics()];
     },
     summary() {
       const s = deps.stats();
@@ -271,23 +257,23 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     httpRequest(route, method, status, seconds) {
       const m = HTTP_METHODS.has(method) ? method : "OTHER";
-      httpRequests.inc({ route, method: m, status: String(status) });
-      httpDuration.observe({ route, method: m }, seconds);
+      httpRequests.inc([route, m, String(status)]);
+      httpDuration.observe([route, m], seconds);
     },
     grpcRequest(method, code, seconds) {
-      grpcRequests.inc({ method, code });
-      grpcDuration.observe({ method }, seconds);
+      grpcRequests.inc([method, code]);
+      grpcDuration.observe([method], seconds);
     },
     streamOpened(transport) {
-      subscribers.inc({ transport });
+      subscribers.inc([transport]);
       let open = true;
       return () => {
-        if (open) subscribers.dec({ transport });
+        if (open) subscribers.inc([transport], -1);
         open = false;
       };
     },
     lagged(kind, skipped) {
-      laggedTotal.inc({ kind }, skipped);
+      laggedTotal.inc([kind], skipped);
     },
     close() {
       unlisten();
