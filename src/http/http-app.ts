@@ -124,7 +124,7 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   throw invalid(`${name}: must be true or false, got ${JSON.stringify(raw)}`);
 }
 
-/** The caller authenticated in `onRequest`, kept on Elysia's request context (the object every hook of the request gets). */
+/** The caller authenticated in `onRequest`, kept on the request's `set` (reachable from every hook of the request). */
 const CALLER = Symbol("tasklane.caller");
 type WithCaller = { [CALLER]?: Caller };
 
@@ -141,13 +141,15 @@ export function createHttpApp(deps: HttpAppDeps) {
   const { service } = deps;
   const authenticate = deps.authenticate ?? (() => ({}));
   const sockets = new Map<string, { sub: Subscription<WatchRecord>; drained: PromiseWithResolvers<void> | undefined; closed?: () => void }>();
+  /** The caller `onRequest` authenticated (handlers destructure what they use: see request-log.ts). */
+  const callerOf = (set: object, request: Request): Caller => (set as WithCaller)[CALLER] ?? authenticate(request);
   return new Elysia()
     .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
     .use(createOpenApi())
     // Authenticated once per request, in onRequest: before routing and body parsing, so a
     // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
-    .onRequest((ctx) => {
-      (ctx as WithCaller)[CALLER] = authenticate(ctx.request);
+    .onRequest(({ request, set }) => {
+      (set as WithCaller)[CALLER] = authenticate(request);
     })
     .onParse(({ request }) => readJsonBody(request))
     .onError(({ code, error, set }) => {
@@ -159,10 +161,11 @@ export function createHttpApp(deps: HttpAppDeps) {
       if (code === "VALIDATION") return errorBody(invalid(error instanceof Error ? error.message : "invalid request"));
       return errorBody(toAgentError(error, (id, err) => deps.onInternal?.(id, err, requestIdOf(set))));
     })
-    .derive((ctx) => ({ caller: (ctx as WithCaller)[CALLER] ?? authenticate(ctx.request), params_: searchParamsOf(ctx.request.url) }))
     .post(
       "/api/v1/tasks",
-      async ({ body, caller, params_, request, server, set }) => {
+      async ({ body, request, server, set }) => {
+        const caller = callerOf(set, request);
+        const params_ = searchParamsOf(request.url);
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
         }
@@ -187,30 +190,45 @@ export function createHttpApp(deps: HttpAppDeps) {
       },
       { detail: routeDocs.submitTask },
     )
-    .get("/api/v1/tasks", ({ caller, params_ }) => service.list(parseListQuery(params_), caller), { detail: routeDocs.listTasks })
+    .get("/api/v1/tasks", ({ request, set }) => service.list(parseListQuery(searchParamsOf(request.url)), callerOf(set, request)), {
+      detail: routeDocs.listTasks,
+    })
     // The most frequent read: the task's JSON text goes out as stored, without a parse and re-stringify.
-    .get("/api/v1/tasks/:id", ({ caller, params, set }) => jsonText(set, 200, `{"task":${service.getJson(params.id, caller)}}`), {
+    .get("/api/v1/tasks/:id", ({ params, request, set }) => jsonText(set, 200, `{"task":${service.getJson(params.id, callerOf(set, request))}}`), {
       detail: routeDocs.getTask,
     })
-    .get("/api/v1/tasks/:id/runs", ({ caller, params }) => ({ runs: service.runs(params.id, caller) }), { detail: routeDocs.listTaskRuns })
-    .get("/api/v1/tasks/:id/logs", ({ caller, params, params_, request }) => {
+    .get("/api/v1/tasks/:id/runs", ({ params, request, set }) => ({ runs: service.runs(params.id, callerOf(set, request)) }), {
+      detail: routeDocs.listTaskRuns,
+    })
+    .get("/api/v1/tasks/:id/logs", ({ params, request, set }) => {
+      const caller = callerOf(set, request);
+      const params_ = searchParamsOf(request.url);
       const after = resumeCursor(params_, request);
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
       return sseResponse(sub, logFrame, { onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.streamTaskLogs })
-    .delete("/api/v1/tasks/:id", async ({ caller, params }) => {
-      await service.delete(params.id, caller);
+    .delete("/api/v1/tasks/:id", async ({ params, request, set }) => {
+      await service.delete(params.id, callerOf(set, request));
       return new Response(null, { status: 204 });
     }, { detail: routeDocs.deleteTask })
-    .post("/api/v1/tasks/:id/cancel", async ({ caller, params }) => ({ task: await service.cancel(params.id, caller) }), { detail: routeDocs.cancelTask })
-    .post("/api/v1/tasks/:id/start", async ({ caller, params }) => ({ task: await service.start(params.id, caller) }), { detail: routeDocs.startTask })
-    .post("/api/v1/tasks/:id/restart", async ({ caller, params }) => ({ task: await service.restart(params.id, caller) }), { detail: routeDocs.restartTask })
-    .get("/api/v1/tasks/:id/wait", async ({ caller, params, params_, request, server }) => {
-      const ms = waitMs(params_);
+    .post("/api/v1/tasks/:id/cancel", async ({ params, request, set }) => ({ task: await service.cancel(params.id, callerOf(set, request)) }), {
+      detail: routeDocs.cancelTask,
+    })
+    .post("/api/v1/tasks/:id/start", async ({ params, request, set }) => ({ task: await service.start(params.id, callerOf(set, request)) }), {
+      detail: routeDocs.startTask,
+    })
+    .post("/api/v1/tasks/:id/restart", async ({ params, request, set }) => ({ task: await service.restart(params.id, callerOf(set, request)) }), {
+      detail: routeDocs.restartTask,
+    })
+    .get("/api/v1/tasks/:id/wait", async ({ params, request, server, set }) => {
+      const caller = callerOf(set, request);
+      const ms = waitMs(searchParamsOf(request.url));
       holdOpen(server, request);
       return { task: await service.wait(params.id, ms, caller, request.signal) };
     }, { detail: routeDocs.waitTask })
-    .get("/api/v1/events", ({ caller, params_, request }) => {
+    .get("/api/v1/events", ({ request, set }) => {
+      const caller = callerOf(set, request);
+      const params_ = searchParamsOf(request.url);
       const after = resumeCursor(params_, request);
       const slot = params_.get("slot") ?? undefined;
       const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
@@ -230,8 +248,8 @@ export function createHttpApp(deps: HttpAppDeps) {
         let sub: Subscription<WatchRecord>;
         try {
           // ws.data is a copy of the upgrade request's context: its caller was authenticated in onRequest.
-          const data = ws.data as WithCaller & { caller?: Caller };
-          const caller = data.caller ?? data[CALLER] ?? authenticate(req);
+          const data = ws.data as { set?: WithCaller };
+          const caller = data.set?.[CALLER] ?? authenticate(req);
           sub = service.watch(
             { after: parseCursor("after", params.get("after")), slot: params.get("slot") ?? undefined, labels: parseLabels(params) },
             caller,

@@ -36,9 +36,9 @@ interface RequestState {
 }
 
 /**
- * Where the plugin keeps its per-request state: on Elysia's request context,
- * the one object every hook of a request receives (cheaper than a map keyed
- * by the request).
+ * Where the plugin keeps its per-request state: on the request's `set` (the
+ * response status and headers in Elysia's context), the one object every hook
+ * of a request can reach — cheaper than a map keyed by the request.
  */
 const STATE = Symbol("tasklane.requestLog");
 
@@ -113,8 +113,8 @@ export function createRequestLog(opts: RequestLogOptions) {
   const plugin = new Elysia({ name: "tasklane-request-log" });
   const routeOf = createRouteMatcher(plugin);
   /** Log and count a request once, when its response is known (before it is sent: the duration is to the response head). */
-  function finish(ctx: object, request: Request, template: string | undefined, status: number): void {
-    const state = (ctx as WithState)[STATE];
+  function finish(set: object, request: Request, template: string | undefined, status: number): void {
+    const state = (set as WithState)[STATE];
     if (!state || state.done) return;
     state.done = true;
     const seconds = Math.max(0, now() - state.start) / 1000;
@@ -133,31 +133,31 @@ export function createRequestLog(opts: RequestLogOptions) {
     });
   }
   return plugin
-    .onRequest((ctx) => {
-      const id = pickRequestId(ctx.request.headers.get(REQUEST_ID_HEADER));
-      (ctx as WithState)[STATE] = { id, start: now() };
-      ctx.set.headers[REQUEST_ID_HEADER] = id;
+    // Hooks destructure their context: Elysia infers from the parameter list what a request
+    // needs (a hook taking the whole context makes it parse cookies, query and more for every request).
+    .onRequest(({ request, set }) => {
+      const id = pickRequestId(request.headers.get(REQUEST_ID_HEADER));
+      (set as WithState)[STATE] = { id, start: now() };
+      set.headers[REQUEST_ID_HEADER] = id;
     })
-    .mapResponse((ctx) => {
+    .mapResponse(({ request, set, responseValue, route }) => {
       // The final response of a routed request (of its handler, or of onError for an error raised inside the route).
-      const { request, set, responseValue, route } = ctx;
-      const state = (ctx as WithState)[STATE];
+      const state = (set as WithState)[STATE];
       // After an error Elysia maps twice: first the failed handler's (absent) value, then onError's Response.
       if (state?.failed && !(responseValue instanceof Response)) return;
       const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
-      finish(ctx, request, typeof route === "string" && route !== "" ? route : undefined, status);
+      finish(set, request, typeof route === "string" && route !== "" ? route : undefined, status);
     })
-    .onError((ctx) => {
+    .onError(({ request, route, code, error, set }: { request: Request; route?: unknown; code: unknown; error: unknown; set: object }) => {
       // Errors before routing (authentication in onRequest) and unmatched paths never reach mapResponse.
-      const { request, route, code, error } = ctx as typeof ctx & { route?: unknown };
       if (typeof route === "string" && route !== "") {
         // Routed: mapResponse sees the error as onError renders it.
-        const state = (ctx as WithState)[STATE];
+        const state = (set as WithState)[STATE];
         if (state) state.failed = true;
         return;
       }
       const template = code === "NOT_FOUND" ? undefined : routeOf(request.method, pathOf(request.url));
-      finish(ctx, request, template, statusOfError(code, error));
+      finish(set, request, template, statusOfError(code, error));
     })
     .as("global");
 }
