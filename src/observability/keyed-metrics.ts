@@ -89,6 +89,14 @@ export class KeyedScalar extends Exposed {
     this.#values.get(values).v = value;
   }
 
+  /** An adder bound to one series: for a caller that keys its own hot path (no lookup per update). */
+  adder(values: readonly string[]): (by?: number) => void {
+    const series = this.#values.get(values);
+    return (by = 1) => {
+      series.v += by;
+    };
+  }
+
   async get() {
     this.collect?.();
     const values = [...this.#values.entries()].map((s) => ({ labels: { ...s.labels }, value: s.value.v }));
@@ -121,8 +129,17 @@ export class KeyedHistogram extends Exposed {
 
   /** Record `value` (non-finite values are ignored) in the series of these label values. */
   observe(values: readonly string[], value: number): void {
+    this.#record(this.#values.get(values), value);
+  }
+
+  /** A recorder bound to one series: for a caller that keys its own hot path (no lookup per update). */
+  recorder(values: readonly string[]): (value: number) => void {
+    const series = this.#values.get(values);
+    return (value) => this.#record(series, value);
+  }
+
+  #record(s: { counts: number[]; sum: number; count: number }, value: number): void {
     if (!Number.isFinite(value)) return;
-    const s = this.#values.get(values);
     const b = this.#bounds;
     for (let i = 0; i < b.length; i++) {
       if (value <= (b[i] as number)) {

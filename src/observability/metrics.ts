@@ -208,6 +208,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
   const submitRate = createRateWindow(clock, RATE_WINDOW_S);
   let registry: Promise<Registry> | undefined;
+  const httpRecorders = new Map<string, { count: () => void; time: (seconds: number) => void }>();
   let submittedTotal = 0;
 
   const unlisten = deps.events.add({
@@ -256,9 +257,16 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       };
     },
     httpRequest(route, method, status, seconds) {
+      // One lookup per request for both series (route templates, methods and statuses are few).
       const m = HTTP_METHODS.has(method) ? method : "OTHER";
-      httpRequests.inc([route, m, String(status)]);
-      httpDuration.observe([route, m], seconds);
+      const key = `${route}\u0000${m}\u0000${status}`;
+      let r = httpRecorders.get(key);
+      if (!r) {
+        r = { count: httpRequests.adder([route, m, String(status)]), time: httpDuration.recorder([route, m]) };
+        httpRecorders.set(key, r);
+      }
+      r.count();
+      r.time(seconds);
     },
     grpcRequest(method, code, seconds) {
       grpcRequests.inc([method, code]);

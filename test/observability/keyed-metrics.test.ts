@@ -90,4 +90,27 @@ describe("keyed metrics", () => {
     r.resetMetrics();
     expect(await r.metrics()).not.toContain('kind="a"');
   });
+
+  test("bound adders and recorders update the same series as inc and observe", async () => {
+    const a = new Registry();
+    const b = new Registry();
+    const c1 = new KeyedScalar("z_total", "Z.", "counter", ["k"]);
+    const h1 = new KeyedHistogram("z_seconds", "Z.", [0.1, 1], ["k"]);
+    const c2 = new KeyedScalar("z_total", "Z.", "counter", ["k"]);
+    const h2 = new KeyedHistogram("z_seconds", "Z.", [0.1, 1], ["k"]);
+    for (const m of [c1, h1]) m.registerIn(a);
+    for (const m of [c2, h2]) m.registerIn(b);
+    const add = c2.adder(["x"]);
+    const rec = h2.recorder(["x"]);
+    for (const v of [0.05, 0.5, 5, Number.NaN]) {
+      c1.inc(["x"]);
+      h1.observe(["x"], v);
+      add();
+      rec(v);
+    }
+    c1.inc(["x"], 2);
+    add(2);
+    expect(await b.metrics()).toBe(await a.metrics());
+    expect(await b.metrics()).toContain('z_seconds_count{k="x"} 3');
+  });
 });
