@@ -22,7 +22,7 @@ import { createCommandResolver } from "./runner/command-line.ts";
 import { createResourceLimiter, type ResourceLimiter } from "./runner/resource-limits.ts";
 import { openStore } from "./store/open-store.ts";
 import type { Store } from "./store/store.ts";
-import { PHASES, isTerminal, type Caller, type Phase } from "./tasks/model.ts";
+import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
 import { createSupervisor, type Supervisor } from "./tasks/supervisor.ts";
 import { createTaskEvents } from "./tasks/task-events.ts";
 import { createTaskService, type TaskService } from "./tasks/task-service.ts";
@@ -30,9 +30,6 @@ import { MAX_SCRIPT_BYTES } from "./tasks/validate-spec.ts";
 import { VERSION } from "./version.ts";
 
 /** A running (or startable) agent. */
-/** The caller of every request when authentication is off (shared: callers are never mutated). */
-const ANONYMOUS: Caller = Object.freeze({});
-
 export interface Agent {
   readonly config: Readonly<Config>;
   /** Bound ports, known after `start()`. */
@@ -233,7 +230,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         logger,
         onHttpRequest: (route, method, status, seconds) => m.httpRequest(route, method, status, seconds),
         onStreamOpen: (transport) => m.streamOpened(transport),
-        authenticate: (request) => (sec.authenticator.enabled ? sec.authenticator.http(request, remoteAddress(request)) : ANONYMOUS),
+        authenticate: (request) => sec.authenticator.http(request, () => remoteAddress(request)),
       });
       app.listen({
         hostname: config.httpAddr.host,

@@ -49,8 +49,11 @@ export interface Authenticator {
   /** True when at least one principal is configured. */
   readonly enabled: boolean;
   readonly principalCount: number;
-  /** Caller of an HTTP request (or WebSocket upgrade); throws `Unauthenticated` or `RateLimited`. */
-  http(request: Request, remoteAddress?: string): Caller;
+  /**
+   * Caller of an HTTP request (or WebSocket upgrade); throws `Unauthenticated` or `RateLimited`.
+   * `remoteAddress` is asked for only when the request is refused (refusals are rate limited per address).
+   */
+  http(request: Request, remoteAddress?: () => string | undefined): Caller;
   /** Caller of a gRPC call from its metadata; `peer` is the remote address (`host:port`). */
   grpc(metadata: Record<string, string>, peer?: string): Caller;
 }
@@ -105,6 +108,9 @@ function isPublicPath(pathname: string): boolean {
  */
 const PROBE_CALLER: Caller = Object.freeze({ principal: Object.freeze({ name: "", role: "viewer" as const }) });
 
+/** The caller of every request when authentication is off (one shared object: callers are never mutated). */
+const ANONYMOUS: Caller = Object.freeze({});
+
 function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
@@ -132,8 +138,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return found;
   }
 
-  function reject(message: string, remote: string | undefined): never {
-    const addr = addressOf(remote);
+  function reject(message: string, remote: () => string | undefined): never {
+    const addr = addressOf(remote());
     const wait = limiter.take(`addr:${addr}`, anon.ratePerSec, anon.burst);
     if (wait > 0) {
       throw new AgentError("RateLimited", `too many unauthenticated requests from ${addr}; retry in ${seconds(wait)} s`, {
@@ -143,8 +149,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     throw new AgentError("Unauthenticated", message);
   }
 
-  function resolve(presented: Presented | undefined, remote: string | undefined, how: string): Caller {
-    if (!enabled) return {};
+  function resolve(presented: Presented | undefined, remote: () => string | undefined, how: string): Caller {
+    if (!enabled) return ANONYMOUS;
     if (presented === undefined) return reject(`missing bearer token: send ${how}`, remote);
     if ("problem" in presented) return reject(presented.problem, remote);
     const entry = find(presented.token);
@@ -163,14 +169,14 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   return {
     enabled,
     principalCount: entries.length,
-    http(request, remoteAddress) {
-      if (!enabled) return {};
+    http(request, remoteAddress = () => undefined) {
+      if (!enabled) return ANONYMOUS;
       const url = new URL(request.url);
       if (isPublicPath(url.pathname)) return PROBE_CALLER;
       return resolve(presentedHttp(request, url), remoteAddress, "Authorization: Bearer <token>");
     },
     grpc(metadata, peer) {
-      return resolve(fromAuthorization(metadata.authorization), peer, "metadata authorization: Bearer <token>");
+      return resolve(fromAuthorization(metadata.authorization), () => peer, "metadata authorization: Bearer <token>");
     },
   };
 }

@@ -97,7 +97,7 @@ describe("createAuthenticator", () => {
       "Unauthenticated",
       "RateLimited",
     ]);
-    expect(failure(() => auth.http(req("/api/v1/tasks"), "10.0.0.1"))).toEqual({
+    expect(failure(() => auth.http(req("/api/v1/tasks"), () => "10.0.0.1"))).toEqual({
       code: "RateLimited",
       message: "too many unauthenticated requests from 10.0.0.1; retry in 1 s",
       retryAfterMs: 1000,
