@@ -307,10 +307,14 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   function durable(): Promise<void> {
     if (failure) return Promise.reject(failure);
     if (!syncing && !committedSinceSync) return Promise.resolve();
+    // An fsync covers the commits made before it started; later ones wait for the next.
+    return waitIn(committedSinceSync ? syncQueue : inflight);
+  }
+
+  /** A promise settled by a waiter added to `queue`: it resolves, or rejects if the store has failed by then. */
+  function waitIn(queue: Waiter[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const w = { resolve: () => (failure ? reject(failure) : resolve()), reject };
-      // An fsync covers the commits made before it started; later ones wait for the next.
-      (committedSinceSync ? syncQueue : inflight).push(w);
+      queue.push({ resolve: () => (failure ? reject(failure) : resolve()), reject });
     });
   }
 
@@ -529,9 +533,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         commit();
         return durable();
       }
-      const done = new Promise<void>((resolve, reject) => {
-        b.waiters.push({ resolve: () => (failure ? reject(failure) : resolve()), reject });
-      });
+      const done = waitIn(b.waiters);
       if (flushCommit === "next-tick") {
         b.tick ??= setImmediate(() => {
           if (batch === b) commit();
