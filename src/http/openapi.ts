@@ -22,7 +22,7 @@ import { toOpenAPISchema } from "@elysiajs/openapi/openapi";
 import { Type, type TSchema } from "@sinclair/typebox";
 import { Elysia, type AnyElysia, type DocumentDecoration, type InternalRoute } from "elysia";
 import type { ErrorCode } from "../errors.ts";
-import { MetricsSummarySchema } from "../observability/metrics.ts";
+import { EXPOSITION_CONTENT_TYPE, MetricsSummarySchema } from "../observability/metrics.ts";
 import { ADMISSIONS, PhaseSchema, STREAMS, TaskRunSchema, TaskSchema, TaskSpecInputSchema } from "../tasks/model.ts";
 import { VERSION } from "../version.ts";
 import { REQUEST_ID_HEADER } from "./request-log.ts";
@@ -293,7 +293,7 @@ export const routeDocs = {
     summary: "Prometheus metrics",
     description: "Prometheus text exposition format 0.0.4; docs/operations.md lists the metrics.",
     responses: {
-      "200": { description: "the exposition", content: { "text/plain; version=0.0.4; charset=utf-8": { schema: { type: "string" } } } },
+      "200": { description: "the exposition", content: { [EXPOSITION_CONTENT_TYPE]: { schema: { type: "string" } } } },
       ...errors(...COMMON),
     },
   },
