@@ -244,7 +244,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       },
       open(ws) {
         const req = (ws.data as { request: Request }).request;
-        const params = new URL(req.url).searchParams;
+        const params = searchParamsOf(req.url);
         let sub: Subscription<WatchRecord>;
         try {
           // ws.data is a copy of the upgrade request's context: its caller was authenticated in onRequest.
