@@ -1,0 +1,68 @@
+/**
+ * The stderr sink batches log lines (one write per event-loop turn, at once
+ * past 64 KiB, in order), and the JSON logger renders the same lines whether a
+ * record takes the plain or the guarded stringify path.
+ */
+import { describe, expect, test } from "bun:test";
+import { createLogger, stderrSink } from "../../src/observability/logger.ts";
+
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+describe("stderr sink", () => {
+  test("lines of one turn go out in one write, in order, on the next turn", async () => {
+    const writes: string[] = [];
+    const sink = stderrSink({ write: (t: string) => writes.push(t) });
+    sink("a\n");
+    sink("b\n");
+    sink("c\n");
+    expect(writes).toEqual([]);
+    await turn();
+    expect(writes).toEqual(["a\nb\nc\n"]);
+    sink("d\n");
+    await turn();
+    expect(writes).toEqual(["a\nb\nc\n", "d\n"]);
+  });
+
+  test("64 KiB pending are written at once, without waiting for the turn", () => {
+    const writes: string[] = [];
+    const sink = stderrSink({ write: (t: string) => writes.push(t) });
+    const line = `${"x".repeat(1023)}\n`;
+    for (let i = 0; i < 63; i++) sink(line);
+    expect(writes).toEqual([]);
+    sink(line);
+    expect(writes.length).toBe(1);
+    expect(writes[0]!.length).toBe(64 * 1024);
+  });
+
+  test("a failing stream never throws into the logger", async () => {
+    const sink = stderrSink({
+      write: () => {
+        throw new Error("EPIPE");
+      },
+    });
+    sink("lost\n");
+    await turn();
+  });
+});
+
+describe("JSON lines", () => {
+  test("scalar fields and guarded fields (errors, bigints, cycles) both give one JSON object per line", () => {
+    const lines: string[] = [];
+    let now = Date.UTC(2026, 0, 1, 0, 0, 0, 5);
+    const log = createLogger({ level: "debug", format: "json", write: (l) => lines.push(l), clock: () => now });
+    log.info("plain", { a: 1, b: "x", c: true, d: null, e: undefined });
+    const cyclic: Record<string, unknown> = { k: 1 };
+    cyclic.self = cyclic;
+    log.warn("guarded", { big: 10n, err: new Error("boom"), cyclic });
+    now += 1;
+    log.error("next ms");
+    const parsed = lines.map((l) => {
+      expect(l.endsWith("\n") && !l.slice(0, -1).includes("\n")).toBe(true);
+      return JSON.parse(l);
+    });
+    expect(parsed[0]).toEqual({ ts: "2026-01-01T00:00:00.005Z", level: "info", msg: "plain", a: 1, b: "x", c: true, d: null });
+    expect(parsed[1]).toMatchObject({ ts: "2026-01-01T00:00:00.005Z", level: "warn", msg: "guarded", big: "10", cyclic: { k: 1, self: "[circular]" } });
+    expect(String(parsed[1].err)).toContain("Error: boom");
+    expect(parsed[2]).toEqual({ ts: "2026-01-01T00:00:00.006Z", level: "error", msg: "next ms" });
+  });
+});
