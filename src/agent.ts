@@ -11,7 +11,7 @@ import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
 import type { FleetLink } from "./fleet/fleet-link.ts";
 import { createGrpcServer, PEER_METADATA_KEY } from "./grpc/grpc-server.ts";
-import { looksLikeProtoJson, specFromProtoJson } from "./grpc/convert.ts";
+import { looksLikeProtoJson } from "./grpc/proto-json-shape.ts";
 import { createHttpApp } from "./http/http-app.ts";
 import { MAX_BODY_BYTES } from "./http/read-body.ts";
 import { createLogHub, type LogHub } from "./logs/log-hub.ts";
@@ -217,7 +217,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       const m = metrics;
       const app = createHttpApp({
         service: svc,
-        decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? specFromProtoJson(body) : undefined),
+        // The proto3-JSON decoder (protobuf-es) loads with the first such body.
+        decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? import("./grpc/convert.ts").then((c) => c.specFromProtoJson(body)) : undefined),
         info,
         metricsJson: () => m.summary(),
         metricsText: () => m.exposition(),
@@ -250,6 +251,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         version: VERSION,
         info,
         onInternal: (id, err) => logger.error("internal error", { correlationId: id, err }),
+        onError: (err) => logger.error("grpc port failed", { err }),
         instrument: {
           onCall: (method, code, seconds) => m.grpcRequest(method, code, seconds),
           // Subscribers are log and watch streams; health Watch and reflection streams are plumbing.

@@ -1,60 +1,23 @@
 /**
- * The gRPC transport: `solti.v1.SoltiApi`, `tasklane.v1.AgentService`, the
- * standard health service and server reflection on one grpc-js server.
- * Messages are capped at 4 MiB both ways (larger → RESOURCE_EXHAUSTED).
+ * The agent's gRPC port. It listens at once, but grpc-js, protobuf-es and the
+ * services (`grpc-services.ts`) are loaded on the first connection: an agent
+ * driven only over REST never pays their start-up time (≈ 20 ms of a 50 ms
+ * start) or memory (≈ 6 MiB). Connections are accepted by a plain TCP
+ * listener and handed to grpc-js's own HTTP/2 server (TLS included), so the
+ * first call waits for the load once and every later one is served as if
+ * grpc-js had bound the port itself (docs/api.md, "gRPC port").
  */
-import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
-import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
-import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
-import { file_solti_v1_api, SoltiApi } from "../gen/solti/v1/api_pb.ts";
-import { AgentService, file_tasklane_v1_agent } from "../gen/tasklane/v1/agent_pb.ts";
-import { instrumentService, type GrpcCallHooks } from "../observability/grpc-instrument.ts";
+import { createServer, type Socket } from "node:net";
+import type { GrpcCallHooks } from "../observability/grpc-instrument.ts";
 import type { Caller } from "../tasks/model.ts";
 import type { TaskService } from "../tasks/task-service.ts";
-import { createAgentServiceHandlers } from "./agent-service.ts";
-import { bindService, metadataRecord, statusOf, type BindOptions, type BoundService } from "./bind-service.ts";
-import { createHealthService, ServingStatus } from "./health-service.ts";
-import { createReflectionService } from "./reflection-service.ts";
-import { createSoltiApiHandlers } from "./solti-api.ts";
-
-/** Maximum gRPC message size, both directions (CONTRACT §5). */
-export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-/** The services this server offers, by full name (also the health service names). */
-export const GRPC_SERVICE_NAMES = [SoltiApi.typeName, AgentService.typeName] as const;
+import type { GrpcServices } from "./grpc-services.ts";
 
 /**
  * Metadata key the server sets (overwriting any sent by the client) to the
  * caller's address, so `authenticate` can rate-limit failed attempts per address.
  */
 export const PEER_METADATA_KEY = "x-tasklane-peer";
-
-/**
- * Wrap every method of `bound`: record the peer address under
- * `PEER_METADATA_KEY` and, when `authenticate` is given, check the caller
- * before the service sees the call (reflection has no bindService of its own).
- */
-function guardService(bound: BoundService, authenticate?: (metadata: Record<string, string>) => Caller): BoundService {
-  const implementation: BoundService["implementation"] = {};
-  for (const [name, handler] of Object.entries(bound.implementation)) {
-    const guarded = (call: any, callback?: any) => {
-      call.metadata.set(PEER_METADATA_KEY, call.getPeer());
-      if (authenticate) {
-        try {
-          authenticate(metadataRecord(call.metadata));
-        } catch (err) {
-          if (typeof callback === "function") callback(statusOf(err));
-          else call.emit("error", statusOf(err));
-          return;
-        }
-      }
-      (handler as (call: any, callback?: any) => void)(call, callback);
-    };
-    implementation[name] = guarded as (typeof implementation)[string];
-  }
-  return { definition: bound.definition, implementation };
-}
 
 /** Dependencies of the gRPC server. */
 export interface GrpcServerOptions {
@@ -70,6 +33,8 @@ export interface GrpcServerOptions {
   instrument?: GrpcCallHooks;
   /** PEM certificate chain and private key: serve TLS instead of plaintext. */
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
+  /** The port failed: the services could not be loaded (the connection that asked is closed), or accepting failed. */
+  onError?: (err: unknown) => void;
 }
 
 /** A gRPC server: `listen`, flip health with `setServing`, then `close`. */
@@ -84,100 +49,99 @@ export interface GrpcServer {
    * Idempotent.
    */
   close(graceMs?: number): Promise<void>;
+  /** Whether grpc-js and the services are loaded (a client has connected). */
+  readonly loaded: boolean;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/**
- * An IP literal bound through grpc-js's `ipv4:`/`ipv6:` resolver instead of
- * its default DNS resolver, which costs ≈ 10 ms of start-up to resolve what
- * is already an address (bench/README.md, benchmark 10). Names stay as given.
- */
-export function bindTarget(addr: string): string {
-  if (/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(addr)) return `ipv4:${addr}`;
-  if (/^\[[0-9a-fA-F:.]+\]:\d+$/.test(addr)) return `ipv6:${addr}`;
-  return addr;
+/** Where the services come from: the module, loaded on demand (a parameter so tests can hold or fail the load). */
+export type LoadGrpcServices = () => Promise<Pick<typeof import("./grpc-services.ts"), "createGrpcServices">>;
+
+/** Split `host:port` / `[v6]:port` into what `net.Server.listen` takes. */
+function hostPort(addr: string): { host: string; port: number } {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(addr);
+  if (!m) throw new Error(`invalid gRPC address ${JSON.stringify(addr)}: expected host:port`);
+  return { host: m[1]!, port: Number(m[2]) };
 }
 
-/** Create the gRPC server; nothing listens until `listen`. */
-export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
-  const shutdown = new AbortController();
-  const bindOpts: BindOptions = { onInternal: opts.onInternal, shutdown: shutdown.signal };
-  if (opts.authenticate) bindOpts.authenticate = opts.authenticate;
-
-  const server = new Server({
-    "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
-  });
-  const services = [
-    bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),
-    bindService(AgentService, createAgentServiceHandlers(opts), bindOpts),
-  ].map((s) => guardService(s));
-  const health = createHealthService({}, { shutdown: shutdown.signal });
-  services.push(health.bound);
-  const reflection = createReflectionService([
-    file_solti_v1_api,
-    file_tasklane_v1_agent,
-    file_grpc_health_v1_health,
-    file_grpc_reflection_v1_reflection,
-    file_grpc_reflection_v1alpha_reflection,
-  ]);
-  services.push(...reflection.services.map((s) => guardService(s, opts.authenticate)));
-  for (const s of services) {
-    const parts = opts.instrument ? instrumentService(s, opts.instrument) : s;
-    server.addService(parts.definition, parts.implementation);
-  }
-
-  const setServing = (serving: boolean) => {
-    const status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
-    for (const name of ["", ...GRPC_SERVICE_NAMES]) health.setStatus(name, status);
-  };
-  setServing(false);
-
-  let listening = false;
+/**
+ * Create the gRPC server; nothing listens until `listen`, nothing is loaded
+ * until a client connects. A failed load is reported to `onError`, closes the
+ * connections that waited for it, and is tried again by the next connection.
+ */
+export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpcServices = () => import("./grpc-services.ts")): GrpcServer {
+  const listener = createServer();
+  let serving = false;
+  let services: GrpcServices | undefined;
+  let loading: Promise<GrpcServices> | undefined;
   let closing: Promise<void> | undefined;
 
+  const load = (): Promise<GrpcServices> =>
+    (loading ??= loadServices()
+      .then(({ createGrpcServices }) => {
+        const s = createGrpcServices(opts);
+        s.setServing(serving);
+        services = s;
+        return s;
+      })
+      .catch((err) => {
+        loading = undefined;
+        opts.onError?.(err);
+        throw err;
+      }));
+
+  listener.on("connection", (socket: Socket) => {
+    if (services) {
+      services.accept(socket);
+      return;
+    }
+    // Until grpc-js reads it, the socket has no 'data' listener: what the client sends stays buffered.
+    const dropped = () => {};
+    socket.on("error", dropped);
+    load().then(
+      (s) => {
+        socket.off("error", dropped);
+        if (socket.destroyed) return;
+        s.accept(socket);
+      },
+      () => socket.destroy(),
+    );
+  });
+
   const close = (graceMs = 5000): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      setServing(false);
-      shutdown.abort();
-      if (!listening) {
-        server.forceShutdown();
-        resolve();
-        return;
-      }
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    closing ??= (async () => {
+      serving = false;
+      // No new connections; the listener's close callback would wait for the served ones, which `s.close` ends.
+      if (listener.listening) listener.close();
+      if (!loading) return;
+      const s = await loading.catch(() => undefined);
+      await s?.close(graceMs);
+    })();
     return closing;
   };
 
   return {
-    listen(addr) {
-      if (closing) return Promise.reject(new Error("grpc server is closed"));
+    async listen(addr) {
+      if (closing) throw new Error("grpc server is closed");
+      const { host, port } = hostPort(addr);
       return new Promise((resolve, reject) => {
-        const credentials = opts.tls
-          ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
-          : ServerCredentials.createInsecure();
-        server.bindAsync(bindTarget(addr), credentials, (err, port) => {
-          if (err) {
-            reject(err);
-            return;
-          }
-          listening = true;
-          resolve(port);
+        listener.once("error", reject);
+        listener.listen({ host, port }, () => {
+          listener.off("error", reject);
+          listener.on("error", (err) => opts.onError?.(err));
+          resolve((listener.address() as { port: number }).port);
         });
       });
     },
-    setServing(serving) {
-      if (!closing) setServing(serving);
+    setServing(value) {
+      if (closing) return;
+      serving = value;
+      services?.setServing(value);
     },
     close,
+    get loaded() {
+      return services !== undefined;
+    },
     [Symbol.asyncDispose]: () => close(),
   };
 }

@@ -19,7 +19,7 @@ export interface HttpAppDeps {
   service: TaskService;
   /** Who is calling; throws `Unauthenticated`/`RateLimited`. Default: auth off. */
   authenticate?: (request: Request) => Caller;
-  /** Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec, or returns undefined if the body is not one. */
+  /** Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec (or a promise of one), or returns undefined if the body is not one. */
   decodeProtoSubmit?: (body: unknown) => unknown;
   info: () => unknown;
   metricsJson: () => unknown;
@@ -169,7 +169,8 @@ export function createHttpApp(deps: HttpAppDeps) {
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
         }
-        const decoded = deps.decodeProtoSubmit?.(body);
+        let decoded = deps.decodeProtoSubmit?.(body);
+        if (decoded instanceof Promise) decoded = await decoded;
         let spec: unknown;
         if (decoded !== undefined) spec = decoded;
         else {

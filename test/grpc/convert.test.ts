@@ -15,7 +15,6 @@ import {
 import {
   infoToProto,
   logEventToProto,
-  looksLikeProtoJson,
   phaseFromStatus,
   queryFromProto,
   runToProto,
@@ -27,6 +26,7 @@ import {
   waitTimeoutFromProto,
   watchRecordToProto,
 } from "../../src/grpc/convert.ts";
+import { looksLikeProtoJson } from "../../src/grpc/proto-json-shape.ts";
 import { PHASES, type Task } from "../../src/tasks/model.ts";
 import { parseTaskSpec } from "../../src/tasks/validate-spec.ts";
 

@@ -1,0 +1,143 @@
+/**
+ * The gRPC services: `solti.v1.SoltiApi`, `tasklane.v1.AgentService`, the
+ * standard health service and server reflection on one grpc-js server, which
+ * serves the connections it is handed (`accept`). Loaded by `grpc-server.ts`
+ * on the first connection to the agent's gRPC port; nothing else imports it.
+ * Messages are capped at 4 MiB both ways (larger → RESOURCE_EXHAUSTED).
+ */
+import type { Duplex } from "node:stream";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { file_solti_v1_api, SoltiApi } from "../gen/solti/v1/api_pb.ts";
+import { AgentService, file_tasklane_v1_agent } from "../gen/tasklane/v1/agent_pb.ts";
+import { instrumentService, type GrpcCallHooks } from "../observability/grpc-instrument.ts";
+import type { Caller } from "../tasks/model.ts";
+import { createAgentServiceHandlers } from "./agent-service.ts";
+import { bindService, metadataRecord, statusOf, type BindOptions, type BoundService } from "./bind-service.ts";
+import { createHealthService, ServingStatus } from "./health-service.ts";
+import { createReflectionService } from "./reflection-service.ts";
+import { PEER_METADATA_KEY, type GrpcServerOptions } from "./grpc-server.ts";
+import { createSoltiApiHandlers } from "./solti-api.ts";
+
+/** Maximum gRPC message size, both directions (CONTRACT §5). */
+export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** The services this server offers, by full name (also the health service names). */
+export const GRPC_SERVICE_NAMES = [SoltiApi.typeName, AgentService.typeName] as const;
+
+
+/**
+ * Wrap every method of `bound`: record the peer address under
+ * `PEER_METADATA_KEY` and, when `authenticate` is given, check the caller
+ * before the service sees the call (reflection has no bindService of its own).
+ */
+function guardService(bound: BoundService, authenticate?: (metadata: Record<string, string>) => Caller): BoundService {
+  const implementation: BoundService["implementation"] = {};
+  for (const [name, handler] of Object.entries(bound.implementation)) {
+    const guarded = (call: any, callback?: any) => {
+      call.metadata.set(PEER_METADATA_KEY, call.getPeer());
+      if (authenticate) {
+        try {
+          authenticate(metadataRecord(call.metadata));
+        } catch (err) {
+          if (typeof callback === "function") callback(statusOf(err));
+          else call.emit("error", statusOf(err));
+          return;
+        }
+      }
+      (handler as (call: any, callback?: any) => void)(call, callback);
+    };
+    implementation[name] = guarded as (typeof implementation)[string];
+  }
+  return { definition: bound.definition, implementation };
+}
+
+/** The grpc-js server behind the agent's gRPC port (see `GrpcServer` for the meaning of each method). */
+export interface GrpcServices {
+  /** Serve one accepted connection (plaintext TCP, or TLS when `tls` was given). Ignored once closing. */
+  accept(connection: Duplex): void;
+  setServing(serving: boolean): void;
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Create the server with every service added; it serves the connections passed to `accept`. */
+export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
+  const shutdown = new AbortController();
+  const bindOpts: BindOptions = { onInternal: opts.onInternal, shutdown: shutdown.signal };
+  if (opts.authenticate) bindOpts.authenticate = opts.authenticate;
+
+  const server = new Server({
+    "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
+  });
+  const services = [
+    bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),
+    bindService(AgentService, createAgentServiceHandlers(opts), bindOpts),
+  ].map((s) => guardService(s));
+  const health = createHealthService({}, { shutdown: shutdown.signal });
+  services.push(health.bound);
+  const reflection = createReflectionService([
+    file_solti_v1_api,
+    file_tasklane_v1_agent,
+    file_grpc_health_v1_health,
+    file_grpc_reflection_v1_reflection,
+    file_grpc_reflection_v1alpha_reflection,
+  ]);
+  services.push(...reflection.services.map((s) => guardService(s, opts.authenticate)));
+  for (const s of services) {
+    const parts = opts.instrument ? instrumentService(s, opts.instrument) : s;
+    server.addService(parts.definition, parts.implementation);
+  }
+
+  const setServing = (serving: boolean) => {
+    const status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    for (const name of ["", ...GRPC_SERVICE_NAMES]) health.setStatus(name, status);
+  };
+  setServing(false);
+
+  // grpc-js's own http2 server (TLS or not) for the connections handed over; made on the first one.
+  let injector: ReturnType<Server["createConnectionInjector"]> | undefined;
+  let closing: Promise<void> | undefined;
+
+  const close = (graceMs = 5000): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      setServing(false);
+      shutdown.abort();
+      if (!injector) {
+        server.forceShutdown();
+        resolve();
+        return;
+      }
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return closing;
+  };
+
+  return {
+    accept(connection) {
+      if (closing) {
+        connection.destroy();
+        return;
+      }
+      injector ??= server.createConnectionInjector(
+        opts.tls
+          ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
+          : ServerCredentials.createInsecure(),
+      );
+      injector.injectConnection(connection);
+    },
+    setServing(serving) {
+      if (!closing) setServing(serving);
+    },
+    close,
+  };
+}
