@@ -192,7 +192,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       });
 
       sup.recover();
-      await store.flush();
+      // Recovery's writes become durable (an fsync) while the ports open; readiness waits for them.
+      const recovered = store.flush();
+      recovered.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
       const sweep = () => {
         const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
         if (n > 0) logger.debug("swept terminal tasks", { count: n });
@@ -208,8 +210,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
           if (finished) sweep();
         }, HUB_FLUSH_MS),
       );
-      sweep();
-      timers.push(setInterval(sweep, SWEEP_MS));
+      // The first sweep runs once the agent is ready: housekeeping does not delay readiness.
+      timers.push(setTimeout(sweep, 0), setInterval(sweep, SWEEP_MS));
 
       const svc = service;
       // The HTTP server's view of the peer (for the unauthenticated rate limit), known once it listens.
@@ -261,6 +263,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         ...(sec.tls ? { tls: sec.tls } : {}),
       });
       grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
+      await recovered;
       grpc.setServing(true);
       ready = true;
       fleet?.start();

@@ -10,7 +10,7 @@
  *   routed through here, so it stays public).
  *
  * A presented token is hashed with SHA-256 and compared with every
- * principal's digest with `timingSafeEqual`, without an early exit, so the
+ * principal's digest with `crypto.timingSafeEqual`, without an early exit, so the
  * time taken does not depend on which principal (if any) matched. Tokens never
  * appear in error messages.
  *
@@ -19,7 +19,6 @@
  * which blunts token guessing. Each call is counted once, so a long-lived
  * stream (SSE, WebSocket, gRPC server stream) counts once, when it opens.
  */
-import { timingSafeEqual } from "node:crypto";
 import { AgentError } from "../errors.ts";
 import type { Caller } from "../tasks/model.ts";
 import { DEFAULT_UNAUTHENTICATED, type BucketConfig, type PrincipalConfig } from "./auth-config.ts";
@@ -132,7 +131,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     const digest = tokenDigest(token);
     let found: Entry | undefined;
     for (const e of entries) {
-      const same = timingSafeEqual(digest, e.digest);
+      const same = crypto.timingSafeEqual(digest, e.digest);
       if (same) found = e;
     }
     return found;

@@ -3,11 +3,11 @@
  * token (`token_sha256`); a presented token is hashed the same way and the
  * digests are compared in constant time (see `createAuthenticator`).
  */
-import { createHash, randomBytes } from "node:crypto";
+// Bun's native hasher and Web Crypto: node:crypto is not loaded on the agent's start-up path (≈ 2 ms).
 
 /** SHA-256 of `token` (UTF-8) as 32 raw bytes. */
 export function tokenDigest(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
+  return new Bun.CryptoHasher("sha256").update(token, "utf8").digest();
 }
 
 /** SHA-256 of `token` as 64 lower-case hex digits: the `token_sha256` of the config file (`tasklane hash-token`). */
@@ -21,5 +21,5 @@ export function hashToken(token: string): string {
  * as `Sec-WebSocket-Protocol: tasklane, bearer.<token>`.
  */
 export function generateToken(): string {
-  return randomBytes(32).toString("base64url");
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 }
