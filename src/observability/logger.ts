@@ -3,6 +3,7 @@
  * text with `--log-format text`). Tokens and other secrets are never passed
  * to the logger.
  */
+import { writeSync } from "node:fs";
 import type { LogFormat, LogLevel } from "../config.ts";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -99,6 +100,38 @@ export function createLogger(opts: {
   };
 }
 
+/**
+ * Writes to file descriptor 2 with `write(2)`, as Node does for files and
+ * pipes on Linux, without creating `process.stderr` (its stream machinery is
+ * ≈ 1–2 ms of the agent's start-up). Should the descriptor be non-blocking
+ * and full (`EAGAIN`), the rest of that text and everything after it goes
+ * through `process.stderr`, which queues it; order is kept either way.
+ */
+export function fd2Writer(
+  fd = 2,
+  fallback: () => { write(data: string | Uint8Array): unknown } = () => process.stderr,
+  write: (fd: number, data: Uint8Array, offset: number) => number = writeSync,
+): { write(text: string): void } {
+  let stream: { write(data: string | Uint8Array): unknown } | undefined;
+  return {
+    write(text) {
+      if (stream) {
+        stream.write(text);
+        return;
+      }
+      const bytes = Buffer.from(text);
+      let off = 0;
+      try {
+        while (off < bytes.length) off += write(fd, bytes, off);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        stream = fallback();
+        stream.write(bytes.subarray(off));
+      }
+    },
+  };
+}
+
 /** Flushes of every stderr sink, run once when the process exits. */
 const exitFlushes = new Set<() => void>();
 
@@ -109,7 +142,7 @@ const exitFlushes = new Set<() => void>();
  * written when the process exits, so only a SIGKILL can lose them (at most
  * one turn's worth).
  */
-export function stderrSink(out: { write(text: string): unknown } = process.stderr): (line: string) => void {
+export function stderrSink(out: { write(text: string): unknown } = fd2Writer()): (line: string) => void {
   let pending: string[] = [];
   let bytes = 0;
   let scheduled = false;

@@ -4,7 +4,10 @@
  * record takes the plain or the guarded stringify path.
  */
 import { describe, expect, test } from "bun:test";
-import { createLogger, stderrSink } from "../../src/observability/logger.ts";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, fd2Writer, stderrSink } from "../../src/observability/logger.ts";
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -64,5 +67,58 @@ describe("JSON lines", () => {
     expect(parsed[1]).toMatchObject({ ts: "2026-01-01T00:00:00.005Z", level: "warn", msg: "guarded", big: "10", cyclic: { k: 1, self: "[circular]" } });
     expect(String(parsed[1].err)).toContain("Error: boom");
     expect(parsed[2]).toEqual({ ts: "2026-01-01T00:00:00.006Z", level: "error", msg: "next ms" });
+  });
+});
+
+describe("fd 2 writer", () => {
+  test("writes the whole text to the descriptor, through partial writes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-fd2-"));
+    try {
+      const path = join(dir, "err.log");
+      const fd = openSync(path, "w");
+      let calls = 0;
+      // At most 3 bytes per call: the writer has to loop.
+      const w = fd2Writer(fd, () => ({ write: () => { throw new Error("no fallback expected"); } }), (f, data, off) => {
+        calls++;
+        return writeSync(f, data, off, Math.min(3, data.length - off));
+      });
+      w.write("héllo\n");
+      w.write("world\n");
+      closeSync(fd);
+      expect(readFileSync(path, "utf8")).toBe("héllo\nworld\n");
+      expect(calls).toBe(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("EAGAIN hands the rest, and every later text, to the fallback stream in order", () => {
+    const direct: string[] = [];
+    const queued: string[] = [];
+    let full = false;
+    const w = fd2Writer(
+      2,
+      () => ({ write: (d: string | Uint8Array) => queued.push(typeof d === "string" ? d : new TextDecoder().decode(d)) }),
+      (_fd, data, off) => {
+        if (full) throw Object.assign(new Error("EAGAIN: resource temporarily unavailable"), { code: "EAGAIN" });
+        full = true; // the first call writes 4 bytes, then the descriptor is full
+        direct.push(new TextDecoder().decode(data.subarray(off, off + 4)));
+        return 4;
+      },
+    );
+    w.write("abcdefgh\n");
+    w.write("next\n");
+    expect(direct).toEqual(["abcd"]);
+    expect(queued).toEqual(["efgh\n", "next\n"]);
+  });
+
+  test("other write errors reach the sink, which drops the text without throwing", async () => {
+    const w = fd2Writer(2, () => process.stderr, () => {
+      throw Object.assign(new Error("EPIPE: broken pipe"), { code: "EPIPE" });
+    });
+    expect(() => w.write("x\n")).toThrow("EPIPE");
+    const sink = stderrSink(w);
+    sink("lost\n");
+    await turn();
   });
 });
