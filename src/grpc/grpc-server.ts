@@ -2,16 +2,18 @@
  * The agent's gRPC port. It listens at once, but grpc-js, protobuf-es and the
  * services (`grpc-services.ts`) are loaded on the first connection: an agent
  * driven only over REST never pays their start-up time (≈ 20 ms of a 50 ms
- * start) or memory (≈ 6 MiB). Connections are accepted by a plain TCP
- * listener and handed to grpc-js's own HTTP/2 server (TLS included), so the
- * first call waits for the load once and every later one is served as if
- * grpc-js had bound the port itself (docs/api.md, "gRPC port").
+ * start) or memory (≈ 6 MiB). Connections are accepted by `Bun.listen` (node:net
+ * and its streams would cost ≈ 2–3 ms more of the start) and handed, as a
+ * Duplex (`socket-duplex.ts`), to grpc-js's own HTTP/2 server (TLS included),
+ * so the first call waits for the load once and every later one is served as
+ * if grpc-js had bound the port itself (docs/api.md, "gRPC port").
  */
-import { createServer, type Socket } from "node:net";
+import type { Socket, TCPSocketListener } from "bun";
 import type { GrpcCallHooks } from "../observability/grpc-instrument.ts";
 import type { Caller } from "../tasks/model.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import type { GrpcServices } from "./grpc-services.ts";
+import type { SocketDuplex } from "./socket-duplex.ts";
 
 /**
  * Metadata key the server sets (overwriting any sent by the client) to the
@@ -55,9 +57,16 @@ export interface GrpcServer {
 }
 
 /** Where the services come from: the module, loaded on demand (a parameter so tests can hold or fail the load). */
-export type LoadGrpcServices = () => Promise<Pick<typeof import("./grpc-services.ts"), "createGrpcServices">>;
+export type LoadGrpcServices = () => Promise<Pick<typeof import("./grpc-services.ts"), "createGrpcServices" | "SocketDuplex">>;
 
-/** Split `host:port` / `[v6]:port` into what `net.Server.listen` takes. */
+/** Per accepted socket: what it sent before the services were loaded, then its Duplex. */
+interface Connection {
+  early: Buffer[];
+  duplex?: SocketDuplex;
+  closed: boolean;
+}
+
+/** Split `host:port` / `[v6]:port` into what `Bun.listen` takes. */
 function hostPort(addr: string): { host: string; port: number } {
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(addr);
   if (!m) throw new Error(`invalid gRPC address ${JSON.stringify(addr)}: expected host:port`);
@@ -70,19 +79,19 @@ function hostPort(addr: string): { host: string; port: number } {
  * connections that waited for it, and is tried again by the next connection.
  */
 export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpcServices = () => import("./grpc-services.ts")): GrpcServer {
-  const listener = createServer();
+  let listener: TCPSocketListener<Connection> | undefined;
   let serving = false;
-  let services: GrpcServices | undefined;
-  let loading: Promise<GrpcServices> | undefined;
+  let loaded: { services: GrpcServices; Duplex: typeof SocketDuplex } | undefined;
+  let loading: Promise<NonNullable<typeof loaded>> | undefined;
   let closing: Promise<void> | undefined;
 
-  const load = (): Promise<GrpcServices> =>
+  const load = () =>
     (loading ??= loadServices()
-      .then(({ createGrpcServices }) => {
-        const s = createGrpcServices(opts);
-        s.setServing(serving);
-        services = s;
-        return s;
+      .then(({ createGrpcServices, SocketDuplex }) => {
+        const services = createGrpcServices(opts);
+        services.setServing(serving);
+        loaded = { services, Duplex: SocketDuplex };
+        return loaded;
       })
       .catch((err) => {
         loading = undefined;
@@ -90,32 +99,49 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
         throw err;
       }));
 
-  listener.on("connection", (socket: Socket) => {
-    if (services) {
-      services.accept(socket);
-      return;
-    }
-    // Until grpc-js reads it, the socket has no 'data' listener: what the client sends stays buffered.
-    const dropped = () => {};
-    socket.on("error", dropped);
-    load().then(
-      (s) => {
-        socket.off("error", dropped);
-        if (socket.destroyed) return;
-        s.accept(socket);
-      },
-      () => socket.destroy(),
-    );
-  });
+  /** Hand the socket to grpc-js, with what it sent while the services loaded. */
+  const attach = (socket: Socket<Connection>, l: NonNullable<typeof loaded>) => {
+    const conn = socket.data;
+    if (conn.closed) return;
+    const duplex = new l.Duplex(socket);
+    for (const chunk of conn.early) duplex.onSocketData(chunk);
+    conn.early = [];
+    conn.duplex = duplex;
+    l.services.accept(duplex);
+  };
+
+  const handlers = {
+    open(socket: Socket<Connection>) {
+      socket.data = { early: [], closed: false };
+      socket.setNoDelay(true);
+      if (loaded) attach(socket, loaded);
+      else load().then((l) => attach(socket, l), () => socket.terminate());
+    },
+    data(socket: Socket<Connection>, chunk: Buffer) {
+      const conn = socket.data;
+      if (conn.duplex) conn.duplex.onSocketData(chunk);
+      else conn.early.push(chunk);
+    },
+    drain(socket: Socket<Connection>) {
+      socket.data.duplex?.onSocketDrain();
+    },
+    close(socket: Socket<Connection>) {
+      socket.data.closed = true;
+      socket.data.duplex?.onSocketClose();
+    },
+    error(socket: Socket<Connection>, err: Error) {
+      socket.data.duplex?.onSocketError(err);
+    },
+  };
 
   const close = (graceMs = 5000): Promise<void> => {
     closing ??= (async () => {
       serving = false;
-      // No new connections; the listener's close callback would wait for the served ones, which `s.close` ends.
-      if (listener.listening) listener.close();
+      // No new connections; the open ones are grpc-js's to end (`services.close`).
+      listener?.stop(false);
       if (!loading) return;
-      const s = await loading.catch(() => undefined);
-      await s?.close(graceMs);
+      const l = await loading.catch(() => undefined);
+      await l?.services.close(graceMs);
     })();
     return closing;
   };
@@ -123,24 +149,24 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
   return {
     async listen(addr) {
       if (closing) throw new Error("grpc server is closed");
+      if (listener) throw new Error("grpc server is already listening");
       const { host, port } = hostPort(addr);
-      return new Promise((resolve, reject) => {
-        listener.once("error", reject);
-        listener.listen({ host, port }, () => {
-          listener.off("error", reject);
-          listener.on("error", (err) => opts.onError?.(err));
-          resolve((listener.address() as { port: number }).port);
-        });
-      });
+      try {
+        listener = Bun.listen<Connection>({ hostname: host, port, socket: handlers });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new Error(`cannot listen on ${addr}: ${code ?? (err as Error).message}`, { cause: err });
+      }
+      return listener.port;
     },
     setServing(value) {
       if (closing) return;
       serving = value;
-      services?.setServing(value);
+      loaded?.services.setServing(value);
     },
     close,
     get loaded() {
-      return services !== undefined;
+      return loaded !== undefined;
     },
     [Symbol.asyncDispose]: () => close(),
   };

@@ -21,6 +21,8 @@ import { createReflectionService } from "./reflection-service.ts";
 import { PEER_METADATA_KEY, type GrpcServerOptions } from "./grpc-server.ts";
 import { createSoltiApiHandlers } from "./solti-api.ts";
 
+export { SocketDuplex } from "./socket-duplex.ts";
+
 /** Maximum gRPC message size, both directions (CONTRACT §5). */
 export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
