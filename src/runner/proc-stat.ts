@@ -52,6 +52,59 @@ export function readProcStartTime(pid: number): string | undefined {
   return readProcStat(pid)?.startTime;
 }
 
+/** Clock ticks per second of `/proc` start times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+/**
+ * How far (clock ticks) a recorded start time may be from the one in `/proc`
+ * and still name the same process: covers an estimate made at spawn
+ * ({@link estimateStartTime}). A pid reused within half a second of the
+ * original's start would need the whole pid space to wrap in that time.
+ */
+export const START_TIME_TOLERANCE_TICKS = 50;
+
+let bootClock: { checkedAt: number; offsetMs: number } | undefined;
+
+/**
+ * Milliseconds since boot on the clock of `/proc` start times (CLOCK_BOOTTIME):
+ * the monotonic clock plus an offset read from `/proc/uptime`, re-read once a
+ * second (a suspend moves the two apart). Undefined without `/proc`.
+ */
+function bootMs(): number | undefined {
+  const now = performance.now();
+  if (bootClock === undefined || now - bootClock.checkedAt > 1000) {
+    let uptimeMs: number;
+    try {
+      // Two decimals: the value is cut to 10 ms, so the middle of that step is + 5 ms.
+      uptimeMs = Number.parseFloat(readFileSync("/proc/uptime", "latin1")) * 1000 + 5;
+    } catch {
+      return undefined;
+    }
+    if (!Number.isFinite(uptimeMs)) return undefined;
+    bootClock = { checkedAt: now, offsetMs: uptimeMs - performance.now() };
+  }
+  return now + bootClock.offsetMs;
+}
+
+/**
+ * The start time `/proc` will show for a process forked between two readings
+ * of `performance.now()` (`before`, `after`), without reading `/proc/<pid>/stat`:
+ * right after a spawn that read waits until the child's `exec` is through,
+ * ≈ 80 µs of the agent's thread per task under load (bench/README.md,
+ * benchmark 1). Compared within {@link START_TIME_TOLERANCE_TICKS}.
+ */
+export function estimateStartTime(before: number, after: number): string | undefined {
+  const base = bootMs();
+  if (base === undefined) return undefined;
+  const forkedAt = base - (performance.now() - (before + after) / 2);
+  return String(Math.floor((forkedAt * USER_HZ) / 1000));
+}
+
+/** Whether `/proc`'s start time `actual` names the process recorded with `recorded`. */
+export function sameStartTime(actual: string, recorded: string): boolean {
+  const d = BigInt(actual) - BigInt(recorded);
+  return d <= BigInt(START_TIME_TOLERANCE_TICKS) && d >= -BigInt(START_TIME_TOLERANCE_TICKS);
+}
+
 function errnoCode(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
 }
@@ -138,8 +191,8 @@ export function createGroupProbe(pgid: number): () => boolean {
 /**
  * Crash recovery: SIGKILLs a leftover process group of a run, but only when it
  * is that run's group as far as /proc can tell — (a) the leader still exists with the recorded
- * start time, or (b) the leader is gone and some live member of the group
- * started no earlier than the recorded start time. Without a recorded start
+ * start time (within {@link START_TIME_TOLERANCE_TICKS}), or (b) the leader is gone and some
+ * live member of the group started no earlier than that. Without a recorded start
  * time nothing is killed. Returns whether a signal was sent.
  */
 export function killLeftoverGroup(proc: { pid: number; pgid: number; startTime?: string }): boolean {
@@ -147,9 +200,9 @@ export function killLeftoverGroup(proc: { pid: number; pgid: number; startTime?:
   if (recorded === undefined || !/^\d+$/.test(recorded)) return false;
   const leader = readProcStat(proc.pid);
   if (leader && !isDead(proc.pid, leader)) {
-    if (leader.startTime !== recorded || leader.pgrp !== proc.pgid) return false; // pid reused
+    if (!sameStartTime(leader.startTime, recorded) || leader.pgrp !== proc.pgid) return false; // pid reused
   } else {
-    const since = BigInt(recorded);
+    const since = BigInt(recorded) - BigInt(START_TIME_TOLERANCE_TICKS);
     const ours = liveMembers(proc.pgid, false).some((m) => BigInt(m.stat.startTime) >= since);
     if (!ours) return false;
   }

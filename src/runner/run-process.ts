@@ -16,7 +16,7 @@ import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
 import { createLineSplitter } from "./line-splitter.ts";
-import { createGroupProbe, readProcStartTime } from "./proc-stat.ts";
+import { createGroupProbe, estimateStartTime } from "./proc-stat.ts";
 
 /** Why a run was stopped from outside; the first reason given wins. */
 export type StopReason = "timeout" | "canceled" | "replaced" | "deleted" | "shutdown";
@@ -86,6 +86,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const problem = checkSpec(spec);
   if (problem !== undefined) return failedRun(problem, startedAt, now());
   let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  const beforeSpawn = performance.now();
   try {
     proc = Bun.spawn({
       cmd: spec.argv,
@@ -103,10 +104,10 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const graceMs = Number.isFinite(spec.killGraceMs) && spec.killGraceMs > 0 ? spec.killGraceMs : 0;
   const pid = proc.pid;
   const pgid = pid; // detached: the child is the leader of a new session and group
-  const startTime = readProcStartTime(pid);
+  const startTime = estimateStartTime(beforeSpawn, performance.now());
   const groupAlive = createGroupProbe(pgid);
   const info: RunProcess = startTime === undefined ? { pid, pgid } : { pid, pgid, startTime };
-  const timers = new AbortController();
+  const timers = createTimers();
   let stoppedBy: StopReason | undefined;
   let leaderExited = false;
   let groupGone = false; // once true, never signal -pgid again (the id may be reused)
@@ -118,8 +119,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     () => void (leaderExited = true),
   );
   if (Number.isFinite(spec.timeoutMs) && spec.timeoutMs > 0) {
-    const t = setTimeout(() => void handle.stop("timeout"), spec.timeoutMs);
-    timers.signal.addEventListener("abort", () => clearTimeout(t), { once: true });
+    timers.after(spec.timeoutMs, () => void handle.stop("timeout"));
   }
 
   const cancels: (() => Promise<void>)[] = [];
@@ -146,7 +146,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     }
     emit(kind, splitter.end());
   };
-  const pumps = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+  let pumpsDone = false;
+  const pumps = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]).then(() => void (pumpsDone = true));
 
   const signalGroup = (sig: NodeJS.Signals) => {
     if (groupGone) return;
@@ -160,13 +161,13 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   /** Waits up to `ms` for the leader to exit and the group to be empty. */
   const waitGone = async (ms: number): Promise<boolean> => {
     const deadline = performance.now() + ms;
-    if (!leaderExited) await Promise.race([exited, delay(ms, timers.signal)]);
+    if (!leaderExited) await Promise.race([exited, timers.delay(ms)]);
     if (!leaderExited) return false;
     for (let interval = POLL_FIRST_MS; ; interval = Math.min(interval * 2, POLL_MAX_MS)) {
       if (!groupAlive()) return (groupGone = true);
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      await delay(Math.min(interval, left), timers.signal);
+      await timers.delay(Math.min(interval, left));
     }
   };
 
@@ -186,13 +187,14 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const result = (async (): Promise<RunResult> => {
     await exited;
     await terminate(); // leftover members of the group (backgrounded children)
-    const drained = await Promise.race([pumps.then(() => true), delay(DRAIN_MS, timers.signal).then(() => false)]);
+    // Usually the pipes reached EOF with the exit: no drain timer then.
+    const drained = pumpsDone || (await Promise.race([pumps.then(() => true), timers.delay(DRAIN_MS).then(() => false)]));
     if (!drained) {
       for (const cancel of cancels) cancel().catch(() => {});
       await pumps;
     }
     settled = true;
-    timers.abort();
+    timers.clear();
     const out: RunResult = { startedAt, finishedAt: now() };
     if (proc.signalCode !== null) out.signal = signalName(proc.signalCode);
     else if (proc.exitCode !== null) out.exitCode = proc.exitCode;
@@ -268,16 +270,41 @@ function signalName(sig: string | number): string {
   return name ?? `signal ${sig}`;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts; the timer never outlives the signal. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
+/**
+ * The timers of one run, all cleared when it settles: `after` runs a callback
+ * once, `delay` resolves after `ms` or at once on `clear`. (An AbortController
+ * per run did the same with more work per task: bench/README.md, benchmark 1.)
+ */
+function createTimers() {
+  const pending = new Map<ReturnType<typeof setTimeout>, () => void>();
+  let cleared = false;
+  const after = (ms: number, fn: () => void): void => {
+    if (cleared) return;
+    const t = setTimeout(() => {
+      pending.delete(t);
+      fn();
+    }, ms);
+    pending.set(t, () => {});
+  };
+  return {
+    after,
+    delay(ms: number): Promise<void> {
+      if (cleared) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          pending.delete(t);
+          resolve();
+        }, ms);
+        pending.set(t, resolve);
+      });
+    },
+    clear(): void {
+      cleared = true;
+      for (const [t, resolve] of pending) {
+        clearTimeout(t);
+        resolve();
+      }
+      pending.clear();
+    },
+  };
 }

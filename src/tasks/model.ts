@@ -217,7 +217,7 @@ export interface TaskRun {
 export interface RunProcess {
   pid: number;
   pgid: number;
-  /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), when readable. */
+  /** Start time in clock ticks since boot, as field 22 of /proc/<pid>/stat shows it: estimated at spawn, compared within a tolerance (runner/proc-stat.ts). */
   startTime?: string;
 }
 

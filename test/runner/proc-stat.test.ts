@@ -3,11 +3,14 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  estimateStartTime,
   groupAlive,
   killLeftoverGroup,
   parseProcStat,
   readProcStartTime,
   readProcStat,
+  sameStartTime,
+  START_TIME_TOLERANCE_TICKS,
 } from "../../src/runner/proc-stat.ts";
 import { processGone } from "../helpers/process.ts";
 
@@ -75,10 +78,28 @@ describe("groupAlive", () => {
   });
 });
 
+describe("estimateStartTime", () => {
+  test("the estimate made around a spawn matches /proc's start time of the child", () => {
+    for (let i = 0; i < 20; i++) {
+      const before = performance.now();
+      using proc = spawnSleeper();
+      const estimate = estimateStartTime(before, performance.now())!;
+      const actual = readProcStartTime(proc.pid)!;
+      expect(Math.abs(Number(BigInt(actual) - BigInt(estimate)))).toBeLessThanOrEqual(10);
+      expect(sameStartTime(actual, estimate)).toBe(true);
+    }
+  });
+
+  test("sameStartTime accepts the tolerance either way and nothing beyond", () => {
+    const t = START_TIME_TOLERANCE_TICKS;
+    expect([0, t, -t, t + 1, -t - 1].map((d) => sameStartTime(String(1_000_000 + d), "1000000"))).toEqual([true, true, true, false, false]);
+  });
+});
+
 describe("killLeftoverGroup", () => {
-  test("kills a live group whose leader has the recorded start time", async () => {
+  test("kills a live group whose leader has the recorded start time, within the tolerance", async () => {
     const proc = spawnSleeper();
-    const startTime = readProcStartTime(proc.pid)!;
+    const startTime = String(BigInt(readProcStartTime(proc.pid)!) - BigInt(START_TIME_TOLERANCE_TICKS));
     expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid, startTime })).toBe(true);
     await proc.exited;
     expect(proc.signalCode).toBe("SIGKILL");
@@ -88,8 +109,10 @@ describe("killLeftoverGroup", () => {
   test("refuses a mismatched or missing start time (a reused pid)", () => {
     using proc = spawnSleeper();
     const startTime = readProcStartTime(proc.pid)!;
-    const other = String(BigInt(startTime) - 1n);
-    expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid, startTime: other })).toBe(false);
+    const tolerance = BigInt(START_TIME_TOLERANCE_TICKS);
+    for (const other of [BigInt(startTime) - tolerance - 1n, BigInt(startTime) + tolerance + 1n]) {
+      expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid, startTime: String(other) })).toBe(false);
+    }
     expect(killLeftoverGroup({ pid: proc.pid, pgid: proc.pid })).toBe(false);
     expect(processGone(proc.pid)).toBe(false);
   });
@@ -102,7 +125,7 @@ describe("killLeftoverGroup", () => {
     const grandchild = Number(readFileSync(pidfile, "utf8"));
     try {
       expect(groupAlive(leader.pid)).toBe(true);
-      const later = String(BigInt(readProcStartTime(grandchild)!) + 1n);
+      const later = String(BigInt(readProcStartTime(grandchild)!) + BigInt(START_TIME_TOLERANCE_TICKS) + 1n);
       expect(killLeftoverGroup({ pid: leader.pid, pgid: leader.pid, startTime: later })).toBe(false);
       expect(processGone(grandchild)).toBe(false);
       expect(killLeftoverGroup({ pid: leader.pid, pgid: leader.pid, startTime })).toBe(true);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { truncationMarker } from "../../src/runner/line-splitter.ts";
-import { groupAlive, readProcStartTime, readProcStat } from "../../src/runner/proc-stat.ts";
+import { groupAlive, readProcStartTime, readProcStat, sameStartTime } from "../../src/runner/proc-stat.ts";
 import { startRun, type RunSpec } from "../../src/runner/run-process.ts";
 import { createLineCollector, type LineCollector } from "./line-collector.ts";
 import { processGone } from "../helpers/process.ts";
@@ -103,12 +103,15 @@ describe("startRun", () => {
     expect((await empty.result).spawnError).toBe("empty command line");
   });
 
-  test("process identity: its own group (pgid = pid) and the /proc start time", async () => {
+  test("process identity: its own group (pgid = pid) and the /proc start time, estimated at spawn", async () => {
     const out = createLineCollector();
     await using run = startRun(spec(sh("echo ready; exec sleep 1000"), out));
     await out.waitFor("stdout", /^ready$/, run.result);
     const p = run.process!;
-    expect(p).toEqual({ pid: p.pid, pgid: p.pid, startTime: readProcStartTime(p.pid)! });
+    expect(p).toEqual({ pid: p.pid, pgid: p.pid, startTime: expect.any(String) });
+    // Within a few ticks (10 ms each); the recovery check allows START_TIME_TOLERANCE_TICKS.
+    expect(Math.abs(Number(BigInt(p.startTime!) - BigInt(readProcStartTime(p.pid)!)))).toBeLessThanOrEqual(10);
+    expect(sameStartTime(readProcStartTime(p.pid)!, p.startTime!)).toBe(true);
     expect(readProcStat(p.pid)?.pgrp).toBe(p.pid);
     const ps = Bun.spawnSync(["ps", "-o", "pgid=", "-p", String(p.pid)]);
     expect(Number(ps.stdout.toString().trim())).toBe(p.pid);
