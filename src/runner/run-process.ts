@@ -25,8 +25,12 @@ export type StopReason = "timeout" | "canceled" | "replaced" | "deleted" | "shut
 export interface RunSpec {
   /** argv[0] should be an absolute path (see `prepareArgv`). */
   argv: string[];
-  /** The complete environment of the child (nothing is inherited). */
-  env: Record<string, string>;
+  /**
+   * The complete environment of the child (nothing is inherited); undefined:
+   * the agent's own, which Bun passes without converting an object per spawn
+   * (see {@link isOwnEnvironment}).
+   */
+  env: Record<string, string> | undefined;
   /** Absolute path of an existing directory; checked when the run starts. */
   cwd?: string;
   /** Per-attempt timeout in ms; 0 or non-finite disables it. */
@@ -80,6 +84,15 @@ const KILL_WAIT_MS = 5_000;
  */
 const DRAIN_MS = 1_000;
 
+/**
+ * Whether `env` holds exactly the agent's own environment (`process.env`), so
+ * a task without variables of its own can be spawned with `env` undefined.
+ */
+export function isOwnEnvironment(env: Readonly<Record<string, string>>): boolean {
+  const own = Object.entries(process.env).filter(([, v]) => v !== undefined);
+  return own.length === Object.keys(env).length && own.every(([k, v]) => env[k] === v);
+}
+
 /** Starts a run. Never throws: problems that prevent starting become `spawnError`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   const startedAt = now();
@@ -90,7 +103,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   try {
     proc = Bun.spawn({
       cmd: spec.argv,
-      env: spec.env,
+      ...(spec.env !== undefined ? { env: spec.env } : {}),
       ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
       stdin: "ignore",
       stdout: "pipe",

@@ -18,7 +18,7 @@ import type { LogHub } from "../logs/log-hub.ts";
 import { prepareArgv, removeScript, type CommandResolver } from "../runner/command-line.ts";
 import { killLeftoverGroup } from "../runner/proc-stat.ts";
 import type { LimitOutcome, ResourceLimiter } from "../runner/resource-limits.ts";
-import { startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
+import { isOwnEnvironment, startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
 import type { Store, StoredRun } from "../store/store.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { AdmissionOutcome, Phase, Task, TaskSpec, TaskStatus } from "./model.ts";
@@ -116,6 +116,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const ulid = monotonicFactory();
   const newId = deps.newId ?? (() => `tsk_${ulid()}`);
   const run = deps.run ?? startRun;
+  // The base environment is often the agent's own (nothing filtered out): then a task without variables inherits it.
+  const baseIsOwn = isOwnEnvironment(deps.baseEnv);
 
   const active = new Map<string, Active>();
   const lanes = new Map<string, Lane>();
@@ -256,8 +258,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       finishRun(state, runRec, result);
       return;
     }
-    const env: Record<string, string> = { ...deps.baseEnv };
-    for (const kv of sub.env) env[kv.key] = kv.value;
+    let env: Record<string, string> | undefined;
+    if (sub.env.length > 0 || !baseIsOwn) {
+      env = { ...deps.baseEnv };
+      for (const kv of sub.env) env[kv.key] = kv.value;
+    }
     const limited = deps.limiter?.prepare(`${id}-${attempt}`, spec.resources);
     const handle = run({
       argv: limited ? limited.argv(prepared.argv) : prepared.argv,

@@ -20,7 +20,7 @@ export interface ServiceRig {
   close(): Promise<void>;
 }
 
-export function createServiceRig(opts: { outputTail?: number; maxConcurrent?: number } = {}): ServiceRig {
+export function createServiceRig(opts: { outputTail?: number; maxConcurrent?: number; baseEnv?: Record<string, string> } = {}): ServiceRig {
   const scriptDir = mkdtempSync(join(tmpdir(), "tasklane-rig-"));
   const store = createMemoryStore();
   const hub = createLogHub({
@@ -37,7 +37,7 @@ export function createServiceRig(opts: { outputTail?: number; maxConcurrent?: nu
     resolver: createCommandResolver(),
     scriptDir,
     limits: { maxConcurrent: opts.maxConcurrent ?? 8, maxQueuePerSlot: 10, killGraceMs: 1000, maxLineBytes: 16384, maxRuns: 100 },
-    baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    baseEnv: opts.baseEnv ?? { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     random: () => 0,
   });
   const service = createTaskService({ supervisor, store, hub, events, outputTail: opts.outputTail });
