@@ -83,8 +83,13 @@ export function createLogger(opts: {
     if (LEVELS[level] < min) return;
     const ts = isoOf(clock());
     if (opts.format === "json") {
-      const record = { ts, level, msg, ...fields };
-      write(`${flat(fields) ? JSON.stringify(record) : stringify(record)}\n`);
+      if (flat(fields) && !(fields && ("ts" in fields || "level" in fields || "msg" in fields))) {
+        // What JSON.stringify({ ts, level, msg, ...fields }) gives, without copying the fields.
+        const rest = fields === undefined ? "{}" : JSON.stringify(fields);
+        write(`{"ts":"${ts}","level":"${level}","msg":${JSON.stringify(msg)}${rest.length > 2 ? `,${rest.slice(1)}` : "}"}\n`);
+      } else {
+        write(`${stringify({ ts, level, msg, ...fields })}\n`);
+      }
     } else {
       let line = `${ts} ${level.toUpperCase().padEnd(5)} ${msg}`;
       if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${textValue(v)}`;

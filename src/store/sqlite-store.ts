@@ -94,6 +94,13 @@ interface IndexedColumns {
 
 /** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
 const LOG_ROWS_PER_INSERT = 64;
+/** Fewer rows than that (a run's start and end markers, a quiet task's flush) go in one statement up to this many. */
+const LOG_ROWS_SMALL_MAX = 16;
+
+/** `INSERT OR REPLACE` of `n` log rows in one statement. */
+function appendLogsSql(n: number): string {
+  return `INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES ${Array.from({ length: n }, () => "(?, ?, ?)").join(", ")}`;
+}
 const LIST_CACHE_SIZE = 64;
 /** Recently written tasks whose JSON text is kept in memory (≈ 0.5–2 KiB each). */
 const RECENT_TASKS = 1024;
@@ -176,7 +183,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     ),
     // Many rows per statement: one call into SQLite per LOG_ROWS_PER_INSERT events, not one per event.
     appendLogMany: prepare<never, Bindings>(
-      `INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES ${Array.from({ length: LOG_ROWS_PER_INSERT }, () => "(?, ?, ?)").join(", ")}`,
+      appendLogsSql(LOG_ROWS_PER_INSERT),
     ),
     loadLogs: prepare<{ id: number; body: string }, [string, number]>(
       "SELECT id, body FROM (SELECT id, body FROM log_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
@@ -201,6 +208,17 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     ),
   };
   // Statements of listTasks depend on which filters are present; keep the recent shapes.
+  const smallAppends = new Map<number, Statement<never, Bindings>>();
+  /** The prepared `INSERT` of `n` (≤ LOG_ROWS_SMALL_MAX) log rows. */
+  function appendLogsSmall(n: number): Statement<never, Bindings> {
+    let stmt = smallAppends.get(n);
+    if (!stmt) {
+      stmt = prepare<never, Bindings>(appendLogsSql(n));
+      smallAppends.set(n, stmt);
+    }
+    return stmt;
+  }
+
   const listCache = new Map<string, Statement<{ body: string; n: number }, Bindings>>();
 
   let batch: Batch | undefined;
@@ -466,27 +484,32 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
 
     appendLogs(taskId, records) {
       live();
-      if (records.length === 0 || !q.taskExists.get(taskId)) return;
+      // A task written recently exists (deleting one drops it from `recent`); others are looked up.
+      if (records.length === 0 || (!recent.has(taskId) && !q.taskExists.get(taskId))) return;
       const rows = records.map((r) => [r.id, JSON.stringify(r.event)] as const);
-      write(() =>
-        atomically(() => {
-          let i = 0;
-          const args: Bindings = new Array(LOG_ROWS_PER_INSERT * 3);
-          for (; i + LOG_ROWS_PER_INSERT <= rows.length; i += LOG_ROWS_PER_INSERT) {
-            for (let k = 0; k < LOG_ROWS_PER_INSERT; k++) {
-              const [id, body] = rows[i + k] as readonly [number, string];
-              args[3 * k] = taskId;
-              args[3 * k + 1] = id;
-              args[3 * k + 2] = body;
-            }
-            q.appendLogMany.run(...args);
-          }
-          for (; i < rows.length; i++) {
-            const [id, body] = rows[i] as readonly [number, string];
-            q.appendLog.run(taskId, id, body);
-          }
-        }),
-      );
+      /** Rows [from, from + n) with one statement. */
+      const insert = (stmt: Statement<never, Bindings>, from: number, n: number) => {
+        const args: Bindings = new Array(n * 3);
+        for (let k = 0; k < n; k++) {
+          const [id, body] = rows[from + k] as readonly [number, string];
+          args[3 * k] = taskId;
+          args[3 * k + 1] = id;
+          args[3 * k + 2] = body;
+        }
+        stmt.run(...args);
+      };
+      const full = Math.floor(rows.length / LOG_ROWS_PER_INSERT);
+      const left = rows.length - full * LOG_ROWS_PER_INSERT;
+      const singles = left > LOG_ROWS_SMALL_MAX ? left : 0;
+      const all = () => {
+        for (let c = 0; c < full; c++) insert(q.appendLogMany, c * LOG_ROWS_PER_INSERT, LOG_ROWS_PER_INSERT);
+        const i = full * LOG_ROWS_PER_INSERT;
+        if (singles > 0) for (let k = 0; k < left; k++) insert(q.appendLog as Statement<never, Bindings>, i + k, 1);
+        else if (left > 0) insert(appendLogsSmall(left), i, left);
+      };
+      // One statement is atomic by itself; more need a savepoint.
+      const statements = full + (singles > 0 ? singles : left > 0 ? 1 : 0);
+      write(statements === 1 ? all : () => atomically(all));
     },
 
     loadLogs(taskId, limit) {

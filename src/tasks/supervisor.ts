@@ -242,12 +242,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const startedAt = clock();
     const runRec: StoredRun = { attempt, phase: "running", startedAt };
     write(state, status("running", attempt));
-    store.putRun(id, runRec);
-    if (attempt > limits.maxRuns) store.trimRuns(id, limits.maxRuns); // attempts number the runs from 1: fewer cannot overflow
+    // Room for this run (attempts number the runs from 1: fewer cannot overflow).
+    if (attempt > limits.maxRuns) store.trimRuns(id, limits.maxRuns - 1);
     hub.runStarted(id, attempt, startedAt);
     events.runStarted(state.task, runRec);
 
     const sub = spec.kind.subprocess;
+    // The run is stored once, with its process identity, right after the spawn: in the same
+    // commit as the transition above, since nothing in between waits. Writing a script file
+    // does wait, so a script's run is also stored before (a crash then still finds it).
+    if ("script" in sub.mode) store.putRun(id, runRec);
     const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver });
     if (state.stopping || shuttingDown || !prepared.ok) {
       const error = prepared.ok ? undefined : prepared.error;

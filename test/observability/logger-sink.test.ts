@@ -70,6 +70,27 @@ describe("JSON lines", () => {
   });
 });
 
+describe("JSON lines, byte for byte", () => {
+  test("the line is JSON.stringify of { ts, level, msg, ...fields } for every shape of fields", () => {
+    const now = Date.UTC(2026, 0, 1);
+    const ts = new Date(now).toISOString();
+    const cases: [string, Record<string, unknown> | undefined][] = [
+      ['no fields, quotes " and \\ in the message', undefined],
+      ["empty fields", {}],
+      ["only undefined", { a: undefined }],
+      ["scalars", { n: 1.5, s: 'x"y\n', t: false, z: null, u: undefined, i: -3 }],
+      ["a field named like a fixed key overrides it", { msg: "mine", level: "custom" }],
+      ["unicode ✓", { k: "é\u2028" }],
+    ];
+    for (const [msg, fields] of cases) {
+      const lines: string[] = [];
+      const log = createLogger({ level: "debug", format: "json", write: (l) => lines.push(l), clock: () => now });
+      log.warn(msg, fields);
+      expect(lines).toEqual([`${JSON.stringify({ ts, level: "warn", msg, ...fields })}\n`]);
+    }
+  });
+});
+
 describe("fd 2 writer", () => {
   test("writes the whole text to the descriptor, through partial writes", () => {
     const dir = mkdtempSync(join(tmpdir(), "tasklane-fd2-"));

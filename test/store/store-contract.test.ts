@@ -325,6 +325,22 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.loadLogs("t", 100)).toEqual(logs(4, 6));
     });
 
+    test("appends of every size round-trip in order (one row, small batches, full batches and the rest)", () => {
+      let next = 1;
+      for (const n of [1, 2, 16, 17, 64, 65, 130, 3]) {
+        store.appendLogs("t", logs(next, next + n - 1));
+        next += n;
+      }
+      expect(store.loadLogs("t", 1000)).toEqual(logs(1, next - 1));
+    });
+
+    test("logs of a deleted task are ignored", () => {
+      store.putTask(makeTask({ id: "gone" }));
+      store.deleteTask("gone");
+      store.appendLogs("gone", logs(1, 2));
+      expect(store.loadLogs("gone", 10)).toEqual([]);
+    });
+
     test("logs are per task, and logs of an unknown task are ignored", () => {
       store.putTask(makeTask({ id: "u" }));
       store.appendLogs("t", logs(1, 2));
