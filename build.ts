@@ -18,9 +18,10 @@
  *   used; the second build puts their bytecode together at the front, so a
  *   start touches fewer pages of the executable. Without a recording (the
  *   training run failed) the build goes on unordered and says so.
- * - `splitting`: what `serve` never loads (the CLI, the fleet link,
- *   prom-client, gRPC reflection with protobufjs) goes into chunks of its own,
- *   whose code and node builtins are not touched at start.
+ * - `splitting`: what `serve` does not load at start (the CLI, the fleet
+ *   link, prom-client, grpc-js with the gRPC services until the first gRPC
+ *   connection, reflection with protobufjs) goes into chunks of its own, whose
+ *   code and node builtins are not touched at start.
  * - `ulid`: the executable takes the package's Web Crypto build. Its Node
  *   build imports node:crypto (≈ 1 ms of start-up) only to fall back on it;
  *   both use `crypto.getRandomValues` when it exists, which it does in Bun.
