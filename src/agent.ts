@@ -192,9 +192,10 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       });
 
       sup.recover();
-      // Recovery's writes become durable (an fsync) while the ports open; readiness waits for them.
-      const recovered = store.flush();
-      recovered.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+      // Recovery's writes are committed; their fsync is not waited for: they are idempotent (a
+      // second crash recovers the same way), and every later flush (a 201) waits for an fsync
+      // that covers them too. A failing store is reported here and fails the writes after it.
+      store.flush().catch((err) => logger.error("store flush after recovery failed", { err }));
       const sweep = () => {
         const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
         if (n > 0) logger.debug("swept terminal tasks", { count: n });
@@ -263,7 +264,6 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         ...(sec.tls ? { tls: sec.tls } : {}),
       });
       grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
-      await recovered;
       grpc.setServing(true);
       ready = true;
       fleet?.start();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bun
 /**
  * Entry point and the only module with side effects: `tasklane [serve]`
- * starts the agent; any other first word is a client command.
+ * starts the agent; any other first word is a client command (route-args.ts).
  */
 import { ConfigError, parseConfig, serveHelp } from "./config.ts";
+import { routeArgs } from "./route-args.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -76,9 +77,6 @@ async function client(cmd: string, args: string[]): Promise<number> {
   return runCli(cmd, args, process.env);
 }
 
-const [cmd, ...rest] = process.argv.slice(2);
-const code =
-  cmd === undefined || cmd === "serve" || cmd.startsWith("-")
-    ? await serve(cmd === "serve" ? rest : process.argv.slice(2))
-    : await client(cmd, rest);
+const route = routeArgs(process.argv.slice(2));
+const code = route.kind === "serve" ? await serve(route.args) : await client(route.cmd, route.args);
 process.exit(code);

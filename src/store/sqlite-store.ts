@@ -134,10 +134,26 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   openInProcess.add(path);
 
   const statements: Statement[] = [];
-  function prepare<R, P extends Bindings>(sql: string): Statement<R, P> {
-    const stmt: Statement<R, P> = db.prepare<R, P>(sql) as Statement<R, P>;
-    statements.push(stmt as unknown as Statement);
-    return stmt;
+  type Prepared<R, P extends Bindings> = Pick<Statement<R, P>, "run" | "get" | "all">;
+  /**
+   * A statement prepared on its first use: preparing all of them at open was
+   * ≈ 1 ms of the agent's start-up (bench/README.md, benchmark 10), and some
+   * (migrations' leftovers, rare maintenance) may never run.
+   */
+  function prepare<R, P extends Bindings>(sql: string): Prepared<R, P> {
+    let stmt: Statement<R, P> | undefined;
+    const real = (): Statement<R, P> => {
+      if (stmt === undefined) {
+        stmt = db.prepare<R, P>(sql) as Statement<R, P>;
+        statements.push(stmt as unknown as Statement);
+      }
+      return stmt;
+    };
+    return {
+      run: (...args) => real().run(...args),
+      get: (...args) => real().get(...args),
+      all: (...args) => real().all(...args),
+    };
   }
 
   const q = {
@@ -207,10 +223,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
               (SELECT count(*) FROM log_events) AS logEvents`,
     ),
   };
-  // Statements of listTasks depend on which filters are present; keep the recent shapes.
-  const smallAppends = new Map<number, Statement<never, Bindings>>();
+  const smallAppends = new Map<number, Prepared<never, Bindings>>();
   /** The prepared `INSERT` of `n` (≤ LOG_ROWS_SMALL_MAX) log rows. */
-  function appendLogsSmall(n: number): Statement<never, Bindings> {
+  function appendLogsSmall(n: number): Prepared<never, Bindings> {
     let stmt = smallAppends.get(n);
     if (!stmt) {
       stmt = prepare<never, Bindings>(appendLogsSql(n));
@@ -219,6 +234,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     return stmt;
   }
 
+  // Statements of listTasks depend on which filters are present; keep the recent shapes.
   const listCache = new Map<string, Statement<{ body: string; n: number }, Bindings>>();
 
   let batch: Batch | undefined;
@@ -488,7 +504,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       if (records.length === 0 || (!recent.has(taskId) && !q.taskExists.get(taskId))) return;
       const rows = records.map((r) => [r.id, JSON.stringify(r.event)] as const);
       /** Rows [from, from + n) with one statement. */
-      const insert = (stmt: Statement<never, Bindings>, from: number, n: number) => {
+      const insert = (stmt: Prepared<never, Bindings>, from: number, n: number) => {
         const args: Bindings = new Array(n * 3);
         for (let k = 0; k < n; k++) {
           const [id, body] = rows[from + k] as readonly [number, string];
@@ -504,12 +520,12 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       const all = () => {
         for (let c = 0; c < full; c++) insert(q.appendLogMany, c * LOG_ROWS_PER_INSERT, LOG_ROWS_PER_INSERT);
         const i = full * LOG_ROWS_PER_INSERT;
-        if (singles > 0) for (let k = 0; k < left; k++) insert(q.appendLog as Statement<never, Bindings>, i + k, 1);
+        if (singles > 0) for (let k = 0; k < left; k++) insert(q.appendLog as Prepared<never, Bindings>, i + k, 1);
         else if (left > 0) insert(appendLogsSmall(left), i, left);
       };
       // One statement is atomic by itself; more need a savepoint.
-      const statements = full + (singles > 0 ? singles : left > 0 ? 1 : 0);
-      write(statements === 1 ? all : () => atomically(all));
+      const count = full + (singles > 0 ? singles : left > 0 ? 1 : 0);
+      write(count === 1 ? all : () => atomically(all));
     },
 
     loadLogs(taskId, limit) {

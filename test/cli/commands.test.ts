@@ -240,4 +240,11 @@ describe("events, info", () => {
     expect(json.name).toBe("tasklane");
     expect(typeof json.version).toBe("string");
   });
+
+  test.concurrent("global flags before the command: the client, not the agent", async () => {
+    // No TASKLANE_SERVER: the agent is named by the leading --server only.
+    const r = await tasklane(["--server", server, "--json", "info"]);
+    expect(r.exitCode).toBe(0);
+    expect((JSON.parse(r.stdout) as { name: string }).name).toBe("tasklane");
+  });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { checkListenPolicy, isLoopbackHost } from "../../src/auth/listen-policy.ts";
+import { isIP } from "node:net";
+import { checkListenPolicy, ipVersion, isLoopbackHost } from "../../src/auth/listen-policy.ts";
 import { ConfigError } from "../../src/config.ts";
 
 const loop = { host: "127.0.0.1", port: 8080 };
@@ -9,6 +10,15 @@ describe("checkListenPolicy", () => {
   test("loopback detection", () => {
     expect(["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"].every(isLoopbackHost)).toBe(true);
     expect(["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.org", "fe80::1"].some(isLoopbackHost)).toBe(false);
+  });
+
+  test("ipVersion agrees with node:net isIP", () => {
+    const inputs = [
+      "127.0.0.1", "0.0.0.0", "255.255.255.255", "256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04", "1.2.3.-4", " 1.2.3.4", "1.2.3.4 ",
+      "::", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "fe80::1", "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
+      ":::", "1::2::3", "gggg::1", "[::1]", "::1/128", "::1#", "localhost", "example.org", "", "1.2.3.4:80", "::ffff:1.2.3.256",
+    ];
+    for (const h of inputs) expect([h, ipVersion(h)]).toEqual([h, isIP(h) as 0 | 4 | 6]);
   });
 
   test("the three modes and their start-up lines", () => {
