@@ -249,19 +249,21 @@ describe("WAL fsync off the event loop", () => {
     expect(await settled(first)).toBe(false); // committed, fsync held
     expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 1, inFlight: 1 });
 
-    // Committed while the first fsync is in flight: that fsync may not cover it.
+    // Written while the first fsync is in flight: that fsync cannot cover it, so its commit
+    // waits for that fsync to complete, and later writes join the same commit.
     store.putTask(makeTask({ id: "b" }));
     const second = store.flush();
-    // Nothing new to commit, but the commit of "a" is not durable yet either.
+    store.putTask(makeTask({ id: "c" }));
     const again = store.flush();
     expect(await settled(second)).toBe(false);
-    expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 2, inFlight: 1 });
+    expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 1, inFlight: 1 });
+    expect(store.getTask("c")?.metadata.id).toBe("c"); // readable before its commit
 
     held.complete();
     expect(await settled(first)).toBe(true);
-    expect(await settled(again)).toBe(false); // issued after "b" was committed
+    expect(await settled(again)).toBe(false); // "b" and "c" committed now, not durable yet
     expect(await settled(second)).toBe(false);
-    expect(held.pending.length).toBe(1); // the next fsync started by itself
+    expect({ commits: store.commits, inFlight: held.pending.length }).toEqual({ commits: 2, inFlight: 1 }); // one commit, the next fsync started
 
     held.complete();
     await Promise.all([second, again]);
