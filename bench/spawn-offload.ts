@@ -3,12 +3,13 @@
  *
  * 3000 × `/bin/true`, 8 at a time, spawned like the agent's runner (own
  * process group, both pipes drained), while the main thread also burns `WORK`
- * µs of CPU per task — the agent's own per-task work (request, validation,
- * store, listeners) is ≈ 650–800 µs of main-thread CPU (bench/README.md).
+ * µs of CPU per task — the agent's own per-task work besides the spawn call
+ * (request, validation, store, listeners) is ≈ 400–450 µs of main-thread CPU
+ * now, 650 µs before the per-task fixes (bench/README.md).
  * Spawning on the main thread (it waits in vfork until each child has exec'd)
  * is compared, alternating, with spawning from one worker thread.
  *
- *   bun bench/spawn-offload.ts [WORK µs, default 0 and 650]
+ *   bun bench/spawn-offload.ts [WORK µs, default 0 and 450]
  */
 import { drain } from "./lib/drain.ts";
 
@@ -58,7 +59,7 @@ async function rate(work: number, spawn: () => Promise<void>): Promise<number> {
   return (TASKS / (performance.now() - t0)) * 1000;
 }
 
-const works = process.argv[2] !== undefined ? [Number(process.argv[2])] : [0, 650];
+const works = process.argv[2] !== undefined ? [Number(process.argv[2])] : [0, 450];
 for (const work of works) {
   for (let r = 0; r < ROUNDS; r++) {
     const main = await rate(work, onMainThread);
