@@ -35,7 +35,7 @@ export interface GrpcServerOptions {
   instrument?: GrpcCallHooks;
   /** PEM certificate chain and private key: serve TLS instead of plaintext. */
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
-  /** The port failed: the services could not be loaded (the connection that asked is closed), or accepting failed. */
+  /** The services could not be loaded (the connections waiting for them are closed; the next connection tries again). */
   onError?: (err: unknown) => void;
 }
 
@@ -62,9 +62,13 @@ export type LoadGrpcServices = () => Promise<Pick<typeof import("./grpc-services
 /** Per accepted socket: what it sent before the services were loaded, then its Duplex. */
 interface Connection {
   early: Buffer[];
+  earlyBytes: number;
   duplex?: SocketDuplex;
   closed: boolean;
 }
+
+/** Past this many bytes received before the services are loaded, a socket is paused (the Duplex resumes it). */
+const EARLY_BYTES_MAX = 64 * 1024;
 
 /** Split `host:port` / `[v6]:port` into what `Bun.listen` takes. */
 function hostPort(addr: string): { host: string; port: number } {
@@ -112,7 +116,7 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
 
   const handlers = {
     open(socket: Socket<Connection>) {
-      socket.data = { early: [], closed: false };
+      socket.data = { early: [], earlyBytes: 0, closed: false };
       socket.setNoDelay(true);
       if (loaded) attach(socket, loaded);
       else load().then((l) => attach(socket, l), () => socket.terminate());
@@ -120,7 +124,11 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
     data(socket: Socket<Connection>, chunk: Buffer) {
       const conn = socket.data;
       if (conn.duplex) conn.duplex.onSocketData(chunk);
-      else conn.early.push(chunk);
+      else {
+        conn.early.push(chunk);
+        conn.earlyBytes += chunk.length;
+        if (conn.earlyBytes > EARLY_BYTES_MAX) socket.pause();
+      }
     },
     drain(socket: Socket<Connection>) {
       socket.data.duplex?.onSocketDrain();

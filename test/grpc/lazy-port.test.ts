@@ -73,6 +73,25 @@ describe("gRPC port loaded on the first connection", () => {
     fake.close();
   });
 
+  test("a large request sent while the load is held (the socket is paused past 64 KiB) is served whole", async () => {
+    const loader = heldLoader();
+    const { fake, server } = start(loader.load);
+    const port = await server.listen("127.0.0.1:0");
+    server.setServing(true);
+    const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
+    const arg = "z".repeat(600_000);
+    const spec = { slot: "big", kind: { subprocess: { command: { command: "echo", args: [arg] } } }, timeoutMs: "1000", restart: "RESTART_STRATEGY_NEVER", admission: "ADMISSION_STRATEGY_QUEUE" };
+    const call = unary<{ taskId: string }>(solti, "SubmitTask", { spec });
+    await loader.asked;
+    loader.release();
+    const { taskId } = await call;
+    expect(typeof taskId).toBe("string");
+    expect(JSON.stringify(fake.inputs)).toContain(arg);
+    solti.close();
+    await server.close(0);
+    fake.close();
+  });
+
   test("a failed load is reported once, closes the waiting connections, and the next connection loads again", async () => {
     const loader = heldLoader();
     const errors: unknown[] = [];
