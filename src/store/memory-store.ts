@@ -50,6 +50,10 @@ export function createMemoryStore(): Store {
       else entries.set(copy.metadata.id, { task: copy, runs: new Map(), logs: new Map() });
     },
 
+    insertTask(task) {
+      this.putTask(task);
+    },
+
     getTask(id) {
       live();
       const entry = entries.get(id);

@@ -175,6 +175,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
        ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, phase = excluded.phase, owner = excluded.owner,
          created_at = excluded.created_at, updated_at = excluded.updated_at, labels = excluded.labels, body = excluded.body`,
     ),
+    insertTask: prepare<never, [string, string, string, string | null, number, number, string, string]>(
+      "INSERT INTO tasks (id, slot, phase, owner, created_at, updated_at, labels, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
     clearLabels: prepare<never, [string]>("DELETE FROM task_labels WHERE task_id = ?"),
     insertLabel: prepare<never, [string, string, string, number]>(
       "INSERT INTO task_labels (task_id, key, value, created_at) VALUES (?, ?, ?, ?)",
@@ -469,6 +472,26 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         });
       });
       remember(id, body, task.metadata.owner, { labels: labelsJson, created_at: times[0], slot: row[1], owner: row[3] });
+    },
+
+    insertTask(task) {
+      const id = task.metadata.id;
+      const labels = Object.entries(task.spec.labels);
+      // Stored recently (so not new after all), or labels to write with it: `putTask`'s way.
+      if (recent.has(id) || labels.length > 0) return store.putTask(task);
+      const labelsJson = JSON.stringify(task.spec.labels);
+      const body = JSON.stringify(task);
+      const owner = task.metadata.owner ?? null;
+      const { createdAt, updatedAt } = task.metadata;
+      // One statement (atomic by itself): no lookup of an old row, no savepoint.
+      try {
+        write(() => q.insertTask.run(id, task.spec.slot, task.status.phase, owner, createdAt, updatedAt, labelsJson, body));
+      } catch (err) {
+        // The id was stored after all (not among the recent ones): replace it, labels included.
+        if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return store.putTask(task);
+        throw err;
+      }
+      remember(id, body, task.metadata.owner, { labels: labelsJson, created_at: createdAt, slot: task.spec.slot, owner });
     },
 
     getTask(id) {

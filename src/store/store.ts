@@ -23,6 +23,12 @@ export interface Store {
   readonly kind: string;
   /** Insert or replace a task (keyed by `metadata.id`). */
   putTask(task: Task): void;
+  /**
+   * `putTask` for a task whose id is not stored yet (a newly submitted task):
+   * a new SQLite row without first looking for an old one. An id that is
+   * already stored still ends up as with `putTask`.
+   */
+  insertTask(task: Task): void;
   getTask(id: string): Task | undefined;
   /**
    * The task as its JSON text (what `JSON.stringify(getTask(id))` gives) with

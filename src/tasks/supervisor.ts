@@ -454,7 +454,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const metadata: Task["metadata"] = { id, resourceVersion: 1, createdAt: now, updatedAt: now };
       if (owner !== undefined) metadata.owner = owner;
       const task: Task = { metadata, spec, status: { phase: "pending", attempt: 0 } };
-      store.putTask(task);
+      store.insertTask(task);
       events.transition(task, undefined);
       const state = newActive(task);
       if (spec.hold) return { task: state.task, admission: "queued" };

@@ -22,6 +22,24 @@ function dbPath(dir: string): string {
   return join(realpathSync(dir), "tasklane.db");
 }
 
+describe("insertTask", () => {
+  test("an id stored by an earlier run of the store (not among the recent ones) is replaced, labels included", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const first = createSqliteStore({ path });
+    first.putTask(makeTask({ id: "old", slot: "a", labels: { env: "prod" } }));
+    await first.close();
+    const store = createSqliteStore({ path });
+    const again = makeTask({ id: "old", slot: "b", labels: {} });
+    store.insertTask(again);
+    await store.flush();
+    expect(store.getTask("old")).toEqual(again);
+    expect(store.listTasks({ order: "asc", limit: 10, offset: 0, labels: { env: "prod" } }).total).toBe(0);
+    expect(store.stats().tasks).toBe(1);
+    await store.close();
+  });
+});
+
 describe("durability", () => {
   test("tasks, runs, logs and meta survive close and reopen", async () => {
     using dir = tempDir();

@@ -170,6 +170,30 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.listTasks(hit)).toEqual({ tasks: [updated], total: 1 });
     });
 
+    test("insertTask stores a new task like putTask, with or without labels", () => {
+      const plain = makeTask({ id: "tsk_new", slot: "s", phase: "pending", owner: "alice", labels: {} });
+      const labelled = makeTask({ id: "tsk_lab", slot: "s", phase: "pending", labels: { env: "prod" } });
+      store.insertTask(plain);
+      store.insertTask(labelled);
+      expect(store.getTask("tsk_new")).toEqual(plain);
+      expect(store.getTaskJson("tsk_new")).toEqual({ json: JSON.stringify(plain), owner: "alice" });
+      expect(store.listTasks(query({ slot: "s", owner: "alice" }))).toEqual({ tasks: [plain], total: 1 });
+      expect(store.listTasks(query({ labels: { env: "prod" } }))).toEqual({ tasks: [labelled], total: 1 });
+      // A state change afterwards goes the usual way.
+      const running = { ...plain, status: { phase: "running" as const, attempt: 1 } };
+      store.putTask(running);
+      expect(store.listTasks(query({ status: "running" }))).toEqual({ tasks: [running], total: 1 });
+    });
+
+    test("insertTask of an id that is stored after all replaces it and its labels, as putTask does", () => {
+      store.putTask(makeTask({ id: "tsk_1", slot: "a", labels: { env: "prod" } }));
+      const again = makeTask({ id: "tsk_1", slot: "b", labels: {} });
+      store.insertTask(again);
+      expect(store.getTask("tsk_1")).toEqual(again);
+      expect(store.listTasks(query({ labels: { env: "prod" } }))).toEqual({ tasks: [], total: 0 });
+      expect(store.stats().tasks).toBe(1);
+    });
+
     test("a new createdAt with unchanged labels still moves the task in label queries", () => {
       store.putTask(makeTask({ id: "tsk_1", createdAt: 100, labels: { env: "x" } }));
       const moved = makeTask({ id: "tsk_1", createdAt: 200, labels: { env: "x" } });
