@@ -17,15 +17,33 @@ export interface CommandResolver {
   which(name: string): string | undefined;
 }
 
+/** How long a path found to exist is taken as existing without another `stat`. */
+const PATH_SEEN_MS = 1000;
+
 /**
  * Creates a resolver that caches `Bun.which` hits. Misses are not cached, so
  * an interpreter installed while the agent runs is found on the next start.
+ * A path (a name with '/') found to exist is not checked again for a second:
+ * a task run many times a second costs one `stat` per second, and a file
+ * removed meanwhile fails at the spawn instead (`executable not found`).
  */
-export function createCommandResolver(): CommandResolver {
+export function createCommandResolver(now: () => number = () => performance.now()): CommandResolver {
   const cache = new Map<string, string>();
+  const seen = new Map<string, number>();
   return {
     which(name) {
-      if (name.includes("/")) return existsSync(name) ? name : undefined;
+      if (name.includes("/")) {
+        const t = now();
+        const at = seen.get(name);
+        if (at !== undefined && t - at < PATH_SEEN_MS) return name;
+        if (!existsSync(name)) {
+          seen.delete(name);
+          return undefined;
+        }
+        if (seen.size >= 1024) seen.clear();
+        seen.set(name, t);
+        return name;
+      }
       const hit = cache.get(name);
       if (hit !== undefined) return hit;
       const found = Bun.which(name) ?? undefined;

@@ -32,6 +32,20 @@ describe("createCommandResolver", () => {
     expect(r.which("/nonexistent/tool")).toBeUndefined();
     expect(r.which("definitely-not-a-command-xyz")).toBeUndefined();
   });
+
+  test("a path found to exist is not checked again for a second; a missing one is checked every time", () => {
+    let clock = 0;
+    const r = createCommandResolver(() => clock);
+    const file = join(tmp, "tool");
+    expect(r.which(file)).toBeUndefined();
+    Bun.spawnSync(["touch", file]);
+    expect(r.which(file)).toBe(file); // a miss is not remembered
+    rmSync(file);
+    clock = 999;
+    expect(r.which(file)).toBe(file); // within the second: taken as existing
+    clock = 1000;
+    expect(r.which(file)).toBeUndefined(); // checked again
+  });
 });
 
 test("interpreterFor", () => {
