@@ -48,12 +48,18 @@ function start(load: LoadGrpcServices, errors: unknown[] = []) {
   return { fake, server };
 }
 
+/** `start`, listening on a free port and serving. */
+async function serving(load: LoadGrpcServices, errors: unknown[] = []) {
+  const started = start(load, errors);
+  const port = await started.server.listen("127.0.0.1:0");
+  started.server.setServing(true);
+  return { ...started, port };
+}
+
 describe("gRPC port loaded on the first connection", () => {
   test("listening loads nothing; the first call loads the services once and later calls reuse them", async () => {
     const loader = heldLoader();
-    const { fake, server } = start(loader.load);
-    const port = await server.listen("127.0.0.1:0");
-    server.setServing(true);
+    const { fake, server, port } = await serving(loader.load);
     expect([server.loaded, loader.calls]).toEqual([false, 0]);
 
     const clients = [0, 1, 2, 3, 4].map(() => protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port));
@@ -75,9 +81,7 @@ describe("gRPC port loaded on the first connection", () => {
 
   test("a large request sent while the load is held (the socket is paused past 64 KiB) is served whole", async () => {
     const loader = heldLoader();
-    const { fake, server } = start(loader.load);
-    const port = await server.listen("127.0.0.1:0");
-    server.setServing(true);
+    const { fake, server, port } = await serving(loader.load);
     const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
     const arg = "z".repeat(600_000);
     const spec = { slot: "big", kind: { subprocess: { command: { command: "echo", args: [arg] } } }, timeoutMs: "1000", restart: "RESTART_STRATEGY_NEVER", admission: "ADMISSION_STRATEGY_QUEUE" };
@@ -95,9 +99,7 @@ describe("gRPC port loaded on the first connection", () => {
   test("a failed load is reported once, closes the waiting connections, and the next connection loads again", async () => {
     const loader = heldLoader();
     const errors: unknown[] = [];
-    const { fake, server } = start(loader.load, errors);
-    const port = await server.listen("127.0.0.1:0");
-    server.setServing(true);
+    const { fake, server, port } = await serving(loader.load, errors);
     loader.failOnce();
     const first = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
     const second = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
@@ -120,9 +122,7 @@ describe("gRPC port loaded on the first connection", () => {
 
   test("close while the load is held ends the waiting connection and resolves once the load is through", async () => {
     const loader = heldLoader();
-    const { fake, server } = start(loader.load);
-    const port = await server.listen("127.0.0.1:0");
-    server.setServing(true);
+    const { fake, server, port } = await serving(loader.load);
     const client = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
     const call = failure(unary(client, "GetInfo", {}));
     await loader.asked;
