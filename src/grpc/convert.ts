@@ -48,7 +48,6 @@ import { putVarint, varintSize } from "./proto-writer.ts";
 
 type SubprocessInput = TaskSpecInput["kind"]["subprocess"];
 
-
 // ---------------------------------------------------------------- enums
 
 /** Reject 0 (`*_UNSPECIFIED`) and numbers the enum does not define; message names the field and the allowed values. */

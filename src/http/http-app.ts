@@ -84,7 +84,7 @@ interface ResponseSet {
 /**
  * Answer `body` as JSON with `status`. Handlers return a plain value through
  * Elysia's `set` rather than a `Response`: Elysia would copy a `Response` to
- * add the request id header; `text` is JSON already rendered.
+ * add the request id header.
  */
 function json<T>(set: ResponseSet, status: number, body: T): T {
   set.status = status;

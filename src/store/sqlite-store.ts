@@ -94,6 +94,28 @@ interface IndexedColumns {
   owner: string | null;
 }
 
+/** A task as the columns of its `tasks` row (in `INSERT` order) and what the store keeps of it in memory. */
+interface TaskRow {
+  id: string;
+  body: string;
+  owner: string | undefined;
+  indexed: IndexedColumns;
+  columns: [id: string, slot: string, phase: string, owner: string | null, createdAt: number, updatedAt: number, labels: string, body: string];
+}
+
+function taskRow(task: Task): TaskRow {
+  const { id, owner, createdAt, updatedAt } = task.metadata;
+  const body = JSON.stringify(task);
+  const indexed: IndexedColumns = { labels: JSON.stringify(task.spec.labels), created_at: createdAt, slot: task.spec.slot, owner: owner ?? null };
+  return {
+    id,
+    body,
+    owner,
+    indexed,
+    columns: [id, indexed.slot, task.status.phase, indexed.owner, createdAt, updatedAt, indexed.labels, body],
+  };
+}
+
 /** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
 const LOG_ROWS_PER_INSERT = 64;
 /** Fewer rows than that (a run's start and end markers, a quiet task's flush) go in one statement up to this many. */
@@ -249,9 +271,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
    * lookup. Write-through; cleared when SQLite rolls a batch back.
    */
   const recent = new Map<string, { json: string; owner: string | undefined; indexed: IndexedColumns }>();
-  function remember(id: string, json: string, owner: string | undefined, indexed: IndexedColumns): void {
-    recent.delete(id);
-    recent.set(id, { json, owner, indexed });
+  function remember(r: TaskRow): void {
+    recent.delete(r.id);
+    recent.set(r.id, { json: r.body, owner: r.owner, indexed: r.indexed });
     if (recent.size > RECENT_TASKS) recent.delete(recent.keys().next().value as string);
   }
   let failure: Error | undefined;
@@ -451,47 +473,39 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
 
     putTask(task) {
-      const id = task.metadata.id;
-      const labels = task.spec.labels;
-      const labelsJson = JSON.stringify(labels);
-      const body = JSON.stringify(task);
-      const row = [id, task.spec.slot, task.status.phase, task.metadata.owner ?? null] as const;
-      const times = [task.metadata.createdAt, task.metadata.updatedAt] as const;
+      const r = taskRow(task);
+      const { indexed } = r;
       write(() => {
         // The indexed columns as stored: known for a recently written task, else read back.
-        const previous = recent.get(id)?.indexed ?? q.taskLabels.get(id);
-        if (previous && previous.labels === labelsJson && previous.created_at === times[0]) {
-          if (previous.slot === row[1] && previous.owner === row[3]) q.updateTaskState.run(row[2], times[1], body, id);
-          else q.upsertTask.run(...row, ...times, labelsJson, body);
+        const previous = recent.get(r.id)?.indexed ?? q.taskLabels.get(r.id);
+        if (previous && previous.labels === indexed.labels && previous.created_at === indexed.created_at) {
+          if (previous.slot === indexed.slot && previous.owner === indexed.owner) {
+            q.updateTaskState.run(task.status.phase, task.metadata.updatedAt, r.body, r.id);
+          } else q.upsertTask.run(...r.columns);
           return;
         }
         atomically(() => {
-          q.upsertTask.run(...row, ...times, labelsJson, body);
-          if (previous) q.clearLabels.run(id);
-          for (const [key, value] of Object.entries(labels)) q.insertLabel.run(id, key, value, times[0]);
+          q.upsertTask.run(...r.columns);
+          if (previous) q.clearLabels.run(r.id);
+          for (const [key, value] of Object.entries(task.spec.labels)) q.insertLabel.run(r.id, key, value, indexed.created_at);
         });
       });
-      remember(id, body, task.metadata.owner, { labels: labelsJson, created_at: times[0], slot: row[1], owner: row[3] });
+      remember(r);
     },
 
     insertTask(task) {
-      const id = task.metadata.id;
-      const labels = Object.entries(task.spec.labels);
       // Stored recently (so not new after all), or labels to write with it: `putTask`'s way.
-      if (recent.has(id) || labels.length > 0) return store.putTask(task);
-      const labelsJson = JSON.stringify(task.spec.labels);
-      const body = JSON.stringify(task);
-      const owner = task.metadata.owner ?? null;
-      const { createdAt, updatedAt } = task.metadata;
+      if (recent.has(task.metadata.id) || Object.keys(task.spec.labels).length > 0) return store.putTask(task);
+      const r = taskRow(task);
       // One statement (atomic by itself): no lookup of an old row, no savepoint.
       try {
-        write(() => q.insertTask.run(id, task.spec.slot, task.status.phase, owner, createdAt, updatedAt, labelsJson, body));
+        write(() => q.insertTask.run(...r.columns));
       } catch (err) {
         // The id was stored after all (not among the recent ones): replace it, labels included.
         if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return store.putTask(task);
         throw err;
       }
-      remember(id, body, task.metadata.owner, { labels: labelsJson, created_at: createdAt, slot: task.spec.slot, owner });
+      remember(r);
     },
 
     getTask(id) {
@@ -552,18 +566,18 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         }
         stmt.run(...args);
       };
-      const full = Math.floor(rows.length / LOG_ROWS_PER_INSERT);
-      const left = rows.length - full * LOG_ROWS_PER_INSERT;
-      const singles = left > LOG_ROWS_SMALL_MAX ? left : 0;
+      // The statements: full batches, then the rest in one (small) or row by row.
+      const plan: [Prepared<never, Bindings>, number, number][] = [];
+      let i = 0;
+      for (; i + LOG_ROWS_PER_INSERT <= rows.length; i += LOG_ROWS_PER_INSERT) plan.push([q.appendLogMany, i, LOG_ROWS_PER_INSERT]);
+      const left = rows.length - i;
+      if (left > LOG_ROWS_SMALL_MAX) for (; i < rows.length; i++) plan.push([q.appendLog as Prepared<never, Bindings>, i, 1]);
+      else if (left > 0) plan.push([appendLogsSmall(left), i, left]);
       const all = () => {
-        for (let c = 0; c < full; c++) insert(q.appendLogMany, c * LOG_ROWS_PER_INSERT, LOG_ROWS_PER_INSERT);
-        const i = full * LOG_ROWS_PER_INSERT;
-        if (singles > 0) for (let k = 0; k < left; k++) insert(q.appendLog as Prepared<never, Bindings>, i + k, 1);
-        else if (left > 0) insert(appendLogsSmall(left), i, left);
+        for (const [stmt, from, n] of plan) insert(stmt, from, n);
       };
       // One statement is atomic by itself; more need a savepoint.
-      const count = full + (singles > 0 ? singles : left > 0 ? 1 : 0);
-      write(count === 1 ? all : () => atomically(all));
+      write(plan.length === 1 ? all : () => atomically(all));
     },
 
     loadLogs(taskId, limit) {

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { Task } from "../../src/tasks/model.ts";
 import { protoClient, unary } from "../grpc/proto-client.ts";
+import { makeTask } from "../store/make-task.ts";
 import { binaryPath } from "./binary.ts";
 
 function freePort(): number {
@@ -23,20 +24,13 @@ function freePort(): number {
 /** A finished task and an interrupted one (running when the previous agent died). */
 async function seed(dbPath: string): Promise<void> {
   const store = createSqliteStore({ path: dbPath });
-  const task = (id: string, phase: "succeeded" | "running"): Task =>
-    ({
-      metadata: { id, resourceVersion: 2, createdAt: 1_000, updatedAt: 1_005 },
-      spec: {
-        slot: "boot",
-        kind: { subprocess: { mode: { command: { command: "/bin/true", args: [] } }, env: [], failOnNonZero: true } },
-        timeout: 60_000,
-        restart: { type: "never" },
-        backoff: { jitter: "none", firstMs: 1000, maxMs: 1000, factor: 1 },
-        admission: "dropIfRunning",
-        labels: {},
-      },
-      status: phase === "running" ? { phase, attempt: 1 } : { phase, attempt: 1, exitCode: 0 },
-    }) as unknown as Task;
+  // restart: never, so the interrupted run ends the task.
+  const task = (id: string, phase: "succeeded" | "running"): Task => {
+    const t = makeTask({ id, slot: "boot", phase, createdAt: 1_000, updatedAt: 1_005 });
+    t.spec.restart = { type: "never" };
+    if (phase === "running") delete t.status.exitCode;
+    return t;
+  };
   store.putTask(task("tsk_00000000000000000000000001", "succeeded"));
   store.putTask(task("tsk_00000000000000000000000002", "running"));
   await store.flush();
