@@ -289,33 +289,29 @@ function signalName(sig: string | number): string {
  * per run did the same with more work per task: bench/README.md, benchmark 1.)
  */
 function createTimers() {
+  /** Each pending timer with what `clear` calls for it. */
   const pending = new Map<ReturnType<typeof setTimeout>, () => void>();
   let cleared = false;
-  const after = (ms: number, fn: () => void): void => {
-    if (cleared) return;
+  const arm = (ms: number, fire: () => void, onClear: () => void): void => {
     const t = setTimeout(() => {
       pending.delete(t);
-      fn();
+      fire();
     }, ms);
-    pending.set(t, () => {});
+    pending.set(t, onClear);
   };
   return {
-    after,
+    after(ms: number, fn: () => void): void {
+      if (!cleared) arm(ms, fn, () => {});
+    },
     delay(ms: number): Promise<void> {
       if (cleared) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          pending.delete(t);
-          resolve();
-        }, ms);
-        pending.set(t, resolve);
-      });
+      return new Promise<void>((resolve) => arm(ms, resolve, resolve));
     },
     clear(): void {
       cleared = true;
-      for (const [t, resolve] of pending) {
+      for (const [t, onClear] of pending) {
         clearTimeout(t);
-        resolve();
+        onClear();
       }
       pending.clear();
     },
