@@ -280,22 +280,76 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   let commits = 0;
   let closed = false;
 
-  function live(): void {
+  /**
+   * New tasks put by `insertTask` whose `INSERT` has not run yet, by id. A task
+   * admitted at once starts in the same turn, and its next write (`running`)
+   * replaces the staged row: the task's first row is written once, instead of
+   * an `INSERT` and an `UPDATE` of its phase indexes. Any other statement runs
+   * the staged inserts first (`live()` settles), and so does every commit:
+   * SQL never sees an older state than the writes made, and a flush covers
+   * them like any other write.
+   */
+  const staged = new Map<string, TaskRow>();
+
+  /** Run the staged inserts. One that fails loses the batch: its task was accepted on the promise of the commit. */
+  function settle(): void {
+    if (staged.size === 0) return;
+    const rows = [...staged.values()];
+    staged.clear();
+    try {
+      for (const r of rows) {
+        try {
+          q.insertTask.run(...r.columns);
+        } catch (err) {
+          // The id was stored after all (not among the recent ones): replace it, labels included.
+          if ((err as { code?: string }).code !== "SQLITE_CONSTRAINT_PRIMARYKEY") throw err;
+          storeRow(r, {}, q.taskLabels.get(r.id));
+        }
+      }
+    } catch (err) {
+      const b = batch;
+      try {
+        if (db.inTransaction) db.run("ROLLBACK");
+      } catch {
+        // The insert's error below is the one worth reporting.
+      }
+      if (b) lose(b, "storing a new task failed", err);
+      throw err;
+    }
+  }
+
+  function assertOpen(): void {
     if (closed) throw new Error(`store ${path} is closed`);
+  }
+
+  /** The store is open and staged inserts have run: every statement but staging comes through here. */
+  function live(): void {
+    assertOpen();
+    settle();
+  }
+
+  /** The open transaction (`BEGIN` on the first write after a commit). */
+  function open(): Batch {
+    if (batch) return batch;
+    q.begin.run();
+    const opened: Batch = { writes: 0, waiters: [], timer: undefined, tick: undefined };
+    opened.timer = setTimeout(() => {
+      if (batch === opened) commitDue(opened);
+    }, commitIntervalMs);
+    batch = opened;
+    return opened;
+  }
+
+  /** Count a write into `b`; a full batch commits at once. */
+  function counted(b: Batch): void {
+    b.writes++;
+    if (b.writes >= maxBatch) commit();
   }
 
   /** Run one logical write inside the open transaction (opening one if needed). */
   function write(fn: () => void): void {
     live();
-    let b = batch;
-    if (!b) {
-      q.begin.run();
-      const opened: Batch = { writes: 0, waiters: [], timer: undefined, tick: undefined };
-      opened.timer = setTimeout(() => {
-        if (batch === opened) commitDue(opened);
-      }, commitIntervalMs);
-      batch = b = opened;
-    }
+    const b = open();
     try {
       fn();
     } catch (err) {
@@ -303,8 +357,43 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       if (!db.inTransaction) lose(b, "transaction rolled back by SQLite", err);
       throw err;
     }
-    b.writes++;
-    if (b.writes >= maxBatch) commit();
+    counted(b);
+  }
+
+  /** Stage a new task's row (see `staged`): no statement now, one before the next statement or commit. */
+  function stage(r: TaskRow): void {
+    assertOpen();
+    const b = open();
+    staged.set(r.id, r);
+    counted(b);
+  }
+
+  /**
+   * `putTask`'s statements for a row whose stored version may exist (labels replaced when they
+   * differ). `previous`: the indexed columns as stored — known for a recently written task, else read back.
+   */
+  function storeRow(
+    r: TaskRow,
+    labels: Readonly<Record<string, string>>,
+    previous: IndexedColumns | null | undefined = recent.get(r.id)?.indexed ?? q.taskLabels.get(r.id),
+  ): void {
+    const { indexed } = r;
+    if (previous && previous.labels === indexed.labels && previous.created_at === indexed.created_at) {
+      if (previous.slot === indexed.slot && previous.owner === indexed.owner) {
+        q.updateTaskState.run(r.columns[2], r.columns[5], r.body, r.id);
+      } else q.upsertTask.run(...r.columns);
+      return;
+    }
+    atomically(() => {
+      q.upsertTask.run(...r.columns);
+      if (previous) q.clearLabels.run(r.id);
+      for (const [key, value] of Object.entries(labels)) q.insertLabel.run(r.id, key, value, indexed.created_at);
+    });
+  }
+
+  /** Same slot, owner, creation and labels: a transition, which changes only phase, time and body. */
+  function sameIndexed(a: IndexedColumns, b: IndexedColumns): boolean {
+    return a.labels === b.labels && a.created_at === b.created_at && a.slot === b.slot && a.owner === b.owner;
   }
 
   /** Several statements as one write: all or nothing. */
@@ -343,8 +432,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   function commit(): void {
     const b = batch;
     if (!b) return;
-    detach(b);
     try {
+      settle();
+      detach(b);
       beforeCommit?.();
       q.commit.run();
     } catch (err) {
@@ -427,6 +517,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     failure ??= new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err });
     for (const w of b.waiters) w.reject(failure);
     recent.clear();
+    staged.clear();
   }
 
   function listStatement(sql: string): Statement<{ body: string; n: number }, Bindings> {
@@ -474,52 +565,36 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
 
     putTask(task) {
       const r = taskRow(task);
-      const { indexed } = r;
-      write(() => {
-        // The indexed columns as stored: known for a recently written task, else read back.
-        const previous = recent.get(r.id)?.indexed ?? q.taskLabels.get(r.id);
-        if (previous && previous.labels === indexed.labels && previous.created_at === indexed.created_at) {
-          if (previous.slot === indexed.slot && previous.owner === indexed.owner) {
-            q.updateTaskState.run(task.status.phase, task.metadata.updatedAt, r.body, r.id);
-          } else q.upsertTask.run(...r.columns);
-          return;
-        }
-        atomically(() => {
-          q.upsertTask.run(...r.columns);
-          if (previous) q.clearLabels.run(r.id);
-          for (const [key, value] of Object.entries(task.spec.labels)) q.insertLabel.run(r.id, key, value, indexed.created_at);
-        });
-      });
+      const pending = staged.get(r.id);
+      // A transition of a task whose insert is still staged: the staged row becomes this one.
+      if (pending && sameIndexed(pending.indexed, r.indexed)) stage(r);
+      else write(() => storeRow(r, task.spec.labels));
       remember(r);
     },
 
     insertTask(task) {
       // Stored recently (so not new after all), or labels to write with it: `putTask`'s way.
       if (recent.has(task.metadata.id) || Object.keys(task.spec.labels).length > 0) return store.putTask(task);
+      // One statement (atomic by itself), staged: no lookup of an old row, no savepoint.
       const r = taskRow(task);
-      // One statement (atomic by itself): no lookup of an old row, no savepoint.
-      try {
-        write(() => q.insertTask.run(...r.columns));
-      } catch (err) {
-        // The id was stored after all (not among the recent ones): replace it, labels included.
-        if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return store.putTask(task);
-        throw err;
-      }
+      stage(r);
       remember(r);
     },
 
     getTask(id) {
-      live();
+      assertOpen();
       const cached = recent.get(id);
       if (cached) return JSON.parse(cached.json) as Task;
+      settle();
       const row = q.getTask.get(id);
       return row ? (JSON.parse(row.body) as Task) : undefined;
     },
 
     getTaskJson(id) {
-      live();
+      assertOpen();
       const cached = recent.get(id);
       if (cached) return { json: cached.json, owner: cached.owner };
+      settle();
       const row = q.getTaskJson.get(id);
       return row ? { json: row.body, owner: row.owner ?? undefined } : undefined;
     },

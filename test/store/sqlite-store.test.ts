@@ -40,6 +40,91 @@ describe("insertTask", () => {
   });
 });
 
+/** Open `path` beside the store's schema and count UPDATEs of `tasks` into `updates` (a trigger). */
+function countTaskUpdates(path: string): () => number {
+  const db = new Database(path);
+  db.run("CREATE TABLE updates (id TEXT NOT NULL)");
+  db.run("CREATE TRIGGER count_updates AFTER UPDATE ON tasks BEGIN INSERT INTO updates (id) VALUES (NEW.id); END");
+  db.close();
+  return () => {
+    const check = new Database(path, { readonly: true });
+    const n = check.query<{ n: number }, []>("SELECT count(*) AS n FROM updates").get()?.n ?? -1;
+    check.close();
+    return n;
+  };
+}
+
+describe("a new task's first row", () => {
+  test("a task admitted and started in the same turn is written once, already running; every statement after sees it", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    await createSqliteStore({ path }).close();
+    const updates = countTaskUpdates(path);
+    const store = createSqliteStore({ path, commitIntervalMs: HOUR });
+    const pending = makeTask({ id: "t1", slot: "s", phase: "pending" });
+    const running = makeTask({ id: "t1", slot: "s", phase: "running", updatedAt: 1_700_000_000_001 });
+    const run: StoredRun = { attempt: 1, phase: "running", startedAt: 1_700_000_000_001 };
+    store.insertTask(pending);
+    store.putTask(running);
+    // The run's INSERT only lands when its task exists: the staged row ran first.
+    store.putRun("t1", run);
+    const list = (status: "pending" | "running") => store.listTasks({ status, order: "asc", limit: 10, offset: 0 }).total;
+    expect({ pending: list("pending"), running: list("running"), runs: store.listRuns("t1") }).toEqual({ pending: 0, running: 1, runs: [run] });
+    await store.flush();
+    const done = makeTask({ id: "t1", slot: "s", phase: "succeeded", updatedAt: 1_700_000_000_002 });
+    store.putTask(done);
+    await store.close();
+    // One UPDATE: succeeded. The pending state never reached SQLite.
+    expect(updates()).toBe(1);
+    const reopened = createSqliteStore({ path });
+    expect({ task: reopened.getTask("t1"), runs: reopened.listRuns("t1") }).toEqual({ task: done, runs: [run] });
+    await reopened.close();
+  });
+
+  test("a staged task deleted before the commit is not stored; one changing slot or labels is written in full", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const store = createSqliteStore({ path, commitIntervalMs: HOUR });
+    store.insertTask(makeTask({ id: "gone" }));
+    store.deleteTask("gone");
+    store.insertTask(makeTask({ id: "moved", slot: "a" }));
+    const moved = makeTask({ id: "moved", slot: "b", labels: { env: "prod" } });
+    store.putTask(moved);
+    await store.close();
+    const reopened = createSqliteStore({ path });
+    expect({
+      gone: reopened.getTask("gone"),
+      moved: reopened.getTask("moved"),
+      bySlotA: reopened.listTasks({ slot: "a", order: "asc", limit: 10, offset: 0 }).total,
+      byLabel: idsOf(reopened.listTasks({ labels: { env: "prod" }, order: "asc", limit: 10, offset: 0 }).tasks),
+    }).toEqual({ gone: undefined, moved, bySlotA: 0, byLabel: ["moved"] });
+    await reopened.close();
+  });
+
+  test("a staged insert that fails loses its batch: the flush that would answer its submit rejects, and every later one", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    await createSqliteStore({ path }).close();
+    const db = new Database(path);
+    db.run("CREATE TRIGGER refuse BEFORE INSERT ON tasks WHEN NEW.id = 'bad' BEGIN SELECT RAISE(ABORT, 'no room for bad'); END");
+    db.close();
+    const store = createSqliteStore({ path, commitIntervalMs: HOUR });
+    store.insertTask(makeTask({ id: "kept" }));
+    await store.flush();
+    store.insertTask(makeTask({ id: "good" }));
+    store.insertTask(makeTask({ id: "bad" }));
+    const message = `store ${path}: storing a new task failed, writes were lost: no room for bad`;
+    await expect(store.flush()).rejects.toThrow(message);
+    expect({ bad: store.getTask("bad"), good: store.getTask("good"), active: idsOf(store.activeTasks()) }).toEqual({
+      bad: undefined,
+      good: undefined,
+      active: ["kept"],
+    });
+    await expect(store.flush()).rejects.toThrow(message);
+    await expect(store.close()).rejects.toThrow(message);
+  });
+});
+
 describe("durability", () => {
   test("tasks, runs, logs and meta survive close and reopen", async () => {
     using dir = tempDir();
