@@ -80,258 +80,291 @@ export interface EventRingOptions<E> {
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
-/** Create an event ring; see {@link EventRing}. Starts no timers. */
-export function createEventRing<E>(opts: EventRingOptions<E>): EventRing<E> {
-  const { capacity, maxBytes, lagged, onLagged, onIdle } = opts;
-  if (!Number.isInteger(capacity) || capacity < 1) {
-    throw new RangeError(`event ring capacity must be an integer >= 1, got ${capacity}`);
-  }
-  if (maxBytes !== undefined && !(maxBytes > 0)) {
-    throw new RangeError(`event ring maxBytes must be > 0, got ${maxBytes}`);
-  }
-  const sizeOf = opts.sizeOf;
-  if (maxBytes !== undefined && sizeOf === undefined) {
-    throw new RangeError("event ring maxBytes needs sizeOf");
-  }
-  const bounded = maxBytes !== undefined;
+/**
+ * A cursor over a ring (see `EventRing.subscribe`). One class for all rings:
+ * a class declared per ring cost every task a constructor, a prototype and
+ * its methods (bench/README.md, benchmark 1).
+ */
+class RingSubscription<E> implements Subscription<Numbered<E>>, AsyncIterator<Numbered<E>[], undefined> {
+  done = false;
+  waiting = false;
 
+  constructor(
+    private readonly ring: Ring<E>,
+    /** Id of the last event handed out (or just before the first to hand out). */
+    public cursor: number,
+    /** Highest id this subscription may deliver (the head at subscribe time unless following). */
+    readonly limit: number,
+    readonly follow: boolean,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Numbered<E>[], undefined> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Numbered<E>[], undefined>> {
+    for (;;) {
+      if (this.done) return DONE;
+      const batch = this.ring.read(this);
+      if (batch.length > 0) return { done: false, value: batch };
+      if (!this.follow || this.ring.ended || this.ring.isClosed) {
+        this.close();
+        return DONE;
+      }
+      this.waiting = true;
+      await this.ring.changed();
+      this.waiting = false;
+    }
+  }
+
+  async return(): Promise<IteratorResult<Numbered<E>[], undefined>> {
+    this.close();
+    return DONE;
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ring.detach(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The ring itself; see {@link EventRing}. */
+class Ring<E> implements EventRing<E> {
+  private readonly capacity: number;
+  private readonly maxBytes: number | undefined;
+  private readonly sizeOf: ((event: E) => number) | undefined;
+  private readonly lagged: (skipped: number) => E;
+  private readonly onLagged: ((skipped: number) => void) | undefined;
+  private readonly onIdle: (() => void) | undefined;
+  private readonly bounded: boolean;
   // Grown on demand up to `capacity` (most tasks log far fewer events than they may keep).
-  const slots: (Numbered<E> | undefined)[] = [];
-  const sizes: number[] = [];
-  let start = 0;
-  let count = 0;
-  let bytes = 0;
-  let nextId = 1;
-  let ended = false;
-  let closed = false;
-  let signal: PromiseWithResolvers<void> | undefined;
-  const subs = new Set<RingSubscription>();
+  private readonly slots: (Numbered<E> | undefined)[] = [];
+  private readonly sizes: number[] = [];
+  private start = 0;
+  private count = 0;
+  private bytes = 0;
+  private next = 1;
+  private isEnded = false;
+  isClosed = false;
+  private signal: PromiseWithResolvers<void> | undefined;
+  private readonly subs = new Set<RingSubscription<E>>();
+
+  constructor(opts: EventRingOptions<E>) {
+    const { capacity, maxBytes, sizeOf } = opts;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`event ring capacity must be an integer >= 1, got ${capacity}`);
+    }
+    if (maxBytes !== undefined && !(maxBytes > 0)) {
+      throw new RangeError(`event ring maxBytes must be > 0, got ${maxBytes}`);
+    }
+    if (maxBytes !== undefined && sizeOf === undefined) {
+      throw new RangeError("event ring maxBytes needs sizeOf");
+    }
+    this.capacity = capacity;
+    this.maxBytes = maxBytes;
+    this.sizeOf = sizeOf;
+    this.lagged = opts.lagged;
+    this.onLagged = opts.onLagged;
+    this.onIdle = opts.onIdle;
+    this.bounded = maxBytes !== undefined;
+  }
+
+  get nextId(): number {
+    return this.next;
+  }
+
+  get ended(): boolean {
+    return this.isEnded;
+  }
+
+  get subscribers(): number {
+    return this.subs.size;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get oldestId(): number | undefined {
+    return this.count > 0 ? this.at(0).id : undefined;
+  }
 
   /** The k-th retained record, 0 = oldest; caller guarantees k < count. */
-  function at(k: number): Numbered<E> {
-    return slots[(start + k) % capacity] as Numbered<E>;
+  private at(k: number): Numbered<E> {
+    return this.slots[(this.start + k) % this.capacity] as Numbered<E>;
   }
 
-  function evictOldest(): void {
-    slots[start] = undefined;
-    if (bounded) {
-      bytes -= sizes[start] ?? 0;
-      sizes[start] = 0;
+  private evictOldest(): void {
+    this.slots[this.start] = undefined;
+    if (this.bounded) {
+      this.bytes -= this.sizes[this.start] ?? 0;
+      this.sizes[this.start] = 0;
     }
-    start = (start + 1) % capacity;
-    count--;
+    this.start = (this.start + 1) % this.capacity;
+    this.count--;
   }
 
-  function push(record: Numbered<E>): void {
-    if (count === capacity) evictOldest();
-    const i = (start + count) % capacity;
-    slots[i] = record;
-    count++;
-    if (bounded && sizeOf !== undefined && maxBytes !== undefined) {
-      const size = sizeOf(record.event);
-      sizes[i] = size;
-      bytes += size;
-      while (bytes > maxBytes && count > 1) evictOldest();
+  private push(record: Numbered<E>): void {
+    if (this.count === this.capacity) this.evictOldest();
+    const i = (this.start + this.count) % this.capacity;
+    this.slots[i] = record;
+    this.count++;
+    if (this.bounded && this.sizeOf !== undefined && this.maxBytes !== undefined) {
+      const size = this.sizeOf(record.event);
+      this.sizes[i] = size;
+      this.bytes += size;
+      while (this.bytes > this.maxBytes && this.count > 1) this.evictOldest();
     }
   }
 
-  function clear(): void {
-    slots.length = 0;
-    sizes.length = 0;
-    start = 0;
-    count = 0;
-    bytes = 0;
+  private clear(): void {
+    this.slots.length = 0;
+    this.sizes.length = 0;
+    this.start = 0;
+    this.count = 0;
+    this.bytes = 0;
   }
 
   /** Wake every waiting subscriber (they re-check their cursor). */
-  function wake(): void {
-    const s = signal;
+  private wake(): void {
+    const s = this.signal;
     if (s === undefined) return;
-    signal = undefined;
+    this.signal = undefined;
     s.resolve();
   }
 
-  function changed(): Promise<void> {
-    signal ??= Promise.withResolvers<void>();
-    return signal.promise;
+  /** Resolves at the next append, end or close. */
+  changed(): Promise<void> {
+    this.signal ??= Promise.withResolvers<void>();
+    return this.signal.promise;
   }
 
   /** Index of the first retained record with id > `last` (count if none). */
-  function firstAfter(last: number): number {
-    if (count === 0 || at(count - 1).id <= last) return count;
-    const oldest = at(0).id;
+  private firstAfter(last: number): number {
+    const count = this.count;
+    if (count === 0 || this.at(count - 1).id <= last) return count;
+    const oldest = this.at(0).id;
     if (last < oldest) return 0;
     const guess = last + 1 - oldest;
-    if (guess < count && at(guess).id === last + 1) return guess;
+    if (guess < count && this.at(guess).id === last + 1) return guess;
     let lo = 0;
     let hi = count - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (at(mid).id > last) hi = mid;
+      if (this.at(mid).id > last) hi = mid;
       else lo = mid + 1;
     }
     return lo;
   }
 
-  function lagRecord(id: number, skipped: number): Numbered<E> {
-    onLagged?.(skipped);
-    return { id, event: lagged(skipped) };
+  private lagRecord(id: number, skipped: number): Numbered<E> {
+    this.onLagged?.(skipped);
+    return { id, event: this.lagged(skipped) };
   }
 
   /** Everything after the cursor up to `limit`, with lagged markers for gaps; advances the cursor. */
-  function read(sub: RingSubscription): Numbered<E>[] {
+  read(sub: RingSubscription<E>): Numbered<E>[] {
     const out: Numbered<E>[] = [];
     let last = sub.cursor;
-    for (let k = firstAfter(last); k < count; k++) {
-      const record = at(k);
+    for (let k = this.firstAfter(last); k < this.count; k++) {
+      const record = this.at(k);
       if (record.id > sub.limit) break;
       // The lagged record takes the id of the last skipped event, so resuming from it continues here.
-      if (record.id > last + 1) out.push(lagRecord(record.id - 1, record.id - 1 - last));
+      if (record.id > last + 1) out.push(this.lagRecord(record.id - 1, record.id - 1 - last));
       out.push(record);
       last = record.id;
     }
-    const head = Math.min(nextId - 1, sub.limit);
-    if (out.length === 0 && count === 0 && last < head) {
-      out.push(lagRecord(head, head - last));
+    const head = Math.min(this.next - 1, sub.limit);
+    if (out.length === 0 && this.count === 0 && last < head) {
+      out.push(this.lagRecord(head, head - last));
       last = head;
     }
     sub.cursor = last;
     return out;
   }
 
-  class RingSubscription implements Subscription<Numbered<E>>, AsyncIterator<Numbered<E>[], undefined> {
-    done = false;
-    waiting = false;
-
-    constructor(
-      /** Id of the last event handed out (or just before the first to hand out). */
-      public cursor: number,
-      /** Highest id this subscription may deliver (the head at subscribe time unless following). */
-      readonly limit: number,
-      readonly follow: boolean,
-    ) {}
-
-    [Symbol.asyncIterator](): AsyncIterator<Numbered<E>[], undefined> {
-      return this;
-    }
-
-    async next(): Promise<IteratorResult<Numbered<E>[], undefined>> {
-      for (;;) {
-        if (this.done) return DONE;
-        const batch = read(this);
-        if (batch.length > 0) return { done: false, value: batch };
-        if (!this.follow || ended || closed) {
-          this.close();
-          return DONE;
-        }
-        this.waiting = true;
-        await changed();
-        this.waiting = false;
-      }
-    }
-
-    async return(): Promise<IteratorResult<Numbered<E>[], undefined>> {
-      this.close();
-      return DONE;
-    }
-
-    close(): void {
-      if (this.done) return;
-      this.done = true;
-      subs.delete(this);
-      // A pending next() waits on the shared signal: wake it so it sees `done`.
-      if (this.waiting) wake();
-      if (subs.size === 0 && !closed) onIdle?.();
-    }
-
-    [Symbol.dispose](): void {
-      this.close();
-    }
+  /** A subscription closed itself. */
+  detach(sub: RingSubscription<E>): void {
+    this.subs.delete(sub);
+    // A pending next() waits on the shared signal: wake it so it sees `done`.
+    if (sub.waiting) this.wake();
+    if (this.subs.size === 0 && !this.isClosed) this.onIdle?.();
   }
 
-  return {
-    get nextId() {
-      return nextId;
-    },
-    get ended() {
-      return ended;
-    },
-    get subscribers() {
-      return subs.size;
-    },
-    get size() {
-      return count;
-    },
+  append(events: readonly E[]): void {
+    if (this.isClosed || events.length === 0) return;
+    // Events that would be evicted by count within this very call are only numbered.
+    const skip = Math.max(0, events.length - this.capacity);
+    this.next += skip;
+    for (let i = skip; i < events.length; i++) {
+      this.push({ id: this.next++, event: events[i] as E });
+    }
+    this.wake();
+  }
 
-    append(events) {
-      if (closed || events.length === 0) return;
-      // Events that would be evicted by count within this very call are only numbered.
-      const skip = Math.max(0, events.length - capacity);
-      nextId += skip;
-      for (let i = skip; i < events.length; i++) {
-        push({ id: nextId++, event: events[i] as E });
+  subscribe({ after, follow }: { after?: number; follow: boolean }): Subscription<Numbered<E>> {
+    if (after !== undefined && Number.isNaN(after)) throw new RangeError("subscribe: after is NaN");
+    const head = this.next - 1;
+    const cursor =
+      after === undefined ? (this.count > 0 ? this.at(0).id - 1 : head) : Math.max(0, Math.min(Math.floor(after), head));
+    const sub = new RingSubscription<E>(this, cursor, follow ? Number.POSITIVE_INFINITY : head, follow);
+    if (this.isClosed) sub.done = true;
+    else this.subs.add(sub);
+    return sub;
+  }
+
+  since(id: number): Numbered<E>[] {
+    const out: Numbered<E>[] = [];
+    for (let k = this.firstAfter(id); k < this.count; k++) out.push(this.at(k));
+    return out;
+  }
+
+  retained(): Numbered<E>[] {
+    const out = new Array<Numbered<E>>(this.count);
+    for (let k = 0; k < this.count; k++) out[k] = this.at(k);
+    return out;
+  }
+
+  seed(records: readonly Numbered<E>[]): void {
+    let prev = 0;
+    for (const r of records) {
+      if (!Number.isInteger(r.id) || r.id <= prev) {
+        throw new RangeError(`seed: ids must be strictly increasing positive integers, got ${r.id} after ${prev}`);
       }
-      wake();
-    },
+      prev = r.id;
+    }
+    this.clear();
+    for (let i = Math.max(0, records.length - this.capacity); i < records.length; i++) {
+      const r = records[i] as Numbered<E>;
+      this.push({ id: r.id, event: r.event });
+    }
+    this.next = Math.max(this.next, prev + 1);
+    this.wake();
+  }
 
-    subscribe({ after, follow }) {
-      if (after !== undefined && Number.isNaN(after)) throw new RangeError("subscribe: after is NaN");
-      const head = nextId - 1;
-      const cursor =
-        after === undefined ? (count > 0 ? at(0).id - 1 : head) : Math.max(0, Math.min(Math.floor(after), head));
-      const sub = new RingSubscription(cursor, follow ? Number.POSITIVE_INFINITY : head, follow);
-      if (closed) sub.done = true;
-      else subs.add(sub);
-      return sub;
-    },
+  end(): void {
+    this.isEnded = true;
+    this.wake();
+  }
 
-    since(id) {
-      const out: Numbered<E>[] = [];
-      for (let k = firstAfter(id); k < count; k++) out.push(at(k));
-      return out;
-    },
+  reopen(): void {
+    this.isEnded = false;
+  }
 
-    get oldestId() {
-      return count > 0 ? at(0).id : undefined;
-    },
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const sub of [...this.subs]) sub.close();
+    this.wake();
+  }
+}
 
-    retained() {
-      const out = new Array<Numbered<E>>(count);
-      for (let k = 0; k < count; k++) out[k] = at(k);
-      return out;
-    },
-
-    seed(records) {
-      let prev = 0;
-      for (const r of records) {
-        if (!Number.isInteger(r.id) || r.id <= prev) {
-          throw new RangeError(`seed: ids must be strictly increasing positive integers, got ${r.id} after ${prev}`);
-        }
-        prev = r.id;
-      }
-      clear();
-      for (let i = Math.max(0, records.length - capacity); i < records.length; i++) {
-        const r = records[i] as Numbered<E>;
-        push({ id: r.id, event: r.event });
-      }
-      nextId = Math.max(nextId, prev + 1);
-      wake();
-    },
-
-    end() {
-      ended = true;
-      wake();
-    },
-
-    reopen() {
-      ended = false;
-    },
-
-    close() {
-      if (closed) return;
-      closed = true;
-      for (const sub of [...subs]) sub.close();
-      wake();
-    },
-  };
+/** Create an event ring; see {@link EventRing}. Starts no timers. */
+export function createEventRing<E>(opts: EventRingOptions<E>): EventRing<E> {
+  return new Ring(opts);
 }
