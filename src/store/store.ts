@@ -25,8 +25,9 @@ export interface Store {
   putTask(task: Task): void;
   /**
    * `putTask` for a task whose id is not stored yet (a newly submitted task):
-   * a new SQLite row without first looking for an old one. An id that is
-   * already stored still ends up as with `putTask`.
+   * a new SQLite row without first looking for an old one, written with the
+   * next statement or commit (a `putTask` of the same task before then
+   * replaces it). An id that is already stored still ends up as with `putTask`.
    */
   insertTask(task: Task): void;
   getTask(id: string): Task | undefined;
