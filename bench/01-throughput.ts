@@ -44,24 +44,29 @@ async function ours(bin: string, round: number): Promise<number> {
   return (TASKS / ms) * 1000;
 }
 
-/** Spawns/s of a plain Bun script doing the same work without an agent. */
-async function baseline(): Promise<number> {
-  await pool(WARMUP, CONCURRENCY, () => spawnAndWait([TRUE]));
+/** Spawns/s of a plain Bun script doing the same work without an agent (`detached`: each child in its own session). */
+async function baseline(detached = false): Promise<number> {
+  await pool(WARMUP, CONCURRENCY, () => spawnAndWait([TRUE], detached));
   const t0 = performance.now();
-  await pool(TASKS, CONCURRENCY, () => spawnAndWait([TRUE]));
+  await pool(TASKS, CONCURRENCY, () => spawnAndWait([TRUE], detached));
   return (TASKS / since(t0)) * 1000;
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const oursRates: number[] = [];
   const baseRates: number[] = [];
+  const detachedRates: number[] = [];
   for (let r = 0; r < ctx.rounds; r++) {
     baseRates.push(await baseline());
     oursRates.push(await ours(ctx.bin, r));
-    ctx.log(`1 throughput round ${r + 1}: ours ${oursRates.at(-1)?.toFixed(0)}/s, raw ${baseRates.at(-1)?.toFixed(0)}/s`);
+    detachedRates.push(await baseline(true));
+    ctx.log(
+      `1 throughput round ${r + 1}: ours ${oursRates.at(-1)?.toFixed(0)}/s, raw ${baseRates.at(-1)?.toFixed(0)}/s, raw detached ${detachedRates.at(-1)?.toFixed(0)}/s`,
+    );
   }
   const o = median(oursRates);
   const b = median(baseRates);
+  const d = median(detachedRates);
   const results: BenchResult[] = [
     {
       name: "1 throughput /bin/true c=8",
@@ -74,6 +79,15 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit + poll until all succeeded`,
     },
   ];
+  results.push({
+    name: "1 same, baseline children detached",
+    ours: o,
+    baseline: d,
+    unit: "tasks/s",
+    ratio: o / d,
+    target: "info",
+    note: "the baseline spawning each child in its own session (setsid), as the agent starts every task; the target compares with plain spawns",
+  });
   const peer = await supervisordRate({ programs: CONCURRENCY, durationMs: 3000 });
   results.push(
     peer

@@ -9,9 +9,12 @@ export async function drain(stream: ReadableStream<Uint8Array>): Promise<number>
   }
 }
 
-/** Spawn `argv` with piped stdout/stderr, drain both, wait for the exit (what any runner does per task). */
-export async function spawnAndWait(argv: string[]): Promise<number> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/**
+ * Spawn `argv` with piped stdout/stderr, drain both, wait for the exit (what any runner does per task).
+ * `detached`: in a session of its own, as the agent starts every task (`setsid()`).
+ */
+export async function spawnAndWait(argv: string[], detached = false): Promise<number> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached });
   const [, , code] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
   return code;
 }
