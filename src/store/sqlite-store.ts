@@ -379,9 +379,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   ): void {
     const { indexed } = r;
     if (previous && previous.labels === indexed.labels && previous.created_at === indexed.created_at) {
-      if (previous.slot === indexed.slot && previous.owner === indexed.owner) {
-        q.updateTaskState.run(r.columns[2], r.columns[5], r.body, r.id);
-      } else q.upsertTask.run(...r.columns);
+      const [, , phase, , , updatedAt] = r.columns;
+      if (sameIndexed(previous, indexed)) q.updateTaskState.run(phase, updatedAt, r.body, r.id);
+      else q.upsertTask.run(...r.columns);
       return;
     }
     atomically(() => {
