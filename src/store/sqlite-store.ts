@@ -517,7 +517,6 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     failure ??= new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err });
     for (const w of b.waiters) w.reject(failure);
     recent.clear();
-    staged.clear();
   }
 
   function listStatement(sql: string): Statement<{ body: string; n: number }, Bindings> {
