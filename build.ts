@@ -57,7 +57,8 @@ const ulidWebCrypto: BunPlugin = {
 
 async function compile(out: string, bytecodeOrder: string[] | undefined): Promise<void> {
   const result = await Bun.build({
-    entrypoints: ["./src/main.ts"],
+    // The runner thread's module is an entry of its own (src/runner/run-thread.ts loads it by URL).
+    entrypoints: ["./src/main.ts", "./src/runner/run-thread-worker.ts"],
     minify: { syntax: true, whitespace: false, identifiers: false },
     bytecode: true,
     splitting: true,

@@ -20,6 +20,7 @@ import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { logTransitions } from "./observability/transition-log.ts";
 import { createCommandResolver } from "./runner/command-line.ts";
 import { createResourceLimiter, type ResourceLimiter } from "./runner/resource-limits.ts";
+import { createThreadRunner, type ThreadRunner } from "./runner/run-thread.ts";
 import { openStore } from "./store/open-store.ts";
 import type { Store } from "./store/store.ts";
 import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
@@ -70,6 +71,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
   let storeOpen = false;
   let security: Security | undefined;
   let limiter: ResourceLimiter | undefined;
+  let runner: ThreadRunner | undefined;
   let stopping: Promise<void> | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
   const toEvict = new Set<string>();
@@ -163,6 +165,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         sink: { append: (id, recs) => st.appendLogs(id, recs), load: (id, n) => st.loadLogs(id, n), trim: (id, before) => st.trimLogs(id, before) },
         onLagged: (n) => metrics?.lagged("logs", n),
       });
+      if (config.spawnOn === "thread") runner = createThreadRunner({ onError: (err) => logger.error("runner thread", { err }) });
       supervisor = createSupervisor({
         store,
         hub,
@@ -180,6 +183,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         clock,
         random: opts.random,
         limiter,
+        ...(runner ? { run: runner.run } : {}),
       });
       service = createTaskService({ supervisor, store, hub, events, onWatchLagged: (n) => metrics?.lagged("watch", n) });
       const sup = supervisor;
@@ -286,6 +290,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         await fleet?.close();
         for (const t of timers) clearInterval(t);
         await supervisor?.shutdown();
+        await runner?.close();
         hub?.close();
         service?.close();
         metrics?.close();

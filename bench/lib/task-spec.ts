@@ -26,6 +26,21 @@ export async function submit(url: string, spec: Record<string, unknown>, wait = 
   return body;
 }
 
+/** The id of the task in a submit answer (`201 {"task_id": …}`). */
+export function taskIdOf(body: Record<string, unknown>): string {
+  const id = body.task_id;
+  if (typeof id !== "string") throw new Error(`no task_id in ${JSON.stringify(body)}`);
+  return id;
+}
+
+/** GET /api/v1/tasks/{id}/wait until the task is terminal (or `timeoutMs`); returns its phase. */
+export async function waitTask(url: string, id: string, timeoutMs = 120_000): Promise<string> {
+  const res = await fetch(`${url}/api/v1/tasks/${id}/wait?timeoutMs=${timeoutMs}`);
+  const body = (await res.json()) as { task: { status: { phase: string } } };
+  if (res.status !== 200) throw new Error(`wait answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.task.status.phase;
+}
+
 /** Count of tasks in `status` (`total` of a one-row list). */
 export async function countTasks(url: string, status: string): Promise<number> {
   const res = await fetch(`${url}/api/v1/tasks?status=${status}&limit=1`);

@@ -64,6 +64,12 @@ export interface RunResult {
 export interface RunHandle {
   /** Identity of the process group; undefined if the spawn failed. */
   readonly process: RunProcess | undefined;
+  /**
+   * Settles with `process` once it is known: at once for a spawn on this
+   * thread, a little later for one on a runner thread (run-thread.ts), whose
+   * `process` is undefined until then.
+   */
+  readonly identified: Promise<RunProcess | undefined>;
   /** Settles once the whole group is gone and both pipes are drained. Never rejects. */
   readonly result: Promise<RunResult>;
   /** TERM → grace → KILL of the group. Idempotent: the first reason wins, every call awaits the same result. */
@@ -217,6 +223,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
 
   const handle: RunHandle = {
     process: info,
+    identified: Promise.resolve(info),
     result,
     stop(reason) {
       if (!settled) {
@@ -254,6 +261,7 @@ function failedRun(spawnError: string, startedAt: number, finishedAt: number): R
   const result = Promise.resolve<RunResult>({ spawnError, startedAt, finishedAt });
   return {
     process: undefined,
+    identified: Promise.resolve(undefined),
     result,
     stop: () => result,
     [Symbol.asyncDispose]: async () => {},

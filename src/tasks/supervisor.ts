@@ -248,9 +248,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     events.runStarted(state.task, runRec);
 
     const sub = spec.kind.subprocess;
-    // The run is stored once, with its process identity, right after the spawn: in the same
-    // commit as the transition above, since nothing in between waits. Writing a script file
-    // does wait, so a script's run is also stored before (a crash then still finds it).
+    // The run is stored once, with its process identity, right after the spawn: spawned on this
+    // thread, in the same commit as the transition above, since nothing in between waits; from a
+    // runner thread, as soon as the identity arrives (a crash in between finds the task running
+    // without an open run: it is recovered as interrupted, its process is not killed). Writing a
+    // script file does wait, so a script's run is also stored before (a crash then still finds it).
     if ("script" in sub.mode) store.putRun(id, runRec);
     const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver });
     if (state.stopping || shuttingDown || !prepared.ok) {
@@ -284,8 +286,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     });
     state.run = handle;
     state.where = "running";
-    if (handle.process) {
-      runRec.process = handle.process;
+    // On a runner thread the identity arrives after the spawn; the result always comes later still.
+    const proc = handle.process ?? (await handle.identified);
+    if (proc) {
+      runRec.process = proc;
       store.putRun(id, runRec);
     }
     const result = await handle.result;
