@@ -80,7 +80,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--log-retain-bytes", env: "TASKLANE_LOG_RETAIN_BYTES", key: "logRetainBytes", kind: "bytes", def: "4MiB", min: 1024, help: "log bytes kept per task" },
   { flag: "--max-line", env: "TASKLANE_MAX_LINE", key: "maxLineBytes", kind: "bytes", def: "16KiB", min: 16, help: "longer output lines are cut and marked" },
   { flag: "--kill-grace-ms", env: "TASKLANE_KILL_GRACE_MS", key: "killGraceMs", kind: "int", def: "5000", min: 0, help: "default SIGTERM -> SIGKILL grace" },
-  { flag: "--spawn-on", env: "TASKLANE_SPAWN_ON", key: "spawnOn", kind: "enum", def: "thread", values: ["thread", "main"], help: "spawn tasks and read their output on a runner thread, or on the main thread" },
+  { flag: "--spawn-on", env: "TASKLANE_SPAWN_ON", key: "spawnOn", kind: "enum", def: "main", values: ["main", "thread"], help: "spawn tasks and read their output on the main thread, or on a runner thread" },
   { flag: "--task-ttl", env: "TASKLANE_TASK_TTL", key: "taskTtlMs", kind: "duration", def: "24h", help: "terminal tasks are swept after this long" },
   { flag: "--max-tasks", env: "TASKLANE_MAX_TASKS", key: "maxTasks", kind: "int", def: "10000", min: 1, help: "terminal tasks kept (oldest swept first)" },
   { flag: "--max-runs", env: "TASKLANE_MAX_RUNS", key: "maxRuns", kind: "int", def: "100", min: 1, help: "runs kept per task" },

@@ -3,11 +3,12 @@
  * (`run-thread-worker.ts`), and this module hands out {@link RunHandle}s on the
  * calling thread that mirror the worker's runs.
  *
- * Why: `Bun.spawn` blocks its thread until the child has exec'd (vfork), and
- * the pipes, timers and group handling of every run cost the thread that owns
- * them. Under a stream of short tasks the agent's main thread was the
- * bottleneck (bench/README.md, benchmark 1); on the runner thread that work no
- * longer delays requests, the store or the log hub.
+ * Used with `--spawn-on thread`. Why: `Bun.spawn` blocks its thread until
+ * the child has exec'd (vfork), and the pipes, timers and group handling of
+ * every run cost the thread that owns them. Under a stream of short tasks the
+ * agent's main thread is the bottleneck (bench/README.md, benchmark 1); on
+ * the runner thread that work no longer delays requests, the store or the log
+ * hub, for more CPU in all (docs/operations.md, "Tuning").
  *
  * What crosses the threads, each way batched per microtask checkpoint:
  * - to the worker: `start` (the run's spec without its callback) and `stop`;

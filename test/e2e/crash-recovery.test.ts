@@ -51,73 +51,75 @@ async function waitForLine(agent: RunningBinary, id: string, re: RegExp): Promis
 }
 
 describe("crash safety of the compiled binary", () => {
-  test("kill -9 with running, queued, pending and held tasks; restart recovers all of it", async () => {
-    const dataDir = tempDir();
-    const work = tempDir();
-    const marker = join(work, "first-attempt-done");
-    const a = await startBinary({ dataDir, args: ["--max-concurrent", "2"] });
-    let ids: { retrying: string; queued: string; oneShot: string; waiting: string; held: string };
-    let pids: number[];
-    try {
-      const retrying = await submit(a, {
-        slot: "A",
-        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(`if [ -e ${marker} ]; then echo second-attempt; exit 0; fi; touch ${marker}; sleep 300 & echo pid=$!; wait`) } } } },
-        restart: { type: "onFailure" },
-        backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
-        maxAttempts: 3,
-      });
-      const queued = await submit(a, { slot: "A", kind: { subprocess: { mode: { command: { command: "echo", args: ["queued-ran"] } } } }, admission: "queue" });
-      const oneShot = await submit(a, {
-        slot: "B",
-        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("sleep 300 & echo pid=$!; wait") } } } },
-      });
-      const waiting = await submit(a, { slot: "C", kind: { subprocess: { mode: { command: { command: "echo", args: ["capacity-ran"] } } } } });
-      const held = await submit(a, { slot: "D", hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } } } } });
-      ids = { retrying, queued, oneShot, waiting, held };
-      pids = [
-        Number((await waitForLine(a, retrying, /^pid=(\d+)$/))[1]),
-        Number((await waitForLine(a, oneShot, /^pid=(\d+)$/))[1]),
-      ];
-      expect((await getTask(a, queued)).status.phase).toBe("pending");
-      expect((await getTask(a, waiting)).status.phase).toBe("pending");
-    } finally {
-      await a.stop("SIGKILL");
-    }
-    // The children outlived the agent (it died without cleaning up).
-    for (const pid of pids) expect(processGone(pid)).toBe(false);
+  for (const spawnOn of ["main", "thread"]) {
+    test(`kill -9 with running, queued, pending and held tasks; restart recovers all of it (--spawn-on ${spawnOn})`, async () => {
+      const dataDir = tempDir();
+      const work = tempDir();
+      const marker = join(work, "first-attempt-done");
+      const a = await startBinary({ dataDir, args: ["--max-concurrent", "2", "--spawn-on", spawnOn] });
+      let ids: { retrying: string; queued: string; oneShot: string; waiting: string; held: string };
+      let pids: number[];
+      try {
+        const retrying = await submit(a, {
+          slot: "A",
+          kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(`if [ -e ${marker} ]; then echo second-attempt; exit 0; fi; touch ${marker}; sleep 300 & echo pid=$!; wait`) } } } },
+          restart: { type: "onFailure" },
+          backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+          maxAttempts: 3,
+        });
+        const queued = await submit(a, { slot: "A", kind: { subprocess: { mode: { command: { command: "echo", args: ["queued-ran"] } } } }, admission: "queue" });
+        const oneShot = await submit(a, {
+          slot: "B",
+          kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("sleep 300 & echo pid=$!; wait") } } } },
+        });
+        const waiting = await submit(a, { slot: "C", kind: { subprocess: { mode: { command: { command: "echo", args: ["capacity-ran"] } } } } });
+        const held = await submit(a, { slot: "D", hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } } } } });
+        ids = { retrying, queued, oneShot, waiting, held };
+        pids = [
+          Number((await waitForLine(a, retrying, /^pid=(\d+)$/))[1]),
+          Number((await waitForLine(a, oneShot, /^pid=(\d+)$/))[1]),
+        ];
+        expect((await getTask(a, queued)).status.phase).toBe("pending");
+        expect((await getTask(a, waiting)).status.phase).toBe("pending");
+      } finally {
+        await a.stop("SIGKILL");
+      }
+      // The children outlived the agent (it died without cleaning up).
+      for (const pid of pids) expect(processGone(pid)).toBe(false);
 
-    const b = await startBinary({ dataDir, args: ["--max-concurrent", "2"] });
-    try {
-      // Leftover process groups of interrupted runs are killed at start-up.
-      for (const pid of pids) expect(processGone(pid)).toBe(true);
+      const b = await startBinary({ dataDir, args: ["--max-concurrent", "2", "--spawn-on", spawnOn] });
+      try {
+        // Leftover process groups of interrupted runs are killed at start-up.
+        for (const pid of pids) expect(processGone(pid)).toBe(true);
 
-      const oneShot = await waitTerminal(b, ids.oneShot);
-      expect(oneShot.status).toEqual({ phase: "failed", attempt: 1, error: "interrupted: agent restarted" });
+        const oneShot = await waitTerminal(b, ids.oneShot);
+        expect(oneShot.status).toEqual({ phase: "failed", attempt: 1, error: "interrupted: agent restarted" });
 
-      const retrying = await waitTerminal(b, ids.retrying);
-      expect(retrying.status).toEqual({ phase: "succeeded", attempt: 2, exitCode: 0 });
-      const runs = ((await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/runs`)).json()) as any).runs;
-      expect(runs).toEqual([
-        { attempt: 1, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "interrupted: agent restarted" },
-        { attempt: 2, phase: "succeeded", startedAt: expect.any(Number), finishedAt: expect.any(Number), exitCode: 0 },
-      ]);
+        const retrying = await waitTerminal(b, ids.retrying);
+        expect(retrying.status).toEqual({ phase: "succeeded", attempt: 2, exitCode: 0 });
+        const runs = ((await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/runs`)).json()) as any).runs;
+        expect(runs).toEqual([
+          { attempt: 1, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: "interrupted: agent restarted" },
+          { attempt: 2, phase: "succeeded", startedAt: expect.any(Number), finishedAt: expect.any(Number), exitCode: 0 },
+        ]);
 
-      expect((await waitTerminal(b, ids.queued)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
-      expect((await waitTerminal(b, ids.waiting)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
-      const held = await getTask(b, ids.held);
-      expect(held.status).toEqual({ phase: "pending", attempt: 0 });
-      expect(held.spec.hold).toBe(true);
+        expect((await waitTerminal(b, ids.queued)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+        expect((await waitTerminal(b, ids.waiting)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+        const held = await getTask(b, ids.held);
+        expect(held.status).toEqual({ phase: "pending", attempt: 0 });
+        expect(held.spec.hold).toBe(true);
 
-      // Logs survive the restart: the interrupted run is closed with a marker, and a
-      // finished task's output is persisted with its final state.
-      const oneShotLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.oneShot}/logs?follow=false`)).text();
-      expect(oneShotLogs).toContain('"type":"runFinished","attempt":1');
-      const retryLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/logs?follow=false`)).text();
-      expect(retryLogs).toContain('"line":"second-attempt"');
-    } finally {
-      expect(await b.stop()).toBe(0);
-    }
-  });
+        // Logs survive the restart: the interrupted run is closed with a marker, and a
+        // finished task's output is persisted with its final state.
+        const oneShotLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.oneShot}/logs?follow=false`)).text();
+        expect(oneShotLogs).toContain('"type":"runFinished","attempt":1');
+        const retryLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/logs?follow=false`)).text();
+        expect(retryLogs).toContain('"line":"second-attempt"');
+      } finally {
+        expect(await b.stop()).toBe(0);
+      }
+    });
+  }
 
   test("every 201 survives a kill -9 right after the last answer", async () => {
     const dataDir = tempDir();

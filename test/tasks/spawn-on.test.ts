@@ -1,6 +1,7 @@
 /**
- * `--spawn-on thread|main`: the same task semantics whichever thread spawns
- * the tasks (the supervisor suite runs with the default, `thread`).
+ * `--spawn-on main|thread`: the same task semantics whichever thread spawns
+ * the tasks (the supervisor suite runs with the default, `main`; the runner
+ * thread itself is tested in test/runner/run-thread.test.ts).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { ConfigError, parseConfig } from "../../src/config.ts";
@@ -12,12 +13,12 @@ const dir = tempDir("tasklane-spawn-on-");
 afterAll(() => dir[Symbol.dispose]());
 
 describe("--spawn-on", () => {
-  test("defaults to thread; main and thread are accepted, anything else is a clear error", () => {
-    expect(parseConfig([], {}).spawnOn).toBe("thread");
-    expect(parseConfig(["--spawn-on", "main"], {}).spawnOn).toBe("main");
-    expect(parseConfig([], { TASKLANE_SPAWN_ON: "main" }).spawnOn).toBe("main");
+  test("defaults to main; main and thread are accepted, anything else is a clear error", () => {
+    expect(parseConfig([], {}).spawnOn).toBe("main");
+    expect(parseConfig(["--spawn-on", "thread"], {}).spawnOn).toBe("thread");
+    expect(parseConfig([], { TASKLANE_SPAWN_ON: "thread" }).spawnOn).toBe("thread");
     expect(() => parseConfig(["--spawn-on", "worker"], {})).toThrow(ConfigError);
-    expect(() => parseConfig(["--spawn-on", "worker"], {})).toThrow("--spawn-on: must be one of thread, main");
+    expect(() => parseConfig(["--spawn-on", "worker"], {})).toThrow("--spawn-on: must be one of main, thread");
   });
 
   for (const spawnOn of ["thread", "main"] as const) {
