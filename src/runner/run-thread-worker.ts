@@ -24,6 +24,9 @@ const send = (m: FromRunner) => {
   outbox.push(m);
 };
 
+// First message: the module loaded (run-thread.ts tells a failure to load from a later one by it).
+self.postMessage([{ t: "ready", id: 0 }] satisfies FromRunner[]);
+
 self.onmessage = (e: MessageEvent<ToRunner[]>) => {
   for (const m of e.data) {
     if (m.t === "stop") {

@@ -35,6 +35,7 @@ export type ToRunner = { t: "start"; id: number; spec: ThreadRunSpec } | { t: "s
 
 /** Messages from the runner thread (posted as arrays). */
 export type FromRunner =
+  | { t: "ready"; id: 0 }
   | { t: "process"; id: number; process: RunProcess | undefined }
   | { t: "lines"; id: number; stream: StreamKind; lines: string[]; ts: number }
   | { t: "result"; id: number; result: RunResult };
@@ -136,7 +137,7 @@ class ThreadRun implements RunHandle {
 export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner {
   const runs = new Map<number, ThreadRun>();
   let worker: Worker | undefined;
-  /** The worker has delivered a message: it loaded. */
+  /** The worker said `ready` (its module loaded; it posts that before it handles any start). */
   let alive = false;
   /** The worker could not start: spawn on this thread from now on. */
   let fallback = false;
@@ -162,8 +163,11 @@ export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner
   };
 
   const receive = (batch: FromRunner[]) => {
-    alive = true;
     for (const m of batch) {
+      if (m.t === "ready") {
+        alive = true;
+        continue;
+      }
       const r = runs.get(m.id);
       if (!r) continue;
       if (m.t === "lines") r.lines(m.stream, m.lines, m.ts);
