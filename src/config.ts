@@ -22,8 +22,8 @@ export interface Config {
   logRetainBytes: number;
   maxLineBytes: number;
   killGraceMs: number;
-  /** Where tasks are spawned and their pipes read: a runner thread, or the main thread. */
-  spawnOn: "thread" | "main";
+  /** Where tasks are spawned and their pipes read: the main thread (default) or a runner thread (runner/run-thread.ts). */
+  spawnOn: "main" | "thread";
   taskTtlMs: number;
   maxTasks: number;
   maxRuns: number;
