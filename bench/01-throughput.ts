@@ -84,7 +84,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: o / b,
       target: ">= 0.6x",
       pass: o / b >= 0.6,
-      note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit + poll until all succeeded`,
+      note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit, wait for the last ${CONCURRENCY} submitted, then count until all succeeded`,
     },
   ];
   results.push({
