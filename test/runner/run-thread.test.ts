@@ -105,6 +105,18 @@ describe("createThreadRunner", () => {
     expect(threads.inFlight).toBe(0);
   });
 
+  test("100 000 lines cross the threads complete and in order, over-long ones cut as on the main thread", async () => {
+    await using threads = runner();
+    const out = createLineCollector();
+    const script = `seq 1 100000; head -c 300 /dev/zero | tr '\\0' x; echo; echo done >&2`;
+    const r = await threads.run(spec(sh(script), out, { maxLineBytes: 100 })).result;
+    expect(r.exitCode).toBe(0);
+    expect(out.lines.stdout).toHaveLength(100_001);
+    expect(out.lines.stdout.slice(0, 100_000).every((line, i) => line === String(i + 1))).toBe(true);
+    expect(out.lines.stdout[100_000]).toBe(`${"x".repeat(100)} …[truncated 200 bytes]`);
+    expect(out.lines.stderr).toEqual(["done"]);
+  });
+
   test("an exception in onLines does not stop the run", async () => {
     await using threads = runner();
     let calls = 0;
