@@ -1,35 +1,15 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { truncationMarker } from "../../src/runner/line-splitter.ts";
 import { groupAlive, readProcStartTime, readProcStat, sameStartTime } from "../../src/runner/proc-stat.ts";
-import { startRun, type RunSpec } from "../../src/runner/run-process.ts";
-import { createLineCollector, type LineCollector } from "./line-collector.ts";
+import { startRun } from "../../src/runner/run-process.ts";
 import { processGone } from "../helpers/process.ts";
+import { createLineCollector } from "./line-collector.ts";
+import { FIXTURES, runSpec as spec, runnerTempDir, sh, TREE } from "./run-spec.ts";
 
-const BASH = Bun.which("bash")!;
 const ENV_BIN = Bun.which("env")!;
-const FIXTURES = join(import.meta.dir, "..", "fixtures");
-const TREE = join(FIXTURES, "runner-tree.sh");
-const tmp = realpathSync(mkdtempSync(join(tmpdir(), "runner-test-")));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let fileSeq = 0;
-const tmpFile = (name: string) => join(tmp, `${name}-${++fileSeq}`);
-
-function spec(argv: string[], out: LineCollector, extra: Partial<RunSpec> = {}): RunSpec {
-  return {
-    argv,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    timeoutMs: 0,
-    killGraceMs: 5_000,
-    maxLineBytes: 16 * 1024,
-    onLines: out.onLines,
-    ...extra,
-  };
-}
-
-const sh = (script: string) => [BASH, "-c", script];
+const { path: tmp, file: tmpFile } = runnerTempDir("runner-test-");
 
 describe("startRun", () => {
   test("exit code 0 with its output", async () => {

@@ -1,26 +1,14 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { groupAlive, sameStartTime, readProcStartTime } from "../../src/runner/proc-stat.ts";
-import type { RunSpec } from "../../src/runner/run-process.ts";
 import { createThreadRunner, type ThreadRunner } from "../../src/runner/run-thread.ts";
 import { processGone } from "../helpers/process.ts";
 import { makeFifo, release } from "../helpers/task-control.ts";
-import { createLineCollector, type LineCollector } from "./line-collector.ts";
+import { createLineCollector } from "./line-collector.ts";
+import { BASH, FIXTURES, runSpec as spec, runnerTempDir, sh, TREE } from "./run-spec.ts";
 
-const BASH = Bun.which("bash")!;
-const FIXTURES = join(import.meta.dir, "..", "fixtures");
-const TREE = join(FIXTURES, "runner-tree.sh");
-const tmp = realpathSync(mkdtempSync(join(tmpdir(), "run-thread-test-")));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let fileSeq = 0;
-const tmpFile = (name: string) => join(tmp, `${name}-${++fileSeq}`);
-
-function spec(argv: string[], out: LineCollector, extra: Partial<RunSpec> = {}): RunSpec {
-  return { argv, env: undefined, timeoutMs: 0, killGraceMs: 5_000, maxLineBytes: 16 * 1024, onLines: out.onLines, ...extra };
-}
-const sh = (script: string) => [BASH, "-c", script];
+const { path: tmp, file: tmpFile } = runnerTempDir("run-thread-test-");
 
 /** A runner closed at the end of the test. */
 function runner(opts: Parameters<typeof createThreadRunner>[0] = {}): ThreadRunner & AsyncDisposable {
@@ -47,7 +35,7 @@ describe("createThreadRunner", () => {
 
   test("the estimated start time matches /proc for a process started on the runner thread", async () => {
     await using threads = runner();
-    const fifo = makeFifo(tmp, `hold-${++fileSeq}`);
+    const fifo = makeFifo(tmp, "hold");
     const run = threads.run(spec(sh(`read -r _ < ${fifo}`), createLineCollector()));
     const proc = (await run.identified)!;
     expect(proc.startTime).toBeDefined();
@@ -151,7 +139,7 @@ describe("createThreadRunner", () => {
   test("a runner thread that fails mid-run: its run fails, its process group is killed", async () => {
     const errors: string[] = [];
     await using threads = runner({ workerUrl: join(FIXTURES, "runner-thread-fails.ts"), onError: (m) => errors.push(m) });
-    const fifo = makeFifo(tmp, `held-${++fileSeq}`);
+    const fifo = makeFifo(tmp, "held");
     // The child holds the fifo open for writing: once it said "ready" there, reading the fifo to
     // EOF waits for the child's death.
     const run = threads.run(spec(sh(`exec 3>${fifo}; echo ready >&3; exec sleep 30`), createLineCollector()));
@@ -177,7 +165,7 @@ describe("createThreadRunner", () => {
   });
 
   test("the runner thread keeps the process alive only while runs are in flight", async () => {
-    const fifo = makeFifo(tmp, `exit-${++fileSeq}`);
+    const fifo = makeFifo(tmp, "exit");
     const child = Bun.spawn([process.execPath, join(FIXTURES, "runner-thread-exit.ts"), BASH, fifo], { stdout: "pipe", stderr: "pipe" });
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
