@@ -15,7 +15,7 @@ import { runStandalone, since, type BenchContext } from "./lib/bench-context.ts"
 import { readGrpcLogs, rawGrpcClient, readSse, type StreamCount } from "./lib/log-consumers.ts";
 import type { BenchResult } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
-import { commandSpec, submit } from "./lib/task-spec.ts";
+import { commandSpec, submit, taskIdOf } from "./lib/task-spec.ts";
 
 const LINES = 1_000_000;
 const LINE = "x".repeat(99); // + "\n" = 100 bytes
@@ -52,7 +52,7 @@ interface OursResult {
 async function ours(bin: string, args: string[]): Promise<OursResult> {
   await using agent = await startAgent({ bin, args });
   const body = await submit(agent.url, commandSpec("stream", ARGV, { hold: true }));
-  const id = body.task_id as string;
+  const id = taskIdOf(body);
   const client = rawGrpcClient(agent.grpcAddr);
   try {
     const sse = readSse(`${agent.url}/api/v1/tasks/${id}/logs`);

@@ -15,7 +15,7 @@ import { startAgent, type AgentProcess } from "./lib/agent-process.ts";
 import { runStandalone, type BenchContext } from "./lib/bench-context.ts";
 import type { BenchResult } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
-import { commandSpec, submit } from "./lib/task-spec.ts";
+import { commandSpec, submit, taskIdOf, waitTask } from "./lib/task-spec.ts";
 
 const SUBSCRIBERS = 1000;
 const LINES = 100_000;
@@ -35,9 +35,8 @@ interface SwarmSummary {
 }
 
 async function runMs(agent: AgentProcess, id: string): Promise<number> {
-  const res = await fetch(`${agent.url}/api/v1/tasks/${id}/wait?timeoutMs=120000`);
-  const task = ((await res.json()) as { task: { status: { phase: string } } }).task;
-  if (task.status.phase !== "succeeded") throw new Error(`chatty task ended ${task.status.phase}`);
+  const phase = await waitTask(agent.url, id);
+  if (phase !== "succeeded") throw new Error(`chatty task ended ${phase}`);
   const runs = ((await (await fetch(`${agent.url}/api/v1/tasks/${id}/runs`)).json()) as { runs: { startedAt: number; finishedAt: number }[] }).runs;
   const r = runs[0];
   if (!r) throw new Error("no run recorded");
@@ -46,12 +45,12 @@ async function runMs(agent: AgentProcess, id: string): Promise<number> {
 
 async function alone(agent: AgentProcess, round: number): Promise<number> {
   const body = await submit(agent.url, commandSpec(`alone-${round}`, ARGV));
-  return runMs(agent, body.task_id as string);
+  return runMs(agent, taskIdOf(body));
 }
 
 async function withSubscribers(agent: AgentProcess, round: number): Promise<{ ms: number; swarm: SwarmSummary }> {
   const body = await submit(agent.url, commandSpec(`fan-${round}`, ARGV, { hold: true }));
-  const id = body.task_id as string;
+  const id = taskIdOf(body);
   // nice(1) before exec, so that every thread of the swarm is niced (Bun's HTTP client runs on its own
   // thread; setpriority on the pid after the start would reach only the main thread).
   const nice = Bun.which("nice");
