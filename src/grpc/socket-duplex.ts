@@ -7,11 +7,25 @@
  * loaded with the services, on the first connection.
  *
  * Reads: bytes are pushed as they arrive; when the readable side's buffer is
- * full the socket is paused until the consumer reads again. Writes: one
- * buffer in flight at a time (as `Writable` guarantees); what the kernel does
- * not take at once is written on the socket's `drain`.
+ * full the socket is paused until the consumer reads again.
+ *
+ * Writes are coalesced per event-loop turn: HTTP/2 writes every frame on its
+ * own (a streamed gRPC message is a DATA frame), and one `write(2)` per frame
+ * was a quarter of the agent's CPU while it streamed a million log lines
+ * (bench/README.md, benchmark 3). A write is queued and acknowledged at once
+ * while less than {@link QUEUE_LIMIT} bytes wait; the queue goes to the kernel
+ * in one call on the next turn (`setImmediate`). Past the limit, or while the
+ * kernel has not taken an earlier buffer, the write's callback waits — the
+ * backpressure HTTP/2 sees. What the kernel does not take at once is written
+ * on the socket's `drain`; `end()` writes what is queued before it ends the
+ * socket.
  */
 import { Duplex } from "node:stream";
+
+/** Bytes queued for the next turn's write before a write's callback waits for the socket. */
+export const QUEUE_LIMIT = 256 * 1024;
+
+type Done = (err?: Error | null) => void;
 
 /** What the adapter needs of a Bun TCP socket. */
 export interface RawSocket {
@@ -34,8 +48,17 @@ export class SocketDuplex extends Duplex {
   readonly localPort: number | undefined;
   readonly remoteFamily: "IPv4" | "IPv6";
   #socket: RawSocket;
-  #pending: { bytes: Uint8Array; offset: number; done: (err?: Error | null) => void } | undefined;
+  /** A buffer the kernel has taken in part; the rest goes on `drain`. */
+  #pending: { bytes: Uint8Array; offset: number; done: Done } | undefined;
   #ended = false;
+  /** Writes acknowledged but not yet given to the kernel, in order. */
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #flushScheduled = false;
+  /** The callback of a write made past the limit: called once the queue has gone to the kernel. */
+  #held: Done | undefined;
+  /** `_final`'s continuation, once the queue has gone to the kernel. */
+  #finishing: (() => void) | undefined;
 
   constructor(socket: RawSocket) {
     super({ allowHalfOpen: false });
@@ -61,9 +84,7 @@ export class SocketDuplex extends Duplex {
   /** The socket closed (peer or us): end of the readable side; a pending write fails. */
   onSocketClose(): void {
     this.#ended = true;
-    const p = this.#pending;
-    this.#pending = undefined;
-    p?.done(new Error("socket closed"));
+    this.#dropQueue(new Error("socket closed"));
     this.push(null);
   }
 
@@ -76,18 +97,26 @@ export class SocketDuplex extends Duplex {
     if (!this.#ended) this.#socket.resume();
   }
 
-  override _write(chunk: Uint8Array, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.#send(chunk, 0, done);
+  override _write(chunk: Uint8Array, _encoding: BufferEncoding, done: Done): void {
+    this.#enqueue(chunk);
+    this.#acknowledge(done);
   }
 
-  override _writev(chunks: { chunk: Uint8Array }[], done: (err?: Error | null) => void): void {
-    // HTTP/2 writes many small frames: one syscall for all of them.
-    this.#send(Buffer.concat(chunks.map((c) => c.chunk)), 0, done);
+  override _writev(chunks: { chunk: Uint8Array }[], done: Done): void {
+    for (const c of chunks) this.#enqueue(c.chunk);
+    this.#acknowledge(done);
   }
 
-  override _final(done: (err?: Error | null) => void): void {
-    this.#socket.end();
-    done();
+  override _final(done: Done): void {
+    const end = () => {
+      this.#socket.end();
+      done();
+    };
+    if (this.#queue.length === 0 && !this.#pending) end();
+    else {
+      this.#finishing = end;
+      this.#flush();
+    }
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
@@ -95,13 +124,76 @@ export class SocketDuplex extends Duplex {
       this.#ended = true;
       this.#socket.terminate();
     }
-    const p = this.#pending;
-    this.#pending = undefined;
-    p?.done(err ?? new Error("socket destroyed"));
+    this.#dropQueue(err ?? new Error("socket destroyed"));
     done(err);
   }
 
-  #send(bytes: Uint8Array, offset: number, done: (err?: Error | null) => void): void {
+  #enqueue(chunk: Uint8Array): void {
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.byteLength;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  /** Acknowledge a write now, or hold its callback while the queue is full or the kernel is behind. */
+  #acknowledge(done: Done): void {
+    if (this.#queuedBytes < QUEUE_LIMIT && !this.#pending) done();
+    else this.#held = done;
+  }
+
+  /** Hand the queue to the kernel in one call (unless an earlier buffer is still going out). */
+  #flush(): void {
+    if (this.#pending || this.#ended) return;
+    if (this.#queue.length === 0) {
+      this.#settled();
+      return;
+    }
+    const bytes = this.#queue.length === 1 ? (this.#queue[0] as Uint8Array) : Buffer.concat(this.#queue, this.#queuedBytes);
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#send(bytes, 0, (err) => {
+      if (err) {
+        this.#dropQueue(err);
+        if (!this.destroyed) this.destroy(err);
+        return;
+      }
+      // Written (now, or on drain): what was queued meanwhile goes next, else a held write is released.
+      this.#flush();
+    });
+  }
+
+  /** The queue is empty and nothing is in flight: release a held write, or finish `end()`. */
+  #settled(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    held?.();
+    const finishing = this.#finishing;
+    this.#finishing = undefined;
+    finishing?.();
+  }
+
+  /** Fail what waits for the socket: the write in flight and a held callback. Queued bytes are dropped. */
+  #dropQueue(err: Error): void {
+    const p = this.#pending;
+    this.#pending = undefined;
+    p?.done(err);
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    const held = this.#held;
+    this.#held = undefined;
+    held?.(err);
+    // An end() waiting for the queue: the socket is gone, so there is nothing left to write.
+    const finishing = this.#finishing;
+    this.#finishing = undefined;
+    finishing?.();
+  }
+
+  #send(bytes: Uint8Array, offset: number, done: Done): void {
     const n = this.#socket.write(bytes, offset, bytes.byteLength - offset);
     if (n < 0) {
       this.#pending = undefined;

@@ -1,10 +1,15 @@
 /**
- * The Duplex over a Bun socket: partial writes finish on drain, a full read
- * buffer pauses the socket until the consumer reads, close ends the readable
- * side and fails a pending write, destroy terminates the socket.
+ * The Duplex over a Bun socket: the writes of one turn reach the socket in
+ * one call on the next, partial writes finish on drain while later writes
+ * wait, a full queue holds the writer back, end() writes what is queued
+ * first, a full read buffer pauses the socket until the consumer reads, close
+ * ends the readable side and fails what waits, destroy terminates the socket.
  */
 import { describe, expect, test } from "bun:test";
-import { SocketDuplex, type RawSocket } from "../../src/grpc/socket-duplex.ts";
+import { QUEUE_LIMIT, SocketDuplex, type RawSocket } from "../../src/grpc/socket-duplex.ts";
+
+/** The next event-loop turn (when queued writes go to the socket). */
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 /** A socket whose kernel buffer takes `room` bytes per write call until refilled. */
 function fakeSocket(room = Infinity) {
@@ -14,6 +19,7 @@ function fakeSocket(room = Infinity) {
     room,
     closed: false,
     write(data: Uint8Array, offset = 0, length = data.byteLength - offset) {
+      calls.push("write");
       if (s.closed) return -1;
       const n = Math.min(length, s.room);
       s.room -= n;
@@ -31,20 +37,58 @@ function fakeSocket(room = Infinity) {
 }
 
 describe("SocketDuplex", () => {
-  test("a write the kernel takes in part completes after drains, in order", async () => {
+  test("the writes of one turn reach the socket in one call on the next turn, in order", async () => {
+    const { socket, calls, written } = fakeSocket();
+    const d = new SocketDuplex(socket);
+    const acked: number[] = [];
+    d.write(Buffer.from([1, 2]), () => acked.push(1));
+    d.write(Buffer.from([3]), () => acked.push(2));
+    d.write(Buffer.from([4, 5]), () => acked.push(3));
+    expect(written).toEqual([]);
+    await nextTurn();
+    expect(written).toEqual([1, 2, 3, 4, 5]);
+    expect(calls.filter((c) => c === "write")).toEqual(["write"]);
+    expect(acked).toEqual([1, 2, 3]);
+    expect([d.remoteAddress, d.remotePort, d.remoteFamily]).toEqual(["::1", 5555, "IPv6"]);
+  });
+
+  test("a buffer the kernel takes in part goes out on drains; a write made meanwhile waits for it", async () => {
     const { socket, written } = fakeSocket(3);
     const d = new SocketDuplex(socket);
-    let done = false;
-    d.write(Buffer.from([1, 2, 3, 4, 5, 6, 7]), () => (done = true));
-    expect([written, done]).toEqual([[1, 2, 3], false]);
+    let first = false;
+    let second = false;
+    d.write(Buffer.from([1, 2, 3, 4, 5, 6, 7]), () => (first = true));
+    await nextTurn();
+    expect([written, first]).toEqual([[1, 2, 3], true]); // queued under the limit: acknowledged
+    d.write(Buffer.from([8]), () => (second = true));
+    await nextTurn();
+    expect([written, second]).toEqual([[1, 2, 3], false]); // the kernel is behind: held
     socket.room = 3;
     d.onSocketDrain();
-    expect(written).toEqual([1, 2, 3, 4, 5, 6]);
+    expect([written, second]).toEqual([[1, 2, 3, 4, 5, 6], false]);
     socket.room = 10;
     d.onSocketDrain();
-    await new Promise((r) => setImmediate(r));
-    expect([written, done]).toEqual([[1, 2, 3, 4, 5, 6, 7], true]);
-    expect([d.remoteAddress, d.remotePort, d.remoteFamily]).toEqual(["::1", 5555, "IPv6"]);
+    expect([written, second]).toEqual([[1, 2, 3, 4, 5, 6, 7, 8], true]);
+  });
+
+  test("past QUEUE_LIMIT bytes a write's callback waits until the queue has gone to the socket", async () => {
+    const { socket, written } = fakeSocket();
+    const d = new SocketDuplex(socket);
+    let done = false;
+    d.write(Buffer.alloc(QUEUE_LIMIT, 7), () => (done = true));
+    expect(done).toBe(false);
+    await nextTurn();
+    expect([written.length, done]).toEqual([QUEUE_LIMIT, true]);
+  });
+
+  test("end() writes what is queued before it ends the socket", async () => {
+    const { socket, calls, written } = fakeSocket();
+    const d = new SocketDuplex(socket);
+    d.write(Buffer.from([1, 2]));
+    d.end(Buffer.from([3]));
+    await new Promise((r) => d.on("finish", r));
+    expect(written).toEqual([1, 2, 3]);
+    expect(calls).toEqual(["write", "end"]);
   });
 
   test("a full readable buffer pauses the socket; reading resumes it", async () => {
@@ -60,7 +104,7 @@ describe("SocketDuplex", () => {
     expect(Buffer.concat(got).length).toBe(big.length);
   });
 
-  test("close ends the readable side; a pending write fails and the stream closes", async () => {
+  test("close ends the readable side; what waits for the kernel fails and the stream closes", async () => {
     const quiet = new SocketDuplex(fakeSocket().socket);
     const ended = new Promise<void>((r) => quiet.on("end", () => r()));
     quiet.resume();
@@ -70,11 +114,15 @@ describe("SocketDuplex", () => {
     const { socket } = fakeSocket(0);
     const d = new SocketDuplex(socket);
     const closed = new Promise<void>((r) => d.on("close", () => r()));
-    d.on("error", () => {});
-    const failed = new Promise<Error | null | undefined>((r) => d.write(Buffer.from("x"), (err) => r(err)));
+    const errors: string[] = [];
+    d.on("error", (err) => errors.push(err.message));
+    d.write(Buffer.from("x"));
+    await nextTurn(); // "x" waits for the kernel
+    const failed = new Promise<Error | null | undefined>((r) => d.write(Buffer.from("y"), (err) => r(err)));
     d.onSocketClose();
     expect((await failed)?.message).toBe("socket closed");
     await closed;
+    expect(errors).toEqual(["socket closed"]);
   });
 
   test("destroy terminates the socket once; end() ends its write side", async () => {
