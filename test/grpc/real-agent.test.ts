@@ -88,6 +88,43 @@ describe("gRPC over the real agent", () => {
     expect(viaRest.status).toBe(400);
   });
 
+  test("a log subscriber that stops reading: other calls are answered meanwhile, and on resume the count is exact", async () => {
+    await using a = await startAgent();
+    using c = clients(a.grpcAddr);
+    const port = Number(a.grpcAddr.split(":").at(-1));
+    // Its own connection: a stalled stream must not hold up the calls on the other one.
+    const reader = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port, { "grpc.use_local_subchannel_pool": 1 });
+    try {
+      const lines = 200_000;
+      const line = "0123456789".repeat(10).slice(0, 99);
+      const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec: bash(`yes ${line} | head -n ${lines}`) });
+      const call = serverStream<{ kind: string; lagged?: { skipped: string | number } }>(reader, "StreamTaskLogs", { taskId });
+      const count = { chunks: 0, markers: 0, skipped: 0, lagged: 0 };
+      call.on("data", (m) => {
+        if (m.kind === "chunk") count.chunks++;
+        else if (m.kind === "lagged") {
+          count.lagged++;
+          count.skipped += Number(m.lagged?.skipped);
+        } else count.markers++;
+      });
+      call.pause(); // reads nothing until the task is over
+      const waited = await unary<{ task: Task }>(c.agent, "WaitTask", { taskId, timeoutMs: "60000" });
+      expect(waited.task.status.phase).toBe("TASK_STATUS_SUCCEEDED");
+      expect(await unary<{ status: string }>(c.health, "Check", { service: "solti.v1.SoltiApi" })).toEqual({ status: "SERVING" });
+      const ended = new Promise<number>((resolve, reject) => {
+        call.on("status", (st: grpc.StatusObject) => resolve(st.code));
+        call.on("error", reject);
+      });
+      call.resume();
+      expect(await ended).toBe(grpc.status.OK);
+      // Every event is either delivered or counted as skipped: 200 000 lines plus runStarted and runFinished.
+      expect(count.chunks + count.markers + count.skipped).toBe(lines + 2);
+      expect(count.lagged).toBeGreaterThan(0);
+    } finally {
+      reader.close();
+    }
+  });
+
   test("RunTask, CancelTask and a cancelled live log stream", async () => {
     await using a = await startAgent();
     using c = clients(a.grpcAddr);
