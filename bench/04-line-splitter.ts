@@ -156,7 +156,7 @@ const CHILD_FLAG = "--measure";
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const child = Bun.spawn([process.execPath, import.meta.path, CHILD_FLAG, String(ctx.rounds)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  for (const line of err.split("\n")) if (line !== "") ctx.log(line.replace(/^\[[^\]]*\] /, ""));
+  for (const line of err.split("\n")) if (line !== "") ctx.log(line);
   if (code !== 0) throw new Error(`line splitter measurement exited ${code}: ${err.slice(-500)}`);
   return JSON.parse(out) as BenchResult[];
 }

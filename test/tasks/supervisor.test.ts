@@ -191,11 +191,13 @@ for (const spawnOn of ["main", "thread"] as const) {
         expect((await waitTerminal(a, first.id)).status.phase).toBe("succeeded");
       });
 
-      test("dropIfRunning on a free slot starts", async () => {
-        const { admission, id } = await submitOk(a, commandSpec("true", [], { admission: "dropIfRunning" }));
-        expect(admission).toBe("started");
-        expect((await waitTerminal(a, id)).status.phase).toBe("succeeded");
-      });
+      for (const admission of ["dropIfRunning", "replace"] as const) {
+        test(`${admission} on a free slot starts at once`, async () => {
+          const r = await submitOk(a, commandSpec("true", [], { admission }));
+          expect(r.admission).toBe("started");
+          expect((await waitTerminal(a, r.id)).status.phase).toBe("succeeded");
+        });
+      }
 
       test("replace: the running task is canceled, queued ones dropped, the new one starts after the old exited", async () => {
         const f = fifo("replace");
@@ -292,12 +294,6 @@ for (const spawnOn of ["main", "thread"] as const) {
         expect(cursor).toBe(winners[0]!.metadata.id);
         const idx = answers.findIndex((x) => x.id === winners[0]!.metadata.id);
         expect(lines(out)).toEqual(["start old", "term old", `start r${idx}`, `end r${idx}`]);
-      });
-
-      test("replace on a free slot starts at once", async () => {
-        const { id, admission } = await submitOk(a, commandSpec("true", [], { admission: "replace" }));
-        expect(admission).toBe("started");
-        expect((await waitTerminal(a, id)).status.phase).toBe("succeeded");
       });
 
       test("queue: FIFO per slot, the next starts only after the previous ended", async () => {
