@@ -117,3 +117,33 @@ describe("long polls outlive the server's idle timeout", () => {
     }
   }, 15_000);
 });
+
+describe("the read path is synchronous", () => {
+  test("GET /api/v1/tasks/{id} answers a Response, not a promise of one, and submit still parses its body", async () => {
+    // Elysia compiles a route as async when any parse hook applies to it or when the handler's source
+    // looks like it returns a call (`=> f(…)`): a promise per request on the hottest read (bench 5).
+    const rig = createServiceRig();
+    const app = createHttpApp({
+      service: rig.service,
+      info: () => ({}),
+      metricsJson: () => ({}),
+      metricsText: async () => ["text/plain", ""],
+      health: () => ({ live: true, ready: true, checks: {} }),
+    });
+    try {
+      const { taskId } = await rig.service.submit(commandSpec("true", [], { hold: true }), {});
+      const res = app.fetch(new Request(`http://localhost:3000/api/v1/tasks/${taskId}`));
+      expect(res).toBeInstanceOf(Response);
+      const r = res as Response;
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toBe("application/json");
+      expect(((await r.json()) as any).task.metadata.id).toBe(taskId);
+      const bad = await app.fetch(
+        new Request("http://localhost:3000/api/v1/tasks", { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" }),
+      );
+      expect([bad.status, await bad.json()]).toEqual([400, { error: "InvalidRequest", message: expect.stringContaining("JSON") }]);
+    } finally {
+      await rig.close();
+    }
+  });
+});
