@@ -1,11 +1,14 @@
 /**
  * Counting log subscribers for the streaming benchmarks: an SSE reader
- * (fetch) and a gRPC `StreamTaskLogs` reader (grpc-js with raw bytes). Both
- * count events by type without building objects, so the client side stays
- * cheap, and add up `lagged` markers so a run can be checked exactly:
- * events received + events skipped = events the task produced.
+ * (fetch) and two gRPC `StreamTaskLogs` readers — grpc-js with raw bytes, and
+ * a plain HTTP/2 reader that splits the gRPC length-prefixed messages itself
+ * (grpc-js's client spends ≈ 4.5 µs of CPU per message here, more than
+ * the server: bench/README.md, benchmark 3). All count events by type without
+ * building objects and add up `lagged` markers, so a run can be checked
+ * exactly: events received + events skipped = events the task produced.
  */
 import { Client, credentials, type ClientReadableStream } from "@grpc/grpc-js";
+import { connect as http2Connect } from "node:http2";
 
 export interface StreamCount {
   /** `chunk` events received (output lines). */
@@ -80,7 +83,7 @@ export function taskIdRequest(taskId: string): Buffer {
   return Buffer.concat([Buffer.from([0x0a, id.length]), id]);
 }
 
-function varint(buf: Buffer, pos: number): [number, number] {
+function varint(buf: Uint8Array, pos: number): [number, number] {
   let value = 0;
   let mul = 1;
   for (;;) {
@@ -91,22 +94,80 @@ function varint(buf: Buffer, pos: number): [number, number] {
   }
 }
 
+/** Count one `OutputEventProto` by its oneof tag: chunk (1), lagged (4, with its `skipped`), or a run marker. */
+function countMessage(out: StreamCount, msg: Uint8Array): void {
+  const tag = msg[0];
+  if (tag === 0x0a) out.chunks++;
+  else if (tag === 0x22) {
+    // lagged: field 4 (len) → LaggedProto { skipped = 1 varint }
+    const [, inner] = varint(msg, 1);
+    out.skipped += msg[inner] === 0x08 ? varint(msg, inner + 1)[0] : 0;
+    out.laggedMarkers++;
+  } else out.markers++;
+}
+
+/** Stream and connection receive window of the plain HTTP/2 reader. */
+const H2_WINDOW = 8 * 1024 * 1024;
+
+/**
+ * A server-streaming gRPC call whose messages are `OutputEventProto`s (as
+ * `StreamTaskLogs` answers `taskIdRequest(id)`) over a plain HTTP/2 stream
+ * (`node:http2`): the request framed by hand, the response's DATA split into
+ * gRPC messages (5-byte prefix: flag, big-endian length) and counted; rejects
+ * unless the call ends with `grpc-status: 0`.
+ */
+export function readGrpcH2(addr: string, path: string, body: Uint8Array): Promise<StreamCount> {
+  const t0 = performance.now();
+  const out: StreamCount = { chunks: 0, markers: 0, skipped: 0, laggedMarkers: 0, ms: 0 };
+  const framed = Buffer.alloc(5 + body.length);
+  framed.writeUInt32BE(body.length, 1);
+  framed.set(body, 5);
+  // Wide flow-control windows, as high-throughput clients open them (Go's gRPC grows its window to
+  // 16 MiB by bandwidth-delay probes): with 64 KiB ones the server sends a few frames per round trip.
+  const session = http2Connect(`http://${addr}`, { settings: { initialWindowSize: H2_WINDOW } });
+  session.on("connect", () => session.setLocalWindowSize(H2_WINDOW));
+  return new Promise<StreamCount>((resolve, reject) => {
+    session.on("error", reject);
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    let carry: Buffer | undefined;
+    let status: string | undefined;
+    req.on("response", (headers) => {
+      // A call that fails at once answers headers-only, grpc-status among them.
+      if (headers["grpc-status"] !== undefined) status = String(headers["grpc-status"]);
+    });
+    req.on("trailers", (trailers) => {
+      status = String(trailers["grpc-status"]);
+    });
+    req.on("data", (data: Buffer) => {
+      let buf = carry ? Buffer.concat([carry, data]) : data;
+      let p = 0;
+      while (buf.length - p >= 5) {
+        const len = buf.readUInt32BE(p + 1);
+        if (buf.length - p - 5 < len) break;
+        countMessage(out, buf.subarray(p + 5, p + 5 + len));
+        p += 5 + len;
+      }
+      carry = p < buf.length ? buf.subarray(p) : undefined;
+    });
+    req.on("error", reject);
+    req.on("end", () => {
+      session.close();
+      out.ms = performance.now() - t0;
+      if (status !== "0") reject(new Error(`${path} ended with grpc-status ${status}`));
+      else if (carry) reject(new Error(`${path} ended inside a message (${carry.length} bytes left)`));
+      else resolve(out);
+    });
+    req.end(framed);
+  });
+}
+
 /** Start `StreamTaskLogs` and count its `OutputEventProto` messages by oneof tag until the stream ends. */
 export function readGrpcLogs(client: Client, taskId: string): { done: Promise<StreamCount>; call: ClientReadableStream<Buffer> } {
   const t0 = performance.now();
   const out: StreamCount = { chunks: 0, markers: 0, skipped: 0, laggedMarkers: 0, ms: 0 };
   const call = client.makeServerStreamRequest<Buffer, Buffer>("/solti.v1.SoltiApi/StreamTaskLogs", identity, identity, taskIdRequest(taskId));
   const done = new Promise<StreamCount>((resolve, reject) => {
-    call.on("data", (msg: Buffer) => {
-      const tag = msg[0];
-      if (tag === 0x0a) out.chunks++;
-      else if (tag === 0x22) {
-        // lagged: field 4 (len) → LaggedProto { skipped = 1 varint }
-        const [, inner] = varint(msg, 1);
-        out.skipped += msg[inner] === 0x08 ? varint(msg, inner + 1)[0] : 0;
-        out.laggedMarkers++;
-      } else out.markers++;
-    });
+    call.on("data", (msg: Buffer) => countMessage(out, msg));
     call.on("error", reject);
     call.on("end", () => {
       out.ms = performance.now() - t0;

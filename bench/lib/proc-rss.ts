@@ -1,4 +1,4 @@
-/** Resident memory of a process from /proc/<pid>/status (Linux). */
+/** Resident memory and CPU time of a process from /proc (Linux). */
 import { readFileSync } from "node:fs";
 
 export interface Rss {
@@ -17,4 +17,12 @@ export function readRss(pid: number): Rss {
   const text = readFileSync(`/proc/${pid}/status`, "latin1");
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
   return { total: kb("VmRSS") / MIB, anon: kb("RssAnon") / MIB, file: kb("RssFile") / MIB };
+}
+
+/** CPU time (user + system, all threads) `pid` has used so far, in ms, from /proc/<pid>/stat (Linux, 100 ticks/s). */
+export function readCpuMs(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }

@@ -5,6 +5,7 @@
  * on the first connection to the agent's gRPC port; nothing else imports it.
  * Messages are capped at 4 MiB both ways (larger → RESOURCE_EXHAUSTED).
  */
+import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
@@ -29,6 +30,46 @@ export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** The services this server offers, by full name (also the health service names). */
 export const GRPC_SERVICE_NAMES = [SoltiApi.typeName, AgentService.typeName] as const;
 
+/** Bun's node:http2 session property holding how a stream's write callbacks are deferred. */
+const DEFER_WRITE_CALLBACK = "deferWriteCallback";
+
+/**
+ * Make HTTP/2 sessions over our `SocketDuplex` call back a stream's writes on
+ * the next tick, as they do over a native socket, instead of the next
+ * event-loop turn: every session `server` creates from now on (plain, or TLS
+ * after its handshake). Returns whether it could (see below).
+ *
+ * Bun's node:http2 defers a stream's write callback with `setImmediate` when
+ * the session's socket is not a native one, and with `process.nextTick`
+ * otherwise. grpc-js writes a server stream's next message only once the
+ * previous one's callback ran, so a streamed call sent one message per
+ * event-loop turn, and the Duplex made one socket write of each: ≈ 140 k
+ * messages/s against ≈ 1 M over a native socket (bench/README.md, benchmark
+ * 3). Backpressure is unchanged: past its queue limit the Duplex holds write
+ * callbacks until the kernel has taken the queue.
+ *
+ * Both sides are internals — Bun's session property keyed by
+ * `Symbol("deferWriteCallback")`, grpc-js's `http2Servers` map — so when
+ * either is missing this changes nothing and streams are only slower (tested
+ * in test/grpc/grpc-server.test.ts, which fails when it stops applying).
+ */
+export function deferWritesLikeNative(server: Server): boolean {
+  const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return false;
+  let hooked = false;
+  for (const h2 of servers.keys()) {
+    if (!(h2 instanceof EventEmitter) || patchedServers.has(h2)) continue;
+    patchedServers.add(h2);
+    h2.on("session", (session: object) => {
+      const key = Object.getOwnPropertySymbols(session).find((k) => k.description === DEFER_WRITE_CALLBACK);
+      const holder = session as Record<symbol, unknown>;
+      if (key !== undefined && holder[key] === setImmediate) holder[key] = process.nextTick;
+    });
+    hooked = true;
+  }
+  return hooked;
+}
+const patchedServers = new WeakSet<object>();
 
 /**
  * Wrap every method of `bound`: record the peer address under
@@ -130,11 +171,14 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
         connection.destroy();
         return;
       }
-      injector ??= server.createConnectionInjector(
-        opts.tls
-          ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
-          : ServerCredentials.createInsecure(),
-      );
+      if (!injector) {
+        injector = server.createConnectionInjector(
+          opts.tls
+            ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
+            : ServerCredentials.createInsecure(),
+        );
+        deferWritesLikeNative(server);
+      }
       injector.injectConnection(connection);
     },
     setServing(serving) {

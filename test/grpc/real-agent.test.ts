@@ -3,6 +3,10 @@
  * runner, log hub), with clients built only from the .proto files.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { startAgent } from "../helpers/start-agent.ts";
 import { collect, failure, protoClient, serverStream, unary } from "./proto-client.ts";
@@ -94,20 +98,30 @@ describe("gRPC over the real agent", () => {
     const port = Number(a.grpcAddr.split(":").at(-1));
     // Its own connection: a stalled stream must not hold up the calls on the other one.
     const reader = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port, { "grpc.use_local_subchannel_pool": 1 });
+    const gateDir = mkdtempSync(join(tmpdir(), "tasklane-gate-"));
     try {
       const lines = 200_000;
       const line = "0123456789".repeat(10).slice(0, 99);
-      const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec: bash(`yes ${line} | head -n ${lines}`) });
+      // The task prints only once the subscriber is attached and paused (a subscription that starts
+      // late begins at the oldest retained event, which would make the count below meaningless).
+      const gate = join(gateDir, "gate.fifo");
+      expect(Bun.spawnSync(["mkfifo", gate]).exitCode).toBe(0);
+      const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec: bash(`read -r _ < ${gate}; yes ${line} | head -n ${lines}`) });
       const call = serverStream<{ kind: string; lagged?: { skipped: string | number } }>(reader, "StreamTaskLogs", { taskId });
       const count = { chunks: 0, markers: 0, skipped: 0, lagged: 0 };
+      const started = Promise.withResolvers<void>();
       call.on("data", (m) => {
         if (m.kind === "chunk") count.chunks++;
         else if (m.kind === "lagged") {
           count.lagged++;
           count.skipped += Number(m.lagged?.skipped);
         } else count.markers++;
+        started.resolve();
       });
-      call.pause(); // reads nothing until the task is over
+      await started.promise; // runStarted: the subscription is attached
+      call.pause(); // reads nothing more until the task is over
+      // A blocking open (in the thread pool): it completes once the task has opened the FIFO to read.
+      await writeFile(gate, "go\n");
       const waited = await unary<{ task: Task }>(c.agent, "WaitTask", { taskId, timeoutMs: "60000" });
       expect(waited.task.status.phase).toBe("TASK_STATUS_SUCCEEDED");
       expect(await unary<{ status: string }>(c.health, "Check", { service: "solti.v1.SoltiApi" })).toEqual({ status: "SERVING" });
@@ -122,6 +136,7 @@ describe("gRPC over the real agent", () => {
       expect(count.lagged).toBeGreaterThan(0);
     } finally {
       reader.close();
+      rmSync(gateDir, { recursive: true, force: true });
     }
   });
 
