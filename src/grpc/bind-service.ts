@@ -110,6 +110,51 @@ function requestOf<I extends DescMessage>(req: Decoded<I>): MessageShape<I> {
 }
 
 /** Resolve when the stream can take more writes, or when `signal` aborts. */
+/**
+ * Messages a server stream writes before it lets the event loop turn. Write
+ * callbacks come on the next tick (`deferWritesLikeNative`), so a client with
+ * wide HTTP/2 windows could otherwise take a long batch in one turn while every
+ * other connection waits (≈ 1–2 µs per message).
+ */
+export const STREAM_WRITES_PER_TURN = 512;
+
+/**
+ * Counts the writes of one event-loop turn: `spend()` says when `limit` were
+ * made without the loop turning (a wait for `drain` may or may not have let it
+ * turn; a timer armed with each count tells).
+ */
+export class TurnBudget {
+  private spent = 0;
+  private turned = false;
+
+  constructor(private readonly limit: number) {
+    this.arm();
+  }
+
+  private arm(): void {
+    this.turned = false;
+    setImmediate(() => {
+      this.turned = true;
+    });
+  }
+
+  /** Count one write; true when the turn's budget is used up (then `await yield()`). */
+  spend(): boolean {
+    if (this.turned) {
+      this.spent = 0;
+      this.arm();
+    }
+    return ++this.spent >= this.limit;
+  }
+
+  /** Let the event loop turn, and start a new count. */
+  async yield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.spent = 0;
+    this.arm();
+  }
+}
+
 function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -249,10 +294,12 @@ export function bindService<S extends GenServiceMethods>(
         void (async () => {
           try {
             const batches = h(requestOf(call.request), context(call.metadata, ac));
+            const turns = new TurnBudget(STREAM_WRITES_PER_TURN);
             for await (const batch of batches) {
               for (const item of batch) {
                 if (ac.signal.aborted) return;
                 if (!call.write(item instanceof Uint8Array ? item : create(m.output, item))) await drained(call, ac.signal);
+                if (turns.spend()) await turns.yield();
               }
               if (ac.signal.aborted) return;
             }

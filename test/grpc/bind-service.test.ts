@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { EventEmitter } from "node:events";
+import { create } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
-import { metadataRecord } from "../../src/grpc/bind-service.ts";
+import { bindService, metadataRecord, STREAM_WRITES_PER_TURN, TurnBudget } from "../../src/grpc/bind-service.ts";
+import { SoltiApi, StreamTaskLogsRequestSchema } from "../../src/gen/solti/v1/api_pb.ts";
 
 describe("metadataRecord", () => {
   test("text entries only, first value per key, keys lower-case", () => {
@@ -12,5 +15,57 @@ describe("metadataRecord", () => {
     expect(metadataRecord(md)).toEqual({ authorization: "Bearer a", "user-agent": "test/1" });
     // The metadata itself is untouched.
     expect(md.get("x-trace-bin")).toEqual([Buffer.from([1, 2, 3])]);
+  });
+});
+
+describe("server streams share the event loop", () => {
+  test("TurnBudget: the limit-th write of one turn asks for a yield; a turn that went by starts a new count", async () => {
+    const budget = new TurnBudget(3);
+    expect([budget.spend(), budget.spend(), budget.spend()]).toEqual([false, false, true]);
+    await budget.yield();
+    expect([budget.spend(), budget.spend()]).toEqual([false, false]);
+    await new Promise<void>((r) => setImmediate(r)); // e.g. a wait for drain that let the loop turn
+    expect([budget.spend(), budget.spend(), budget.spend()]).toEqual([false, false, true]);
+  });
+
+  test("a long batch is written STREAM_WRITES_PER_TURN messages per turn, every message in order, then the call ends", async () => {
+    const n = STREAM_WRITES_PER_TURN * 3 + 7;
+    const items = Array.from({ length: n }, (_, i) => new Uint8Array([0x0a, i & 0xff]));
+    const handlers = {
+      async *streamTaskLogs() {
+        yield items;
+      },
+    };
+    // The other methods are never called here.
+    const all = new Proxy(handlers, { get: (t, k) => (t as Record<PropertyKey, unknown>)[k] ?? (() => ({})) });
+    const { implementation } = bindService(SoltiApi, all as never);
+    const written: Uint8Array[] = [];
+    const perTurn: number[] = [];
+    const call = Object.assign(new EventEmitter(), {
+      cancelled: false,
+      request: create(StreamTaskLogsRequestSchema, { taskId: "t" }),
+      metadata: new Metadata(),
+      write(b: Uint8Array) {
+        written.push(b);
+        return true; // never any backpressure: only the budget makes the stream yield
+      },
+      end() {
+        this.emit("finished");
+      },
+    });
+    const finished = new Promise<void>((r) => call.once("finished", r));
+    const stream = implementation.StreamTaskLogs as unknown as (c: typeof call) => void;
+    stream(call);
+    // Sample the count at every turn until the call has ended.
+    let ended = false;
+    void finished.then(() => (ended = true));
+    while (!ended) {
+      await new Promise<void>((r) => setImmediate(r));
+      perTurn.push(written.length);
+    }
+    expect(written).toEqual(items);
+    const steps = perTurn.map((v, i) => v - (perTurn[i - 1] ?? 0)).filter((d) => d > 0);
+    expect(Math.max(...steps)).toBeLessThanOrEqual(STREAM_WRITES_PER_TURN);
+    expect(steps.length).toBeGreaterThanOrEqual(4);
   });
 });
