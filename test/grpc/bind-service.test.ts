@@ -50,7 +50,7 @@ describe("server streams share the event loop", () => {
         return true; // never any backpressure: only the budget makes the stream yield
       },
       end() {
-        this.emit("finished");
+        call.emit("finished");
       },
     });
     const finished = new Promise<void>((r) => call.once("finished", r));

@@ -9,6 +9,19 @@ import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/st
 import { submitOk } from "../helpers/task-control.ts";
 
 let a: TestAgent;
+
+/** The HTTP app over a hand-wired service (no agent, no listener). */
+function appOverRig() {
+  const rig = createServiceRig();
+  const app = createHttpApp({
+    service: rig.service,
+    info: () => ({}),
+    metricsJson: () => ({}),
+    metricsText: async () => ["text/plain", ""],
+    health: () => ({ live: true, ready: true, checks: {} }),
+  });
+  return { rig, app };
+}
 beforeAll(async () => {
   a = await startAgent();
 });
@@ -87,14 +100,7 @@ describe("health", () => {
 
 describe("long polls outlive the server's idle timeout", () => {
   test("a wait longer than idleTimeout still answers (server listening with idleTimeout 1 s)", async () => {
-    const rig = createServiceRig();
-    const app = createHttpApp({
-      service: rig.service,
-      info: () => ({}),
-      metricsJson: () => ({}),
-      metricsText: async () => ["text/plain", ""],
-      health: () => ({ live: true, ready: true, checks: {} }),
-    });
+    const { rig, app } = appOverRig();
     app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
     const url = `http://127.0.0.1:${app.server!.port}`;
     try {
@@ -122,14 +128,7 @@ describe("the read path is synchronous", () => {
   test("GET /api/v1/tasks/{id} answers a Response, not a promise of one, and submit still parses its body", async () => {
     // Elysia compiles a route as async when any parse hook applies to it or when the handler's source
     // looks like it returns a call (`=> f(…)`): a promise per request on the hottest read (bench 5).
-    const rig = createServiceRig();
-    const app = createHttpApp({
-      service: rig.service,
-      info: () => ({}),
-      metricsJson: () => ({}),
-      metricsText: async () => ["text/plain", ""],
-      health: () => ({ live: true, ready: true, checks: {} }),
-    });
+    const { rig, app } = appOverRig();
     try {
       const { taskId } = await rig.service.submit(commandSpec("true", [], { hold: true }), {});
       const res = app.fetch(new Request(`http://localhost:3000/api/v1/tasks/${taskId}`));
