@@ -48,6 +48,20 @@ for (const spawnOn of ["main", "thread"] as const) {
     function outFile(name: string): string {
       return join(dir.path, `${name}-${crypto.randomUUID().slice(0, 8)}.out`);
     }
+
+    /**
+     * An old task in slot `<name>-slot` that takes 200 ms to die after SIGTERM, and
+     * `sawOld(who)`: a script appending "<who> old alive" or "<who> old gone" to `out`.
+     */
+    async function slowToDie(name: string) {
+      const out = outFile(name);
+      const slot = `${name}-slot`;
+      const old = await submitOk(a, blockSpec(fifo(name), "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.2" }] }));
+      const oldPid = await waitForPid(a, old.id);
+      const sawOld = (who: string) =>
+        `if kill -0 ${oldPid} 2>/dev/null; then echo "${who} old alive" >> ${out}; else echo "${who} old gone" >> ${out}; fi`;
+      return { out, slot, old, sawOld };
+    }
     function lines(path: string): string[] {
       return readFileSync(path, "utf8").split("\n").filter(Boolean);
     }
@@ -200,16 +214,11 @@ for (const spawnOn of ["main", "thread"] as const) {
       }
 
       test("replace: the running task is canceled, queued ones dropped, the new one starts after the old exited", async () => {
-        const f = fifo("replace");
-        const out = outFile("replace");
-        const slot = "replace-slot";
         // The old task takes 200 ms to die after SIGTERM: the new one must not start meanwhile.
-        const old = await submitOk(a, blockSpec(f, "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.2" }] }));
-        const oldPid = await waitForPid(a, old.id);
+        const { out, slot, old, sawOld } = await slowToDie("replace");
         const queued = await submitOk(a, commandSpec("true", [], { slot, admission: "queue" }));
         expect(queued.admission).toBe("queued");
-        const check = `if kill -0 ${oldPid} 2>/dev/null; then echo "new saw old alive" >> ${out}; else echo "new saw old gone" >> ${out}; fi`;
-        const fresh = await submitOk(a, bashSpec(check, { slot, admission: "replace" }));
+        const fresh = await submitOk(a, bashSpec(sawOld("new saw"), { slot, admission: "replace" }));
         expect(fresh.admission).toBe("replaced");
 
         const newTask = await waitTerminal(a, fresh.id);
@@ -225,14 +234,9 @@ for (const spawnOn of ["main", "thread"] as const) {
       });
 
       test("replace twice in a row: the last one still waits for the first to exit", async () => {
-        const f = fifo("replace2");
-        const out = outFile("replace2");
-        const slot = "replace2-slot";
-        const old = await submitOk(a, blockSpec(f, "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.2" }] }));
-        const oldPid = await waitForPid(a, old.id);
-        const check = `if kill -0 ${oldPid} 2>/dev/null; then echo "saw old alive" >> ${out}; else echo "saw old gone" >> ${out}; fi`;
-        const second = await submitOk(a, bashSpec(check, { slot, admission: "replace" }));
-        const third = await submitOk(a, bashSpec(check, { slot, admission: "replace" }));
+        const { out, slot, old, sawOld } = await slowToDie("replace2");
+        const second = await submitOk(a, bashSpec(sawOld("saw"), { slot, admission: "replace" }));
+        const third = await submitOk(a, bashSpec(sawOld("saw"), { slot, admission: "replace" }));
         expect([second.admission, third.admission]).toEqual(["replaced", "replaced"]);
         expect((await waitTerminal(a, third.id)).status.phase).toBe("succeeded");
         expect((await waitTerminal(a, second.id)).status).toEqual({ phase: "canceled", attempt: 0, error: `replaced by ${third.id}` });
@@ -241,16 +245,11 @@ for (const spawnOn of ["main", "thread"] as const) {
       });
 
       test("canceling the replacement while the old task is still exiting does not free the slot early", async () => {
-        const f = fifo("replace-cancel");
-        const out = outFile("replace-cancel");
-        const slot = "replace-cancel-slot";
-        const old = await submitOk(a, blockSpec(f, "old", out, { slot, env: [{ key: "TERM_DELAY", value: "0.2" }] }));
-        const oldPid = await waitForPid(a, old.id);
+        const { out, slot, old, sawOld } = await slowToDie("replace-cancel");
         const fresh = await submitOk(a, commandSpec("true", [], { slot, admission: "replace" }));
         const canceled = await a.json("POST", `/api/v1/tasks/${fresh.id}/cancel`);
         expect(canceled.body.task.status).toEqual({ phase: "canceled", attempt: 0, error: "canceled" });
-        const check = `if kill -0 ${oldPid} 2>/dev/null; then echo "next saw old alive" >> ${out}; else echo "next saw old gone" >> ${out}; fi`;
-        const next = await submitOk(a, bashSpec(check, { slot, admission: "queue" }));
+        const next = await submitOk(a, bashSpec(sawOld("next saw"), { slot, admission: "queue" }));
         expect(next.admission).toBe("queued");
         expect((await waitTerminal(a, next.id)).status.phase).toBe("succeeded");
         expect(lines(out)).toEqual(["start old", "term old", "next saw old gone"]);
