@@ -109,7 +109,6 @@ function requestOf<I extends DescMessage>(req: Decoded<I>): MessageShape<I> {
   return req;
 }
 
-/** Resolve when the stream can take more writes, or when `signal` aborts. */
 /**
  * Messages a server stream writes before it lets the event loop turn. Write
  * callbacks come on the next tick (`deferWritesLikeNative`), so a client with
@@ -155,6 +154,7 @@ export class TurnBudget {
   }
 }
 
+/** Resolve when the stream can take more writes, or when `signal` aborts. */
 function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {

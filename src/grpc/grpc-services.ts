@@ -51,7 +51,7 @@ const DEFER_WRITE_CALLBACK = "deferWriteCallback";
  * Both sides are internals — Bun's session property keyed by
  * `Symbol("deferWriteCallback")`, grpc-js's `http2Servers` map — so when
  * either is missing this changes nothing and streams are only slower (tested
- * in test/grpc/grpc-server.test.ts, which fails when it stops applying).
+ * in test/grpc/stream-writes.test.ts, which fails when it stops applying).
  */
 export function deferWritesLikeNative(server: Server): boolean {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;

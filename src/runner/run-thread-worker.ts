@@ -4,6 +4,7 @@
  * Messages to the main thread are batched per microtask checkpoint.
  */
 import type { FromRunner, ToRunner } from "./run-thread.ts";
+import { microtaskBatch } from "./microtask-batch.ts";
 import { startRun, type RunHandle } from "./run-process.ts";
 
 declare const self: Worker;
@@ -12,17 +13,8 @@ declare const self: Worker;
 Bun.unsafe.setJITPolicy(1);
 
 const runs = new Map<number, RunHandle>();
-let outbox: FromRunner[] = [];
-
-const flush = () => {
-  const batch = outbox;
-  outbox = [];
-  self.postMessage(batch);
-};
-const send = (m: FromRunner) => {
-  if (outbox.length === 0) queueMicrotask(flush);
-  outbox.push(m);
-};
+const outbox = microtaskBatch<FromRunner>((batch) => self.postMessage(batch));
+const send = (m: FromRunner) => outbox.push(m);
 
 // First message: the module loaded (run-thread.ts tells a failure to load from a later one by it).
 self.postMessage([{ t: "ready", id: 0 }] satisfies FromRunner[]);

@@ -25,6 +25,7 @@
  */
 import { dirname, join } from "node:path";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
+import { microtaskBatch } from "./microtask-batch.ts";
 import { startRun, type RunHandle, type RunResult, type RunSpec, type StopReason } from "./run-process.ts";
 
 /** A run's spec as it crosses to the worker. */
@@ -143,17 +144,8 @@ export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner
   let fallback = false;
   let referenced = false;
   let nextId = 1;
-  let outbox: ToRunner[] = [];
-
-  const flush = () => {
-    const batch = outbox;
-    outbox = [];
-    worker?.postMessage(batch);
-  };
-  const post = (m: ToRunner) => {
-    if (outbox.length === 0) queueMicrotask(flush);
-    outbox.push(m);
-  };
+  const outbox = microtaskBatch<ToRunner>((batch) => worker?.postMessage(batch));
+  const post = (m: ToRunner) => outbox.push(m);
   const reference = () => {
     const want = runs.size > 0;
     if (want === referenced || !worker) return;
@@ -186,7 +178,7 @@ export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner
     if (!w) return;
     worker = undefined;
     referenced = false;
-    outbox = [];
+    outbox.clear();
     w.terminate();
     const neverLoaded = !alive;
     alive = false;
