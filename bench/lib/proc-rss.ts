@@ -1,5 +1,6 @@
 /** Resident memory and CPU time of a process from /proc (Linux). */
 import { readFileSync } from "node:fs";
+import { readProcStat } from "../../src/runner/proc-stat.ts";
 
 export interface Rss {
   /** VmRSS in MiB: what the target is about. */
@@ -19,10 +20,9 @@ export function readRss(pid: number): Rss {
   return { total: kb("VmRSS") / MIB, anon: kb("RssAnon") / MIB, file: kb("RssFile") / MIB };
 }
 
-/** CPU time (user + system, all threads) `pid` has used so far, in ms, from /proc/<pid>/stat (Linux, 100 ticks/s). */
+/** CPU time (user + system, all threads) `pid` has used so far, in ms (Linux, 100 ticks/s); throws if the process is gone. */
 export function readCpuMs(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const stat = readProcStat(pid);
+  if (!stat) throw new Error(`no /proc/${pid}/stat`);
+  return (stat.utime + stat.stime) * 10;
 }

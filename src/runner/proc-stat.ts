@@ -18,6 +18,9 @@ export interface ProcStat {
   pgrp: number;
   /** Field 22: start time in clock ticks since boot, as text (exact, comparable as an integer). */
   startTime: string;
+  /** Fields 14 and 15: CPU time in user and kernel mode so far, clock ticks (all threads). */
+  utime: number;
+  stime: number;
 }
 
 /**
@@ -33,7 +36,7 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const pgrp = Number(fields[2]);
   const startTime = fields[19];
   if (!state || !Number.isInteger(pgrp) || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, pgrp, startTime };
+  return { state, pgrp, startTime, utime: Number(fields[11]), stime: Number(fields[12]) };
 }
 
 /** Reads and parses `/proc/<pid>/stat`; undefined if the process does not exist (or no /proc). */

@@ -36,11 +36,13 @@ function spawnSleeper(cmd: string[] = [SLEEP, "1000"]) {
 
 describe("parseProcStat", () => {
   test("reads fields after the last ')' even when the command name has spaces and parens", () => {
-    const fields = ["S", "1", "4242", "4242", "0", "-1", "4194304", "1", "0", "0", "0", "0", "0", "0", "0", "20", "0", "1", "0", "987654"];
+    const fields = ["S", "1", "4242", "4242", "0", "-1", "4194304", "1", "0", "0", "0", "37", "5", "0", "0", "20", "0", "1", "0", "987654"];
     expect(parseProcStat(`4242 (a) b (c) ${fields.join(" ")} 100 200\n`)).toEqual({
       state: "S",
       pgrp: 4242,
       startTime: "987654",
+      utime: 37,
+      stime: 5,
     });
   });
 
@@ -62,7 +64,8 @@ describe("readProcStartTime", () => {
     using proc = spawnSleeper([odd, "1000"]);
     const stat = readProcStat(proc.pid)!;
     expect(readFileSync(`/proc/${proc.pid}/comm`, "utf8")).toBe("a) b (c\n");
-    expect(stat).toEqual({ state: stat.state, pgrp: proc.pid, startTime: readProcStartTime(proc.pid)! });
+    expect(stat).toEqual({ state: stat.state, pgrp: proc.pid, startTime: readProcStartTime(proc.pid)!, utime: expect.any(Number), stime: expect.any(Number) });
+    expect([stat.utime, stat.stime].every((t) => Number.isInteger(t) && t >= 0)).toBe(true);
     expect(BigInt(stat.startTime)).toBeGreaterThanOrEqual(BigInt(readProcStartTime(process.pid)!));
   });
 });
