@@ -3,12 +3,22 @@
  * concurrent clients, timed until every one has succeeded (wait for the last
  * ones submitted, then count).
  * Baseline, same run: Bun.spawn + drain both pipes + wait, 8 at a time.
+ * Bounds (informational), same run: a minimal REST spawner compiled like
+ * tasklane (bench/fixtures/rest-spawner.ts), with tasklane's store and without:
+ * what is left of the baseline's rate once a task arrives over REST and, with
+ * the store, is persisted as the agent persists it — with nothing else.
  * Peer (informational): supervisord over XML-RPC, start-and-wait, 8 programs.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startAgent } from "./lib/agent-process.ts";
 import { runStandalone, since, type BenchContext } from "./lib/bench-context.ts";
+import { restSpawnerBinary } from "./lib/binaries.ts";
 import { spawnAndWait } from "./lib/drain.ts";
+import { readCpuMs } from "./lib/proc-rss.ts";
 import type { BenchResult } from "./lib/report.ts";
+import { startServer } from "./lib/server-process.ts";
 import { median } from "./lib/stats.ts";
 import { supervisordRate } from "./lib/supervisord-peer.ts";
 import { commandSpec, countTasks, submit, taskIdOf, waitTask } from "./lib/task-spec.ts";
@@ -28,11 +38,18 @@ async function pool(n: number, concurrency: number, job: (i: number) => Promise<
   );
 }
 
+/** Tasks/s, and CPU per task of the server's process (all threads, children not included). */
+interface Rate {
+  rate: number;
+  cpuUs: number;
+}
+
 /** Tasks/s through a fresh agent: submit all, then poll until all succeeded. */
-async function ours(bin: string, round: number): Promise<number> {
+async function ours(bin: string, round: number): Promise<Rate> {
   await using agent = await startAgent({ bin });
   await pool(WARMUP, CONCURRENCY, (i) => submit(agent.url, commandSpec(`w${round}-${i}`, [TRUE]), true));
   const ids: string[] = [];
+  const cpu0 = readCpuMs(agent.pid);
   const t0 = performance.now();
   await pool(TASKS, CONCURRENCY, async (i) => {
     ids[i] = taskIdOf(await submit(agent.url, commandSpec(`t${round}-${i}`, [TRUE])));
@@ -47,9 +64,40 @@ async function ours(bin: string, round: number): Promise<number> {
     await Bun.sleep(1);
   }
   const ms = since(t0);
+  const cpuUs = ((readCpuMs(agent.pid) - cpu0) * 1000) / TASKS;
   const failed = (await countTasks(agent.url, "failed")) + (await countTasks(agent.url, "canceled"));
   if (failed > 0) throw new Error(`throughput: ${failed} tasks did not succeed`);
-  return (TASKS / ms) * 1000;
+  return { rate: (TASKS / ms) * 1000, cpuUs };
+}
+
+/** Tasks/s through a fresh minimal REST spawner (`durable`: with tasklane's store in a temp dir). */
+async function bound(durable: boolean, round: number): Promise<Rate> {
+  const dir = durable ? mkdtempSync(join(tmpdir(), "tasklane-bench-spawner-")) : undefined;
+  try {
+    await using spawner = await startServer({
+      argv: [await restSpawnerBinary(), ...(dir ? ["--data-dir", dir] : [])],
+      announce: /spawner listening http=(\S+)/,
+    });
+    const url = `http://${spawner.match[1]}`;
+    const finished = async () => ((await (await fetch(`${url}/done`)).json()) as { done: number }).done;
+    const deadline = performance.now() + 120_000;
+    const until = async (n: number) => {
+      while ((await finished()) < n) {
+        if (performance.now() > deadline) throw new Error("throughput bound: runs did not finish within 120 s");
+        await Bun.sleep(1);
+      }
+    };
+    await pool(WARMUP, CONCURRENCY, (i) => submit(url, commandSpec(`w${round}-${i}`, [TRUE])));
+    await until(WARMUP);
+    const cpu0 = readCpuMs(spawner.pid);
+    const t0 = performance.now();
+    await pool(TASKS, CONCURRENCY, (i) => submit(url, commandSpec(`t${round}-${i}`, [TRUE])));
+    await until(TASKS + WARMUP);
+    const ms = since(t0);
+    return { rate: (TASKS / ms) * 1000, cpuUs: ((readCpuMs(spawner.pid) - cpu0) * 1000) / TASKS };
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Spawns/s of a plain Bun script doing the same work without an agent (`detached`: each child in its own session). */
@@ -61,18 +109,23 @@ async function baseline(detached = false): Promise<number> {
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
-  const oursRates: number[] = [];
+  const oursRuns: Rate[] = [];
   const baseRates: number[] = [];
   const detachedRates: number[] = [];
+  const storeBounds: Rate[] = [];
+  const plainBounds: Rate[] = [];
+  const us = (runs: Rate[]) => median(runs.map((x) => x.cpuUs)).toFixed(0);
   for (let r = 0; r < ctx.rounds; r++) {
     baseRates.push(await baseline());
-    oursRates.push(await ours(ctx.bin, r));
+    oursRuns.push(await ours(ctx.bin, r));
+    storeBounds.push(await bound(true, r));
     detachedRates.push(await baseline(true));
+    plainBounds.push(await bound(false, r));
     ctx.log(
-      `1 throughput round ${r + 1}: ours ${oursRates.at(-1)?.toFixed(0)}/s, raw ${baseRates.at(-1)?.toFixed(0)}/s, raw detached ${detachedRates.at(-1)?.toFixed(0)}/s`,
+      `1 throughput round ${r + 1}: ours ${oursRuns.at(-1)?.rate.toFixed(0)}/s, raw ${baseRates.at(-1)?.toFixed(0)}/s, raw detached ${detachedRates.at(-1)?.toFixed(0)}/s; REST spawner with store ${storeBounds.at(-1)?.rate.toFixed(0)}/s, without ${plainBounds.at(-1)?.rate.toFixed(0)}/s`,
     );
   }
-  const o = median(oursRates);
+  const o = median(oursRuns.map((x) => x.rate));
   const b = median(baseRates);
   const d = median(detachedRates);
   const results: BenchResult[] = [
@@ -84,9 +137,24 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: o / b,
       target: ">= 0.6x",
       pass: o / b >= 0.6,
-      note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit, wait for the last ${CONCURRENCY} submitted, then count until all succeeded`,
+      note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit, wait for the last ${CONCURRENCY} submitted, then count until all succeeded; agent CPU ${us(oursRuns)} us/task (all threads)`,
     },
   ];
+  for (const [name, runs, what] of [
+    ["1 bound: REST spawner + store", storeBounds, "tasklane's spec check and store (task and run written at start, 201 after the durable commit, both again at the exit)"],
+    ["1 bound: REST spawner, no store", plainBounds, "tasklane's spec check, no store"],
+  ] as const) {
+    const rate = median(runs.map((x) => x.rate));
+    results.push({
+      name,
+      ours: rate,
+      baseline: b,
+      unit: "tasks/s",
+      ratio: rate / b,
+      target: "bound",
+      note: `bench/fixtures/rest-spawner.ts, compiled: Bun.serve + Bun.spawn (detached, pipes drained) with ${what}; nothing else; ${us(runs)} us CPU/task`,
+    });
+  }
   results.push({
     name: "1 same, baseline children detached",
     ours: o,

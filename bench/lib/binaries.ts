@@ -64,3 +64,8 @@ export function helloBinary(): Promise<string> {
 export function grpcEchoBinary(): Promise<string> {
   return once("echo", () => compile("bench/fixtures/grpc-echo.ts", "grpc-echo"));
 }
+
+/** Compiled minimal REST spawner, with or without tasklane's store (bench/fixtures/rest-spawner.ts). */
+export function restSpawnerBinary(): Promise<string> {
+  return once("spawner", () => compile("bench/fixtures/rest-spawner.ts", "rest-spawner"));
+}
