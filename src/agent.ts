@@ -24,6 +24,7 @@ import { createThreadRunner, type ThreadRunner } from "./runner/run-thread.ts";
 import { openStore } from "./store/open-store.ts";
 import type { Store } from "./store/store.ts";
 import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
+import { createCapSweeps } from "./tasks/cap-sweeps.ts";
 import { createSupervisor, type Supervisor } from "./tasks/supervisor.ts";
 import { createTaskEvents } from "./tasks/task-events.ts";
 import { createTaskService, type TaskService } from "./tasks/task-service.ts";
@@ -200,19 +201,23 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       // second crash recovers the same way), and every later flush (a 201) waits for an fsync
       // that covers them too. A failing store is reported here and fails the writes after it.
       store.flush().catch((err) => logger.error("store flush after recovery failed", { err }));
+      const capSweeps = createCapSweeps(config.maxTasks);
       const sweep = () => {
-        const n = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
-        if (n > 0) logger.debug("swept terminal tasks", { count: n });
+        const t0 = performance.now();
+        const { swept, terminal } = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
+        const t1 = performance.now();
+        capSweeps.swept(terminal, t1 - t0, t1);
+        if (swept > 0) logger.debug("swept terminal tasks", { count: swept });
       };
       const h = hub;
       timers.push(
         setInterval(() => {
           h.flush();
-          const finished = toEvict.size > 0;
+          capSweeps.finished(toEvict.size);
           for (const id of toEvict) h.evict(id);
           toEvict.clear();
-          // Enforce --max-tasks promptly when tasks finish, not only on the TTL timer.
-          if (finished) sweep();
+          // Enforce --max-tasks promptly when tasks finish, not only on the TTL timer (cap-sweeps.ts).
+          if (capSweeps.due(performance.now())) sweep();
         }, HUB_FLUSH_MS),
       );
       // The first sweep runs once the agent is ready: housekeeping does not delay readiness.

@@ -141,7 +141,7 @@ export function createMemoryStore(): Store {
       let expired = 0;
       while (expired < terminal.length && (terminal[expired]?.metadata.updatedAt ?? Infinity) < olderThan) expired++;
       const excess = Math.max(0, terminal.length - Math.max(0, keep));
-      return terminal.slice(0, Math.max(expired, excess)).map((t) => t.metadata.id);
+      return { ids: terminal.slice(0, Math.max(expired, excess)).map((t) => t.metadata.id), terminal: terminal.length };
     },
 
     getMeta(key) {

@@ -669,10 +669,10 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     sweepCandidates(olderThan, keep) {
       live();
       const counts = q.terminalCounts.get(olderThan);
-      if (!counts) return [];
+      if (!counts) return { ids: [], terminal: 0 };
       // Both sets are prefixes of the finish order (updated_at, id): take the longer one.
       const n = Math.max(counts.expired, counts.total - Math.max(0, keep));
-      return n > 0 ? q.oldestTerminal.all(n).map((r) => r.id) : [];
+      return { ids: n > 0 ? q.oldestTerminal.all(n).map((r) => r.id) : [], terminal: counts.total };
     },
 
     getMeta(key) {

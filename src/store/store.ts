@@ -60,9 +60,10 @@ export interface Store {
   /**
    * Terminal tasks to sweep: those finished (updatedAt) before `olderThan`,
    * plus the oldest beyond `keep` terminal tasks. Returns their ids, oldest
-   * (by `updatedAt`, then id) first.
+   * (by `updatedAt`, then id) first, and how many terminal tasks are stored
+   * (those ids included).
    */
-  sweepCandidates(olderThan: number, keep: number): string[];
+  sweepCandidates(olderThan: number, keep: number): { ids: string[]; terminal: number };
 
   /** Small key/value area for agent state (e.g. the persistent agent id). */
   getMeta(key: string): string | undefined;

@@ -78,8 +78,11 @@ export interface Supervisor {
   delete(id: string): Promise<Task | undefined>;
   /** Close runs interrupted by a crash, kill their leftover groups, resume pending work. */
   recover(): void;
-  /** Purge terminal tasks older than `olderThan` or beyond `keep`; returns how many. */
-  sweep(olderThan: number, keep: number): number;
+  /**
+   * Purge terminal tasks older than `olderThan` or beyond `keep`; returns how
+   * many, and how many terminal tasks stay stored.
+   */
+  sweep(olderThan: number, keep: number): { swept: number; terminal: number };
   /** The live snapshot of an active task (cheaper than the store). */
   activeTask(id: string): Task | undefined;
   stats(): SupervisorStats;
@@ -558,17 +561,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     sweep(olderThan, keep) {
-      let n = 0;
-      for (const id of store.sweepCandidates(olderThan, keep)) {
+      const { ids, terminal } = store.sweepCandidates(olderThan, keep);
+      let swept = 0;
+      for (const id of ids) {
         if (active.has(id)) continue;
         const task = store.getTask(id);
         store.deleteTask(id);
         hub.drop(id);
         removeScript(deps.scriptDir, id);
         if (task) events.deleted(task);
-        n++;
+        swept++;
       }
-      return n;
+      return { swept, terminal: terminal - swept };
     },
 
     activeTask(id) {

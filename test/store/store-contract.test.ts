@@ -401,7 +401,7 @@ describe.each(implementations)("%s store", (_name, create) => {
       ["union: keep reaches further than ttl", 150, 1, ["s1", "s3", "s4", "s2"]],
       ["everything terminal, never active tasks", 10_000, 0, ["s1", "s3", "s4", "s2", "s5"]],
     ] as [string, number, number, string[]][])("%s", (_case, olderThan, keep, ids) => {
-      expect(store.sweepCandidates(olderThan, keep)).toEqual(ids);
+      expect(store.sweepCandidates(olderThan, keep)).toEqual({ ids, terminal: 5 });
     });
   });
 
