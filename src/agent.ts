@@ -203,10 +203,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       store.flush().catch((err) => logger.error("store flush after recovery failed", { err }));
       const capSweeps = createCapSweeps(config.maxTasks);
       const sweep = () => {
-        const t0 = performance.now();
         const { swept, terminal } = sup.sweep(clock() - config.taskTtlMs, config.maxTasks);
-        const t1 = performance.now();
-        capSweeps.swept(terminal, t1 - t0, t1);
+        capSweeps.swept(terminal, performance.now());
         if (swept > 0) logger.debug("swept terminal tasks", { count: swept });
       };
       const h = hub;

@@ -9,10 +9,13 @@
  * the terminal tasks stored — exact after each sweep, plus every task that has
  * finished since (a delete or a restart only lowers the real count) — and
  * asks for a sweep only when that bound is above the cap: a store below its
- * cap is never counted on a tick. And at the cap, a sweep comes no sooner
- * than `spacing` times the previous sweep's duration after it, so that
- * enforcing a large cap under load takes at most ≈ 1/`spacing` of the thread
- * (the cap may then be exceeded for that long).
+ * cap is never counted on a tick. At the cap, the next sweep waits
+ * `usPerTask` µs for every terminal task the last one left stored (a count
+ * costs 0.035–0.1 µs per task, so ≈ 2–5 % of the thread goes to counting
+ * under load with the default); the cap may be exceeded for that long
+ * (20 ms at 10 000 tasks, 2 s at a million). The wait is set from the count,
+ * not from the sweep's duration: deleting is work the cap needs anyway, and a
+ * wait that grew with it made each sweep delete more, and wait longer again.
  */
 
 /** How the agent decides, on each tick, whether to sweep for the cap. */
@@ -21,15 +24,15 @@ export interface CapSweeps {
   finished(n: number): void;
   /** Whether a sweep for the cap is due at `now` (ms, `performance.now()`). */
   due(now: number): boolean;
-  /** A sweep ended at `now` after `tookMs`, leaving `terminal` terminal tasks stored. */
-  swept(terminal: number, tookMs: number, now: number): void;
+  /** A sweep ended at `now` (ms), leaving `terminal` terminal tasks stored. */
+  swept(terminal: number, now: number): void;
 }
 
-/** Default ratio between the time after a sweep and its duration: ≤ ≈ 5 % of the thread. */
-export const SWEEP_SPACING = 20;
+/** Default wait after a sweep, per terminal task it left stored: 2 µs. */
+export const WAIT_US_PER_TASK = 2;
 
 /** A schedule for the cap `keep` (terminal tasks kept). Before the first sweep the count is unknown: due. */
-export function createCapSweeps(keep: number, spacing = SWEEP_SPACING): CapSweeps {
+export function createCapSweeps(keep: number, usPerTask = WAIT_US_PER_TASK): CapSweeps {
   let atMost = Number.POSITIVE_INFINITY;
   let notBefore = Number.NEGATIVE_INFINITY;
   return {
@@ -39,9 +42,9 @@ export function createCapSweeps(keep: number, spacing = SWEEP_SPACING): CapSweep
     due(now) {
       return atMost > keep && now >= notBefore;
     },
-    swept(terminal, tookMs, now) {
+    swept(terminal, now) {
       atMost = terminal;
-      notBefore = now + spacing * tookMs;
+      notBefore = now + (terminal * usPerTask) / 1000;
     },
   };
 }
