@@ -132,7 +132,7 @@ export function createMemoryStore(): Store {
       for (const id of logs.keys()) if (id < beforeId) logs.delete(id);
     },
 
-    sweepCandidates(olderThan, keep) {
+    sweepCandidates(olderThan, keep, limit = Number.POSITIVE_INFINITY) {
       live();
       const terminal: Task[] = [];
       for (const { task } of entries.values()) if (isTerminal(task.status.phase)) terminal.push(task);
@@ -141,7 +141,8 @@ export function createMemoryStore(): Store {
       let expired = 0;
       while (expired < terminal.length && (terminal[expired]?.metadata.updatedAt ?? Infinity) < olderThan) expired++;
       const excess = Math.max(0, terminal.length - Math.max(0, keep));
-      return { ids: terminal.slice(0, Math.max(expired, excess)).map((t) => t.metadata.id), terminal: terminal.length };
+      const candidates = Math.max(expired, excess);
+      return { ids: terminal.slice(0, Math.min(candidates, limit)).map((t) => t.metadata.id), candidates, terminal: terminal.length };
     },
 
     getMeta(key) {

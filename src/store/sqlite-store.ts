@@ -666,13 +666,14 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       write(() => q.trimLogs.run(taskId, beforeId));
     },
 
-    sweepCandidates(olderThan, keep) {
+    sweepCandidates(olderThan, keep, limit = Number.POSITIVE_INFINITY) {
       live();
       const counts = q.terminalCounts.get(olderThan);
-      if (!counts) return { ids: [], terminal: 0 };
+      if (!counts) return { ids: [], candidates: 0, terminal: 0 };
       // Both sets are prefixes of the finish order (updated_at, id): take the longer one.
       const n = Math.max(counts.expired, counts.total - Math.max(0, keep));
-      return { ids: n > 0 ? q.oldestTerminal.all(n).map((r) => r.id) : [], terminal: counts.total };
+      const take = Math.min(n, limit);
+      return { ids: take > 0 ? q.oldestTerminal.all(take).map((r) => r.id) : [], candidates: n, terminal: counts.total };
     },
 
     getMeta(key) {

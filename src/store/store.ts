@@ -59,11 +59,12 @@ export interface Store {
 
   /**
    * Terminal tasks to sweep: those finished (updatedAt) before `olderThan`,
-   * plus the oldest beyond `keep` terminal tasks. Returns their ids, oldest
-   * (by `updatedAt`, then id) first, and how many terminal tasks are stored
-   * (those ids included).
+   * plus the oldest beyond `keep` terminal tasks. Returns the ids of the
+   * first `limit` of them (default all), oldest (by `updatedAt`, then id)
+   * first; how many there are in all (`candidates`); and how many terminal
+   * tasks are stored (those included).
    */
-  sweepCandidates(olderThan: number, keep: number): { ids: string[]; terminal: number };
+  sweepCandidates(olderThan: number, keep: number, limit?: number): { ids: string[]; candidates: number; terminal: number };
 
   /** Small key/value area for agent state (e.g. the persistent agent id). */
   getMeta(key: string): string | undefined;

@@ -79,10 +79,11 @@ export interface Supervisor {
   /** Close runs interrupted by a crash, kill their leftover groups, resume pending work. */
   recover(): void;
   /**
-   * Purge terminal tasks older than `olderThan` or beyond `keep`; returns how
-   * many, and how many terminal tasks stay stored.
+   * Purge terminal tasks older than `olderThan` or beyond `keep`, at most
+   * `limit` of them (default all); returns how many, how many terminal tasks
+   * stay stored, and whether more are due (`more`: call again).
    */
-  sweep(olderThan: number, keep: number): { swept: number; terminal: number };
+  sweep(olderThan: number, keep: number, limit?: number): { swept: number; terminal: number; more: boolean };
   /** The live snapshot of an active task (cheaper than the store). */
   activeTask(id: string): Task | undefined;
   stats(): SupervisorStats;
@@ -560,8 +561,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
     },
 
-    sweep(olderThan, keep) {
-      const { ids, terminal } = store.sweepCandidates(olderThan, keep);
+    sweep(olderThan, keep, limit) {
+      const { ids, candidates, terminal } = store.sweepCandidates(olderThan, keep, limit);
       let swept = 0;
       for (const id of ids) {
         if (active.has(id)) continue;
@@ -572,7 +573,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         if (task) events.deleted(task);
         swept++;
       }
-      return { swept, terminal: terminal - swept };
+      // More only when this batch made progress: candidates that stay (active ones) must not spin the caller.
+      return { swept, terminal: terminal - swept, more: swept > 0 && candidates > ids.length };
     },
 
     activeTask(id) {

@@ -506,7 +506,7 @@ describe("schema", () => {
         { id: 2, event: { type: "chunk", attempt: 1, stream: "stdout", seq: 0, ts: 1_700_000_000_200, line: "backup done" } },
         { id: 3, event: { type: "runFinished", attempt: 1, exitCode: 0, finishedAt: 1_700_000_005_000 } },
       ],
-      sweep: { ids: [a.metadata.id], terminal: 1 },
+      sweep: { ids: [a.metadata.id], candidates: 1, terminal: 1 },
       meta: "agt_v1",
       stats: { tasks: 2, runs: 2, logEvents: 3 },
     });

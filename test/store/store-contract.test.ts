@@ -401,7 +401,12 @@ describe.each(implementations)("%s store", (_name, create) => {
       ["union: keep reaches further than ttl", 150, 1, ["s1", "s3", "s4", "s2"]],
       ["everything terminal, never active tasks", 10_000, 0, ["s1", "s3", "s4", "s2", "s5"]],
     ] as [string, number, number, string[]][])("%s", (_case, olderThan, keep, ids) => {
-      expect(store.sweepCandidates(olderThan, keep)).toEqual({ ids, terminal: 5 });
+      expect(store.sweepCandidates(olderThan, keep)).toEqual({ ids, candidates: ids.length, terminal: 5 });
+    });
+
+    test("a limit returns the oldest candidates and counts them all", () => {
+      expect(store.sweepCandidates(350, 4, 2)).toEqual({ ids: ["s1", "s3"], candidates: 4, terminal: 5 });
+      expect(store.sweepCandidates(0, 10, 2)).toEqual({ ids: [], candidates: 0, terminal: 5 });
     });
   });
 

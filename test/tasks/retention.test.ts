@@ -1,8 +1,12 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import { readSse } from "../helpers/sse.ts";
 import { bashSpec, startAgent } from "../helpers/start-agent.ts";
+import { makeTask } from "../store/make-task.ts";
 
 function countRows(dataDir: string): { tasks: number; runs: number; logs: number; maxLogsPerTask: number; maxRunsPerTask: number } {
   const db = new Database(join(dataDir, "tasklane.db"), { readonly: true });
@@ -69,5 +73,37 @@ describe("retention", () => {
     expect(rows.tasks).toBe(5);
     expect(rows.maxRunsPerTask).toBeLessThanOrEqual(2);
     expect(rows.maxLogsPerTask).toBeLessThanOrEqual(10);
+  });
+
+  test("a backlog beyond the cap is swept in batches, the agent answering between them", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tasklane-test-"));
+    try {
+      const stored = 3000;
+      const store = createSqliteStore({ path: join(dataDir, "tasklane.db") });
+      for (let i = 0; i < stored; i++) {
+        const id = `tsk_${String(i).padStart(26, "0")}`;
+        store.putTask(makeTask({ id, phase: "succeeded", createdAt: 1_700_000_000_000 + i, updatedAt: Date.now() - stored + i }));
+      }
+      await store.close();
+
+      await using a = await startAgent({ dataDir, args: ["--max-tasks", "10"] });
+      const totals: number[] = [];
+      for (;;) {
+        const r = await a.json("GET", "/api/v1/tasks?limit=10");
+        totals.push(r.body.total);
+        if (r.body.total <= 10) {
+          // The newest ten are kept.
+          expect(r.body.tasks.map((t: { metadata: { id: string } }) => t.metadata.id)).toEqual(
+            Array.from({ length: 10 }, (_, k) => `tsk_${String(stored - 10 + k).padStart(26, "0")}`),
+          );
+          break;
+        }
+      }
+      // Swept all at once, the first answer would only come after the sweep: here the agent answered in between.
+      expect(totals.some((t) => t > 10 && t < stored)).toBe(true);
+      expect(totals.at(-1)).toBe(10);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
