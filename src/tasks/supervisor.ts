@@ -52,6 +52,13 @@ export interface SupervisorDeps {
   limiter?: ResourceLimiter;
 }
 
+/** How much one `sweep` call may do (a task's deletion includes its runs and log rows). */
+export interface SweepBatch {
+  limit?: number;
+  /** Stop after the deletion that passes this much time (`performance.now()`). */
+  budgetMs?: number;
+}
+
 /** Counters for metrics and /api/v1/metrics. */
 export interface SupervisorStats {
   active: number;
@@ -79,11 +86,12 @@ export interface Supervisor {
   /** Close runs interrupted by a crash, kill their leftover groups, resume pending work. */
   recover(): void;
   /**
-   * Purge terminal tasks older than `olderThan` or beyond `keep`, at most
-   * `limit` of them (default all); returns how many, how many terminal tasks
+   * Purge terminal tasks older than `olderThan` or beyond `keep`, oldest
+   * first: at most `batch.limit` of them, and none more once `batch.budgetMs`
+   * have passed (defaults: all). Returns how many, how many terminal tasks
    * stay stored, and whether more are due (`more`: call again).
    */
-  sweep(olderThan: number, keep: number, limit?: number): { swept: number; terminal: number; more: boolean };
+  sweep(olderThan: number, keep: number, batch?: SweepBatch): { swept: number; terminal: number; more: boolean };
   /** The live snapshot of an active task (cheaper than the store). */
   activeTask(id: string): Task | undefined;
   stats(): SupervisorStats;
@@ -561,10 +569,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
     },
 
-    sweep(olderThan, keep, limit) {
-      const { ids, candidates, terminal } = store.sweepCandidates(olderThan, keep, limit);
+    sweep(olderThan, keep, batch = {}) {
+      const { ids, candidates, terminal } = store.sweepCandidates(olderThan, keep, batch.limit);
+      const deadline = performance.now() + (batch.budgetMs ?? Number.POSITIVE_INFINITY);
       let swept = 0;
+      let seen = 0;
       for (const id of ids) {
+        seen++;
         if (active.has(id)) continue;
         const task = store.getTask(id);
         store.deleteTask(id);
@@ -572,9 +583,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         removeScript(deps.scriptDir, id);
         if (task) events.deleted(task);
         swept++;
+        if (performance.now() >= deadline) break;
       }
       // More only when this batch made progress: candidates that stay (active ones) must not spin the caller.
-      return { swept, terminal: terminal - swept, more: swept > 0 && candidates > ids.length };
+      return { swept, terminal: terminal - swept, more: swept > 0 && candidates > seen };
     },
 
     activeTask(id) {
