@@ -167,11 +167,15 @@ export class SocketDuplex extends Duplex {
     });
   }
 
-  /** The queue is empty and nothing is in flight: release a held write, or finish `end()`. */
-  #settled(): void {
+  /**
+   * Nothing is left to write — the queue went to the kernel, or (`err`) the
+   * socket is gone: release a held write (failing it with `err`), then
+   * finish a waiting `end()`.
+   */
+  #settled(err?: Error): void {
     const held = this.#held;
     this.#held = undefined;
-    held?.();
+    held?.(err);
     const finishing = this.#finishing;
     this.#finishing = undefined;
     finishing?.();
@@ -184,13 +188,7 @@ export class SocketDuplex extends Duplex {
     p?.done(err);
     this.#queue = [];
     this.#queuedBytes = 0;
-    const held = this.#held;
-    this.#held = undefined;
-    held?.(err);
-    // An end() waiting for the queue: the socket is gone, so there is nothing left to write.
-    const finishing = this.#finishing;
-    this.#finishing = undefined;
-    finishing?.();
+    this.#settled(err);
   }
 
   #send(bytes: Uint8Array, offset: number, done: Done): void {
