@@ -44,30 +44,42 @@ interface Rate {
   cpuUs: number;
 }
 
+/** The rate and CPU of process `pid` while `work` submits the TASKS tasks and waits until they are done (`t0`: its start). */
+async function measured(pid: number, work: (t0: number) => Promise<void>): Promise<Rate> {
+  const cpu0 = readCpuMs(pid);
+  const t0 = performance.now();
+  await work(t0);
+  const ms = since(t0);
+  return { rate: (TASKS / ms) * 1000, cpuUs: ((readCpuMs(pid) - cpu0) * 1000) / TASKS };
+}
+
+/** Poll `count` every millisecond until it reaches `n`; throws `failure` past `deadline` (performance.now()). */
+async function pollUntil(count: () => Promise<number>, n: number, deadline: number, failure: string): Promise<void> {
+  while ((await count()) < n) {
+    if (performance.now() > deadline) throw new Error(failure);
+    await Bun.sleep(1);
+  }
+}
+
 /** Tasks/s through a fresh agent: submit all, then poll until all succeeded. */
 async function ours(bin: string, round: number): Promise<Rate> {
   await using agent = await startAgent({ bin });
   await pool(WARMUP, CONCURRENCY, (i) => submit(agent.url, commandSpec(`w${round}-${i}`, [TRUE]), true));
   const ids: string[] = [];
-  const cpu0 = readCpuMs(agent.pid);
-  const t0 = performance.now();
-  await pool(TASKS, CONCURRENCY, async (i) => {
-    ids[i] = taskIdOf(await submit(agent.url, commandSpec(`t${round}-${i}`, [TRUE])));
+  const result = await measured(agent.pid, async (t0) => {
+    await pool(TASKS, CONCURRENCY, async (i) => {
+      ids[i] = taskIdOf(await submit(agent.url, commandSpec(`t${round}-${i}`, [TRUE])));
+    });
+    // The agent starts queued tasks in submission order: wait for the last ones, then count once
+    // (and poll for stragglers). A count every 2 ms while the agent works took ≈ 10 % of its main
+    // thread (a SQL count over thousands of rows per poll): the observer slowed what it observed.
+    await Promise.all(ids.slice(-CONCURRENCY).map((id) => waitTask(agent.url, id)));
+    const succeeded = () => countTasks(agent.url, "succeeded");
+    await pollUntil(succeeded, TASKS + WARMUP, t0 + 120_000, "throughput: tasks did not all succeed within 120 s");
   });
-  // The agent starts queued tasks in submission order: wait for the last ones, then count once
-  // (and poll for stragglers). A count every 2 ms while the agent works took ≈ 10 % of its main
-  // thread (a SQL count over thousands of rows per poll): the observer slowed what it observed.
-  await Promise.all(ids.slice(-CONCURRENCY).map((id) => waitTask(agent.url, id)));
-  const deadline = t0 + 120_000;
-  while ((await countTasks(agent.url, "succeeded")) < TASKS + WARMUP) {
-    if (performance.now() > deadline) throw new Error("throughput: tasks did not all succeed within 120 s");
-    await Bun.sleep(1);
-  }
-  const ms = since(t0);
-  const cpuUs = ((readCpuMs(agent.pid) - cpu0) * 1000) / TASKS;
   const failed = (await countTasks(agent.url, "failed")) + (await countTasks(agent.url, "canceled"));
   if (failed > 0) throw new Error(`throughput: ${failed} tasks did not succeed`);
-  return { rate: (TASKS / ms) * 1000, cpuUs };
+  return result;
 }
 
 /** Tasks/s through a fresh minimal REST spawner (`durable`: with tasklane's store in a temp dir). */
@@ -81,20 +93,13 @@ async function bound(durable: boolean, round: number): Promise<Rate> {
     const url = `http://${spawner.match[1]}`;
     const finished = async () => ((await (await fetch(`${url}/done`)).json()) as { done: number }).done;
     const deadline = performance.now() + 120_000;
-    const until = async (n: number) => {
-      while ((await finished()) < n) {
-        if (performance.now() > deadline) throw new Error("throughput bound: runs did not finish within 120 s");
-        await Bun.sleep(1);
-      }
-    };
+    const failure = "throughput bound: runs did not finish within 120 s";
     await pool(WARMUP, CONCURRENCY, (i) => submit(url, commandSpec(`w${round}-${i}`, [TRUE])));
-    await until(WARMUP);
-    const cpu0 = readCpuMs(spawner.pid);
-    const t0 = performance.now();
-    await pool(TASKS, CONCURRENCY, (i) => submit(url, commandSpec(`t${round}-${i}`, [TRUE])));
-    await until(TASKS + WARMUP);
-    const ms = since(t0);
-    return { rate: (TASKS / ms) * 1000, cpuUs: ((readCpuMs(spawner.pid) - cpu0) * 1000) / TASKS };
+    await pollUntil(finished, WARMUP, deadline, failure);
+    return await measured(spawner.pid, async () => {
+      await pool(TASKS, CONCURRENCY, (i) => submit(url, commandSpec(`t${round}-${i}`, [TRUE])));
+      await pollUntil(finished, TASKS + WARMUP, deadline, failure);
+    });
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
