@@ -73,6 +73,12 @@ export const MAX_WAIT_MS = 600_000;
 /** Wait used when the client names none (30 seconds). */
 export const DEFAULT_WAIT_MS = 30_000;
 
+function checkWaitTimeout(timeoutMs: number): void {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_WAIT_MS) {
+    throw invalid(`timeoutMs: must be an integer 0..${MAX_WAIT_MS}, got ${timeoutMs}`);
+  }
+}
+
 function canSee(task: Task, caller: Caller): boolean {
   return ownerVisible(task.metadata.owner, caller);
 }
@@ -228,9 +234,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     },
 
     async wait(id, timeoutMs, caller, signal) {
-      if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_WAIT_MS) {
-        throw invalid(`timeoutMs: must be an integer 0..${MAX_WAIT_MS}, got ${timeoutMs}`);
-      }
+      checkWaitTimeout(timeoutMs);
       const task = mustGet(id, caller);
       if (isTerminal(task.status.phase) || timeoutMs === 0) return task;
       const { promise, resolve } = Promise.withResolvers<Task | undefined>();
@@ -253,6 +257,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     },
 
     async run(input, caller, timeoutMs, signal) {
+      checkWaitTimeout(timeoutMs); // before the submit: a rejected call creates nothing
       const { taskId } = await service.submit(input, caller);
       const task = await service.wait(taskId, timeoutMs, caller, signal);
       const n = deps.outputTail ?? 100;

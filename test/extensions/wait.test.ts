@@ -87,6 +87,12 @@ describe.each(TRANSPORTS)("wait over %s", (transport, factory) => {
     expect(await failure(c.wait(other, 600_001))).toEqual({ code: "InvalidRequest", message: "timeoutMs: must be an integer 0..600000, got 600001" });
   });
 
+  test("a submit-and-wait with a bad timeout is InvalidRequest and creates no task", async () => {
+    const spec = bashSpec("true");
+    expect(await failure(c.run(spec, 600_001))).toEqual({ code: "InvalidRequest", message: "timeoutMs: must be an integer 0..600000, got 600001" });
+    expect(await c.list({ slot: spec.slot as string })).toEqual({ tasks: [], total: 0 });
+  });
+
   test("submit-and-wait: the final task, its runs and the last 100 lines of stdout and stderr", async () => {
     const spec = bashSpec('for i in $(seq 1 150); do echo "out $i"; echo "err $i" >&2; done; exit 5');
     const result = await c.run(spec, WAIT);
