@@ -35,9 +35,25 @@ export function invalid(message: string): AgentError {
   return new AgentError("InvalidRequest", message);
 }
 
-/** Shorthand for an unknown (or not visible to the caller) task. */
+/** How much of a client-supplied value a message shows. */
+export const MAX_SHOWN = 80;
+
+/**
+ * Cut a client-supplied string for a message after `max` UTF-16 units (never
+ * inside a surrogate pair), marking the cut with "…". Messages travel in a
+ * gRPC trailer, where an id of 64 KiB would break the whole connection.
+ */
+export function clip(s: string, max = MAX_SHOWN): string {
+  if (s.length <= max) return s;
+  let end = max;
+  const last = s.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${s.slice(0, end)}…`;
+}
+
+/** Shorthand for an unknown (or not visible to the caller) task; a long id is cut in the message. */
 export function taskNotFound(id: string): AgentError {
-  return new AgentError("TaskNotFound", `task ${id} not found`);
+  return new AgentError("TaskNotFound", `task ${clip(id)} not found`);
 }
 
 /** HTTP status for an error code (CONTRACT §2 error table). */

@@ -17,10 +17,13 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import type { EventEmitter } from "node:events";
-import { AgentError, grpcStatusOf, invalid, toAgentError } from "../errors.ts";
+import { AgentError, clip, grpcStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Subscription } from "../logs/subscription.ts";
 import type { Caller } from "../tasks/model.ts";
 import { createServiceDefinition, DecodeFailure, type Decoded } from "./service-definition.ts";
+
+/** Longest `grpc-message` the agent sends (UTF-16 units); HTTP/2 peers refuse header blocks past 16–64 KiB. */
+const MAX_STATUS_MESSAGE = 4096;
 
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
@@ -95,7 +98,9 @@ export function metadataRecord(md: Metadata): Record<string, string> {
 /** Error → grpc-js status object; the message is the same text REST puts in its envelope. */
 export function statusOf(err: unknown, onInternal?: BindOptions["onInternal"]): ServerErrorResponse {
   const e = toAgentError(err, onInternal);
-  const status: ServerErrorResponse = Object.assign(new Error(e.message), { code: grpcStatusOf(e.code), details: e.message });
+  // The message travels in a trailer: bounded, whatever a caller managed to put into it.
+  const details = clip(e.message, MAX_STATUS_MESSAGE);
+  const status: ServerErrorResponse = Object.assign(new Error(details), { code: grpcStatusOf(e.code), details });
   if (e.retryAfterMs !== undefined) {
     const md = new Metadata();
     md.set("retry-after-ms", String(e.retryAfterMs));

@@ -6,7 +6,7 @@
  * package because the package reads its .proto from node_modules when it is
  * imported, which crashes a compiled binary run away from the build tree.
  */
-import { AgentError } from "../errors.ts";
+import { AgentError, clip } from "../errors.ts";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bindService, type BindOptions, type BoundService } from "./bind-service.ts";
 
@@ -56,7 +56,7 @@ export function createHealthService(
   const bound = bindService(Health, {
     check: (req) => {
       const status = statuses.get(req.service);
-      if (status === undefined) throw new AgentError("NotFound", `health status unknown for service ${req.service}`);
+      if (status === undefined) throw new AgentError("NotFound", `health status unknown for service ${clip(req.service)}`);
       return { status };
     },
     watch: (req, ctx) => watch(req.service, ctx.signal),

@@ -16,7 +16,7 @@
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { KindGuard, type TObject, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
-import { invalid } from "../errors.ts";
+import { clip, invalid } from "../errors.ts";
 import {
   TaskSpecInputSchema,
   type Admission,
@@ -114,7 +114,6 @@ let specChecker: TypeCheck<typeof TaskSpecInputSchema> | undefined;
 type Seg = string | number;
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-const MAX_SHOWN = 80;
 
 function fail(path: readonly Seg[], text: string): never {
   throw invalid(`${formatPath(path)}: ${text}`);
@@ -124,24 +123,15 @@ function formatPath(path: readonly Seg[]): string {
   let out = "spec";
   for (const seg of path) {
     if (typeof seg === "number") out += `[${seg}]`;
-    else if (IDENT.test(seg)) out += `.${cut(seg)}`;
-    else out += `[${JSON.stringify(cut(seg))}]`;
+    else if (IDENT.test(seg)) out += `.${clip(seg)}`;
+    else out += `[${JSON.stringify(clip(seg))}]`;
   }
   return out;
 }
 
-/** Cut a string after `MAX_SHOWN` UTF-16 units (never inside a surrogate pair), marking the cut with "…". */
-function cut(s: string): string {
-  if (s.length <= MAX_SHOWN) return s;
-  let end = MAX_SHOWN;
-  const last = s.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${s.slice(0, end)}…`;
-}
-
 /** Render a bad value for a message: strings JSON-quoted, everything cut after 80 characters. */
 function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(cut(value));
+  if (typeof value === "string") return JSON.stringify(clip(value));
   if (value === undefined || typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
     return String(value);
   }
@@ -151,7 +141,7 @@ function show(value: unknown): string {
   } catch {
     text = Object.prototype.toString.call(value);
   }
-  return cut(text);
+  return clip(text);
 }
 
 function quoteList(values: readonly unknown[]): string {
@@ -217,7 +207,7 @@ function missing(first: ValueError, path: readonly Seg[], root: unknown, rest: I
     const other = unknown[0];
     if (other !== undefined) fail([...parent, other], 'unsupported kind (only "subprocess" is supported)');
   }
-  const hint = unknown.length > 0 ? `; unknown field ${quoteList(unknown.slice(0, 3).map(cut))} present` : "";
+  const hint = unknown.length > 0 ? `; unknown field ${quoteList(unknown.slice(0, 3).map((k) => clip(k)))} present` : "";
   return fail(path, `required field missing (expected ${expectation(first.schema, path)})${hint}`);
 }
 

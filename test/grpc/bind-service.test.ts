@@ -2,8 +2,26 @@ import { describe, expect, test } from "bun:test";
 import { EventEmitter } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
-import { bindService, metadataRecord, STREAM_WRITES_PER_TURN, TurnBudget } from "../../src/grpc/bind-service.ts";
+import { bindService, metadataRecord, statusOf, STREAM_WRITES_PER_TURN, TurnBudget } from "../../src/grpc/bind-service.ts";
+import { AgentError, clip, taskNotFound } from "../../src/errors.ts";
 import { SoltiApi, StreamTaskLogsRequestSchema } from "../../src/gen/solti/v1/api_pb.ts";
+
+describe("status messages", () => {
+  test("clip cuts after 80 UTF-16 units by default, never inside a surrogate pair", () => {
+    expect(clip("a".repeat(80))).toBe("a".repeat(80));
+    expect(clip("a".repeat(81))).toBe(`${"a".repeat(80)}…`);
+    expect(clip(`${"a".repeat(79)}😀b`)).toBe(`${"a".repeat(79)}…`);
+    expect(clip("abcdef", 3)).toBe("abc…");
+    expect(taskNotFound("x".repeat(100)).message).toBe(`task ${"x".repeat(80)} not found`.replace(" not", "… not"));
+  });
+
+  test("statusOf bounds the message the trailer carries", () => {
+    const s = statusOf(new AgentError("InvalidRequest", "m".repeat(100_000)));
+    expect(s.details).toBe(`${"m".repeat(4096)}…`);
+    expect(s.message).toBe(s.details!);
+    expect(statusOf(new AgentError("InvalidRequest", "short")).details).toBe("short");
+  });
+});
 
 describe("metadataRecord", () => {
   test("text entries only, first value per key, keys lower-case", () => {

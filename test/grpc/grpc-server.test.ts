@@ -156,6 +156,11 @@ describe("health", () => {
       code: grpc.status.NOT_FOUND,
       details: "health status unknown for service nope.Service",
     });
+    // A 70 000-character name is cut in the message: uncut it would not fit the trailer.
+    expect(await failure(unary(h, "Check", { service: "n".repeat(70_000) }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      details: `health status unknown for service ${"n".repeat(80)}…`,
+    });
     expect(await unary(h, "List", {})).toEqual({
       statuses: {
         "": { status: "SERVING" },

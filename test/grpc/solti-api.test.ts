@@ -159,6 +159,18 @@ describe("solti.v1.SoltiApi", () => {
     });
   });
 
+  test("NOT_FOUND for a 70 000-character id shows the id cut, and the connection carries on", async () => {
+    await using s = await startServer();
+    const id = await submit(s.solti);
+    const long = "t".repeat(70_000);
+    // Uncut, the id would not fit the trailer: the call would end INTERNAL and take the connection down.
+    expect(await failure(unary(s.solti, "ListTaskRuns", { taskId: long }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      details: `task ${"t".repeat(80)}… not found`,
+    });
+    expect(await unary(s.solti, "ListTaskRuns", { taskId: id })).toEqual({ runs: [] });
+  });
+
   test("DeleteTask purges and is idempotent", async () => {
     await using s = await startServer();
     const id = await submit(s.solti);
