@@ -20,13 +20,13 @@ function int(params: URLSearchParams, name: string, min: number, max: number): n
 export function parseLabels(params: URLSearchParams): Record<string, string> | undefined {
   const all = params.getAll("label");
   if (all.length === 0) return undefined;
-  const labels: Record<string, string> = {};
-  for (const l of all) {
+  const pairs = all.map((l) => {
     const eq = l.indexOf("=");
     if (eq <= 0) throw invalid(`label: must be key=value, got ${JSON.stringify(l)}`);
-    labels[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return labels;
+    return [l.slice(0, eq), l.slice(eq + 1)] as const;
+  });
+  // fromEntries defines own properties: a key such as "__proto__" filters like any other.
+  return Object.fromEntries(pairs);
 }
 
 /** Parse the task-list query of CONTRACT §2. */

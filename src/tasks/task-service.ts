@@ -103,7 +103,7 @@ function watchVisible(rec: WatchRecord, caller: Caller, opts: { slot?: string; l
   const p = caller.principal;
   if (p && p.role !== "admin" && owner !== p.name) return false;
   if (opts.slot !== undefined && slot !== opts.slot) return false;
-  if (opts.labels) for (const [k, v] of Object.entries(opts.labels)) if (labels[k] !== v) return false;
+  if (opts.labels) for (const [k, v] of Object.entries(opts.labels)) if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
   return true;
 }
 

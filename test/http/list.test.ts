@@ -113,6 +113,9 @@ for (const persistent of [false, true]) {
       ["label=team=edge&label=env=dev", ["t2"]],
       ["label=team=core&label=env=dev", []],
       ["label=team=nobody", []],
+      // a key that names an Object property filters like any other (no task has it)
+      ["label=__proto__=nomatch", []],
+      ["label=constructor=x", []],
       ["label=env=prod&slot=b", ["t3", "t4"]],
       ["label=team=edge&order=desc&limit=1", ["t6"], 4],
       // creation bounds (ms, exclusive)
