@@ -138,7 +138,9 @@ export function createHttpApp(deps: HttpAppDeps) {
   const callerOf = (set: object, request: Request): Caller => (set as WithCaller)[CALLER] ?? authenticate(request);
   // Elysia's own router instead of Bun's native routes: the same requests per second here, and
   // no per-route handlers to build at listen (≈ 1 ms of start-up; bench/README.md, benchmark 10).
-  return new Elysia({ systemRouter: false })
+  // standardHostname: false — Elysia otherwise assumes a URL origin of at least 11 characters and
+  // routes `http://web/api/v1/tasks` (a short Host such as a container name) as `/v1/tasks`.
+  return new Elysia({ systemRouter: false, handler: { standardHostname: false } })
     .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
     .use(createOpenApi())
     // Authenticated once per request, in onRequest: before routing and body parsing, so a
