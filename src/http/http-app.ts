@@ -96,9 +96,10 @@ function waitMs(params: URLSearchParams): number {
 }
 
 /**
- * A long poll (up to 10 minutes) sends nothing until it answers; Bun.serve
- * would close it after its idle timeout (30 s as Elysia configures it), so the
- * idle timeout is lifted for this request. In-process `app.handle` has no server.
+ * A long poll (up to 10 minutes), or a cancel or delete waiting out a kill
+ * grace (up to 10 minutes), sends nothing until it answers; Bun.serve would
+ * close it after its idle timeout (30 s as Elysia configures it), so the idle
+ * timeout is lifted for this request. In-process `app.handle` has no server.
  */
 function holdOpen(server: { timeout(request: Request, seconds: number): void } | null, request: Request): void {
   server?.timeout(request, 0);
@@ -208,13 +209,17 @@ export function createHttpApp(deps: HttpAppDeps) {
       const params_ = searchParamsOf(request.url);
       const after = resumeCursor(params_, request);
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
-      return sseResponse(sub, logFrame, { onClose: deps.onStreamOpen?.("sse") });
+      return sseResponse(sub, logFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.streamTaskLogs })
-    .delete("/api/v1/tasks/:id", async ({ params, request, set }) => {
+    .delete("/api/v1/tasks/:id", async ({ params, request, server, set }) => {
+      holdOpen(server, request); // answers once the task's processes are gone: up to its kill grace
       await service.delete(params.id, callerOf(set, request));
       return new Response(null, { status: 204 });
     }, { detail: routeDocs.deleteTask })
-    .post("/api/v1/tasks/:id/cancel", async ({ params, request, set }) => ({ task: await service.cancel(params.id, callerOf(set, request)) }), {
+    .post("/api/v1/tasks/:id/cancel", async ({ params, request, server, set }) => {
+      holdOpen(server, request); // answers once the task's processes are gone: up to its kill grace
+      return { task: await service.cancel(params.id, callerOf(set, request)) };
+    }, {
       detail: routeDocs.cancelTask,
     })
     .post("/api/v1/tasks/:id/start", async ({ params, request, set }) => ({ task: await service.start(params.id, callerOf(set, request)) }), {
@@ -235,7 +240,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       const after = resumeCursor(params_, request);
       const slot = params_.get("slot") ?? undefined;
       const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
-      return sseResponse(sub, watchFrame, { onClose: deps.onStreamOpen?.("sse") });
+      return sseResponse(sub, watchFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.watchTasks })
     .ws("/ws/tasks", {
       detail: routeDocs.watchTasksWs,

@@ -131,8 +131,22 @@ function admit(estimate: number): Promise<void> | undefined {
 export function sseResponse<T>(
   sub: Subscription<T>,
   toFrame: (item: T) => SseFrame,
-  opts: { keepAliveMs?: number; headers?: Record<string, string>; onClose?: () => void } = {},
+  opts: { keepAliveMs?: number; headers?: Record<string, string>; onClose?: () => void; head?: boolean } = {},
 ): Response {
+  const headers = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+    ...opts.headers,
+  };
+  if (opts.head) {
+    // A HEAD request gets the stream's headers and no body: a body would never be read or
+    // cancelled, and its subscription would stay open after the client left.
+    sub.close();
+    opts.onClose?.();
+    return new Response(null, { headers });
+  }
   const it = sub[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<T[]>> | undefined;
   let closed = false;
@@ -179,13 +193,5 @@ export function sseResponse<T>(
     },
     { highWaterMark: 0 },
   );
-  return new Response(body, {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-      ...opts.headers,
-    },
-  });
+  return new Response(body, { headers });
 }

@@ -133,6 +133,54 @@ describe("long polls outlive the server's idle timeout", () => {
   }, 15_000);
 });
 
+describe("stops that wait out a kill grace outlive the server's idle timeout", () => {
+  test("cancel and delete of a task ignoring SIGTERM answer after its 5 s grace (idleTimeout 1 s)", async () => {
+    const { rig, app } = appOverRig();
+    app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
+    const url = `http://127.0.0.1:${app.server!.port}`;
+    try {
+      const stubborn = () => bashSpec("trap '' TERM; echo ready; exec sleep 60", { killGraceMs: 5000 });
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { taskId } = await rig.service.submit(stubborn(), {});
+        // TERM is ignored from the line "ready" on: wait for it.
+        outer: for await (const batch of rig.service.logs(taskId, { follow: true }, {})) {
+          for (const r of batch) if (r.event.type === "chunk" && r.event.line === "ready") break outer;
+        }
+        ids.push(taskId);
+      }
+      // Bun checks idle timeouts every 4 s or so: 5 s of silence is past it (both stops run at once).
+      const [cancel, del] = await Promise.all([
+        fetch(`${url}/api/v1/tasks/${ids[0]}/cancel`, { method: "POST" }),
+        fetch(`${url}/api/v1/tasks/${ids[1]}`, { method: "DELETE" }),
+      ]);
+      expect([cancel.status, del.status]).toEqual([200, 204]);
+      expect(((await cancel.json()) as any).task.status.phase).toBe("canceled");
+    } finally {
+      await app.stop(true);
+      await rig.close();
+    }
+  }, 20_000);
+});
+
+describe("SSE routes answer HEAD with headers only", () => {
+  test("HEAD of the event stream and of a running task's logs: 200, text/event-stream, no subscriber left open", async () => {
+    const { id } = await submitOk(a, bashSpec("exec sleep 30"));
+    for (const path of ["/api/v1/events", `/api/v1/tasks/${id}/logs`]) {
+      const res = await fetch(`${a.url}${path}`, { method: "HEAD" });
+      expect({ path, status: res.status, type: res.headers.get("content-type") }).toEqual({
+        path,
+        status: 200,
+        type: "text/event-stream; charset=utf-8",
+      });
+    }
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toContain('\ntasklane_stream_subscribers{transport="sse"} 0\n');
+    expect((await fetch(`${a.url}/api/v1/tasks/tsk_nope/logs`, { method: "HEAD" })).status).toBe(404);
+    await fetch(`${a.url}/api/v1/tasks/${id}`, { method: "DELETE" });
+  });
+});
+
 describe("the read path is synchronous", () => {
   test("GET /api/v1/tasks/{id} answers a Response, not a promise of one, and submit still parses its body", async () => {
     // Elysia compiles a route as async when any parse hook applies to it or when the handler's source
