@@ -7,9 +7,15 @@
  */
 import type { LogRecord, RunProcess, Task, TaskQuery, TaskRun } from "../tasks/model.ts";
 
-/** A run as stored: the public run plus the process identity used by recovery. */
+/** A run as stored: the public run plus what recovery needs. */
 export interface StoredRun extends TaskRun {
   process?: RunProcess;
+  /**
+   * Set while the run is being stopped for good (cancel, replace, delete): the
+   * error the task ends with. Recovery after a crash in the kill grace ends
+   * such a task canceled with it instead of applying its restart policy.
+   */
+  stopping?: string;
 }
 
 export interface StoreStats {

@@ -107,6 +107,8 @@ interface Active {
   failures: number;
   where: Where;
   run?: RunHandle;
+  /** The record of the run in flight (launching or running). */
+  runRec?: StoredRun;
   timer?: ReturnType<typeof setTimeout>;
   /** Set when the task is being stopped for good: canceled, replaced or deleted. */
   stopping?: { reason: StopReason; error: string };
@@ -253,6 +255,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const attempt = state.task.status.attempt + 1;
     const startedAt = clock();
     const runRec: StoredRun = { attempt, phase: "running", startedAt };
+    state.runRec = runRec;
     write(state, status("running", attempt));
     // Room for this run (attempts number the runs from 1: fewer cannot overflow).
     if (attempt > limits.maxRuns) store.trimRuns(id, limits.maxRuns - 1);
@@ -312,6 +315,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   function finishRun(state: Active, runRec: StoredRun, result: RunResult & LimitOutcome): void {
     running--;
     state.run = undefined;
+    state.runRec = undefined;
     const id = state.task.metadata.id;
     const spec = state.task.spec;
     const exitCode = result.exitCode;
@@ -342,7 +346,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       phase = "succeeded";
     }
     if (phase === "failed" && error !== undefined && result.limitNote !== undefined) error = `${error} (${result.limitNote})`;
-    const { process: proc, ...pub } = runRec;
+    const { process: proc, stopping: _stopping, ...pub } = runRec;
     const finished: StoredRun = { ...pub, phase, finishedAt: result.finishedAt };
     if (proc) finished.process = proc;
     if (exitCode !== undefined) finished.exitCode = exitCode;
@@ -445,7 +449,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (!state.stopping) state.stopping = { reason, error };
     switch (state.where) {
       case "running":
-        void state.run?.stop(reason);
+        // The stop is made durable before the process hears of it: a crash inside the kill grace
+        // must not bring the task back under its restart policy (recover() ends it canceled).
+        if (state.runRec) {
+          state.runRec.stopping = state.stopping.error;
+          store.putRun(state.task.metadata.id, state.runRec);
+        }
+        void store.flush().catch(() => {}).then(() => state.run?.stop(reason));
         break;
       case "launching":
         break; // launch() checks `stopping` once the command is prepared
@@ -533,16 +543,23 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         const id = task.metadata.id;
         const state = newActive(task);
         let wasRunning = task.status.phase === "running";
+        let stopped: string | undefined;
         for (const r of store.listRuns(id)) {
           if (r.finishedAt !== undefined) continue;
           wasRunning = true;
           if (r.process) killLeftoverGroup(r.process);
-          const closed: StoredRun = { ...r, phase: "failed", finishedAt: now, error: "interrupted: agent restarted" };
+          const { stopping, ...rest } = r;
+          // A run that was being stopped for good (its kill grace cut short by the crash) ends as the stop would have.
+          const closed: StoredRun = stopping !== undefined
+            ? { ...rest, phase: "canceled", finishedAt: now, error: stopping }
+            : { ...rest, phase: "failed", finishedAt: now, error: "interrupted: agent restarted" };
           delete closed.exitCode;
           store.putRun(id, closed);
           hub.runFinished(id, r.attempt, undefined, now);
+          if (stopping !== undefined) stopped = stopping;
         }
-        (wasRunning ? interrupted : pending).push(state);
+        if (stopped !== undefined) finish(state, "canceled", undefined, stopped);
+        else (wasRunning ? interrupted : pending).push(state);
       }
       // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
       for (const state of interrupted) {

@@ -196,7 +196,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
 
     runs(id, caller) {
       mustGet(id, caller);
-      return store.listRuns(id).map(({ process: _p, ...run }) => run);
+      return store.listRuns(id).map(({ process: _p, stopping: _s, ...run }) => run);
     },
 
     async delete(id, caller) {

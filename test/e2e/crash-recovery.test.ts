@@ -121,6 +121,53 @@ describe("crash safety of the compiled binary", () => {
     });
   }
 
+  test("a replace or cancel cut short by a kill -9 in the kill grace ends canceled; the replacing task runs", async () => {
+    const dataDir = tempDir();
+    // Ignores the first TERM (says so) and would run on: only the end of the grace, or the crash, stops it.
+    const stubborn = (slot: string) => ({
+      slot,
+      kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("trap 'echo term' TERM; echo pid=$$; while true; do sleep 0.05; done") } } } },
+      restart: { type: "onFailure" },
+      backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+      killGraceMs: 60000,
+    });
+    const a = await startBinary({ dataDir });
+    let ids: { replaced: string; replacing: string; canceled: string };
+    try {
+      const replaced = await submit(a, stubborn("R"));
+      const canceled = await submit(a, stubborn("S"));
+      await waitForLine(a, replaced, /^pid=/);
+      await waitForLine(a, canceled, /^pid=/);
+      const res = await fetch(`${a.url}/api/v1/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ spec: { slot: "R", admission: "replace", kind: { subprocess: { mode: { command: { command: "echo", args: ["replacing-ran"] } } } } } }),
+      });
+      expect(res.status).toBe(201);
+      const body = (await res.json()) as { task_id: string; admission: string };
+      expect(body.admission).toBe("replaced");
+      // The cancel answers only after the grace: it is left pending when the agent dies.
+      const cancel = fetch(`${a.url}/api/v1/tasks/${canceled}/cancel`, { method: "POST" }).catch(() => undefined);
+      await waitForLine(a, replaced, /^term$/);
+      await waitForLine(a, canceled, /^term$/);
+      ids = { replaced, replacing: body.task_id, canceled };
+      await a.stop("SIGKILL");
+      await cancel;
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    const b = await startBinary({ dataDir });
+    try {
+      expect((await getTask(b, ids.replaced)).status).toEqual({ phase: "canceled", attempt: 1, error: `replaced by ${ids.replacing}` });
+      expect((await getTask(b, ids.canceled)).status).toEqual({ phase: "canceled", attempt: 1, error: "canceled" });
+      const runs = ((await (await fetch(`${b.url}/api/v1/tasks/${ids.replaced}/runs`)).json()) as any).runs;
+      expect(runs).toEqual([{ attempt: 1, phase: "canceled", startedAt: expect.any(Number), finishedAt: expect.any(Number), error: `replaced by ${ids.replacing}` }]);
+      expect((await waitTerminal(b, ids.replacing)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+    } finally {
+      expect(await b.stop()).toBe(0);
+    }
+  });
+
   test("every 201 survives a kill -9 right after the last answer", async () => {
     const dataDir = tempDir();
     const a = await startBinary({ dataDir });
