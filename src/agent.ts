@@ -61,6 +61,8 @@ const SWEEP_MS = 60_000;
  * of 1 000 lines each for ≈ 1.3 s.
  */
 const SWEEP_BATCH = { limit: 256, budgetMs: 20 };
+/** How long shutdown waits for HTTP answers given during shutdown (waits, ends of streams) to go out. */
+const HTTP_DRAIN_MS = 1000;
 
 /** Create an agent from a parsed config. Nothing happens until `start()`. */
 export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): Agent {
@@ -305,18 +307,24 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         ready = false;
         grpc?.setServing(false);
         logger.info("tasklane stopping");
+        // gRPC streams end UNAVAILABLE and pending gRPC waits answer the task as it is; the server
+        // then waits (≤ 1 s) for those answers to go out before it closes its connections.
+        const grpcClosed = grpc?.close(1000);
         await fleet?.close();
         for (const t of timers) clearInterval(t);
         clearImmediate(nextBatch);
         await supervisor?.shutdown();
         await runner?.close();
-        hub?.close();
-        service?.close();
+        hub?.close(); // SSE log streams end
+        service?.close(); // REST waits answer, event streams end
         metrics?.close();
         storeOpen = false;
         await store?.close();
+        // Let the answers above go out (≤ 1 s), then close what is left open.
+        const drained = http?.stop(false);
+        await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
-        await grpc?.close(1000);
+        await grpcClosed;
         logger.info("tasklane stopped");
       })();
       return stopping;

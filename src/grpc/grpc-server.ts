@@ -88,6 +88,9 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
   let loaded: { services: GrpcServices; Duplex: typeof SocketDuplex } | undefined;
   let loading: Promise<NonNullable<typeof loaded>> | undefined;
   let closing: Promise<void> | undefined;
+  /** Accepted sockets not closed yet; `close` waits for them, so its last answers reach the clients. */
+  const sockets = new Set<Socket<Connection>>();
+  let lastClosed: (() => void) | undefined;
 
   const load = () =>
     (loading ??= loadServices()
@@ -117,6 +120,7 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
   const handlers = {
     open(socket: Socket<Connection>) {
       socket.data = { early: [], earlyBytes: 0, closed: false };
+      sockets.add(socket);
       socket.setNoDelay(true);
       if (loaded) attach(socket, loaded);
       else load().then((l) => attach(socket, l), () => socket.terminate());
@@ -136,6 +140,8 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
     close(socket: Socket<Connection>) {
       socket.data.closed = true;
       socket.data.duplex?.onSocketClose();
+      sockets.delete(socket);
+      if (sockets.size === 0) lastClosed?.();
     },
     error(socket: Socket<Connection>, err: Error) {
       socket.data.duplex?.onSocketError(err);
@@ -148,8 +154,19 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
       // No new connections; the open ones are grpc-js's to end (`services.close`).
       listener?.stop(false);
       if (!loading) return;
+      const deadline = performance.now() + graceMs;
       const l = await loading.catch(() => undefined);
       await l?.services.close(graceMs);
+      // grpc-js is done with its sessions when their last frames (statuses, GOAWAY) are still on
+      // the way out: wait for the sockets to close (within the grace), then cut what is left.
+      if (sockets.size > 0) {
+        const { promise, resolve } = Promise.withResolvers<void>();
+        lastClosed = resolve;
+        const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
+        await promise;
+        clearTimeout(timer);
+      }
+      for (const socket of sockets) socket.terminate();
     })();
     return closing;
   };

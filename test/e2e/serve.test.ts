@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { collect, protoClient, serverStream, unary } from "../grpc/proto-client.ts";
 import { processGone } from "../helpers/process.ts";
 import { binaryPath, startBinary } from "./binary.ts";
 
@@ -85,6 +87,52 @@ describe("compiled binary", () => {
       expect(await agent.stop("SIGTERM")).toBe(0);
       expect(pidAlive(childPid)).toBe(false);
     } finally {
+      await agent[Symbol.asyncDispose]();
+    }
+  });
+
+  test("SIGTERM answers what is open: gRPC streams end UNAVAILABLE, waits answer the task as it is, SSE streams end", async () => {
+    const agent = await startBinary();
+    const port = Number(agent.grpcAddr.split(":").pop());
+    const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
+    const ext = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
+    try {
+      const post = (query: string, spec: unknown) =>
+        fetch(`${agent.url}/api/v1/tasks${query}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ spec }) });
+      const sleeper = (slot: string) => ({ slot, kind: { subprocess: { mode: { command: { command: "sleep", args: ["60"] } } } } });
+      const id = ((await (await post("", sleeper("shut"))).json()) as { task_id: string }).task_id;
+
+      const logs = serverStream(solti, "StreamTaskLogs", { taskId: id });
+      const watch = serverStream(ext, "WatchTasks", {});
+      const streams = Promise.all([collect(logs), collect(watch)]);
+      // Both are in place once their first event arrived (the run's start; the replay of the submit).
+      await Promise.all([new Promise((r) => logs.once("data", r)), new Promise((r) => watch.once("data", r))]);
+      const grpcWait = unary<{ task: { status: { phase: string } } }>(ext, "WaitTask", { taskId: id, timeoutMs: "600000" });
+      await unary(ext, "GetInfo", {}); // after the wait on the same connection: the wait is in place
+      const sse = await fetch(`${agent.url}/api/v1/tasks/${id}/logs`);
+      const sseReader = sse.body!.getReader();
+      await sseReader.read(); // ": stream open"
+      // A REST submit-and-wait: its wait is in place as soon as its task is listed.
+      const restRun = post("?wait=true&timeoutMs=600000", sleeper("shut-wait"));
+      while (((await (await fetch(`${agent.url}/api/v1/tasks?slot=shut-wait`)).json()) as { total: number }).total === 0) await Bun.sleep(1);
+
+      expect(await agent.stop("SIGTERM")).toBe(0);
+      const [l, w] = await streams;
+      expect([l.code, l.details, w.code, w.details]).toEqual([
+        grpc.status.UNAVAILABLE,
+        "server is shutting down",
+        grpc.status.UNAVAILABLE,
+        "server is shutting down",
+      ]);
+      expect((await grpcWait).task.status.phase).toMatch(/^TASK_STATUS_(RUNNING|PENDING)$/);
+      const run = await restRun;
+      expect(run.status).toBe(200);
+      expect(((await run.json()) as { task: { status: { phase: string } } }).task.status.phase).toMatch(/^(running|pending|failed)$/); // failed: "interrupted: agent shut down"
+      // The SSE stream ends (EOF), not cut by a reset.
+      for (;;) if ((await sseReader.read()).done) break;
+    } finally {
+      solti.close();
+      ext.close();
       await agent[Symbol.asyncDispose]();
     }
   });
