@@ -264,8 +264,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         hostname: config.httpAddr.host,
         port: config.httpAddr.port,
         // The app enforces MAX_BODY_BYTES itself (by Content-Length, or while reading a
-        // chunked body) so every rejection gets the PayloadTooLarge envelope.
-        maxRequestBodySize: 1 << 30,
+        // chunked body) so every rejection gets the PayloadTooLarge envelope: Bun's own limit
+        // answers an empty 413 for any declared length above it.
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         ...(sec.tls ? { tls: { cert: sec.tls.cert, key: sec.tls.key } } : {}),
       });
       const server = app.server;

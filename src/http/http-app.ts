@@ -12,7 +12,7 @@ import { parseCursor, parseLabels, parseListQuery } from "./list-query.ts";
 import { silentLogger, type Logger } from "../observability/logger.ts";
 import { createOpenApi, routeDocs } from "./openapi.ts";
 import { createRequestLog, requestIdOf } from "./request-log.ts";
-import { readJsonBody } from "./read-body.ts";
+import { checkDeclaredLength, readJsonBody } from "./read-body.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
 
 export interface HttpAppDeps {
@@ -148,6 +148,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
     .onRequest(({ request, set }) => {
       (set as WithCaller)[CALLER] = authenticate(request);
+      checkDeclaredLength(request); // every route: 413 for a declared body over 4 MiB, read or not
     })
     .onError(({ code, error, set }) => {
       if (code === "NOT_FOUND") return errorBody(new AgentError("NotFound", "no such route"));

@@ -11,10 +11,15 @@ function tooLarge(limit: number): AgentError {
   return new AgentError("PayloadTooLarge", `request body exceeds ${limit} bytes`);
 }
 
-/** Read and parse a JSON body; an empty body yields `undefined`. */
-export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+/** Reject a request whose declared body (Content-Length) is over `limit`, whatever its route reads. */
+export function checkDeclaredLength(request: Request, limit = MAX_BODY_BYTES): void {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+}
+
+/** Read and parse a JSON body; an empty body yields `undefined`. */
+export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+  checkDeclaredLength(request, limit);
   if (!request.body) return undefined;
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -260,6 +260,20 @@ describe("request body", () => {
   test("far beyond 4 MiB (9 MiB) still gets the PayloadTooLarge envelope", async () => {
     expect(await answer(await post("x".repeat(9 * MiB)))).toEqual(tooLarge);
   });
+  test("a declared 2 GiB body gets the envelope too (the server's own limit does not answer first)", async () => {
+    const head =
+      "POST /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2147483648\r\nConnection: close\r\n\r\n";
+    const raw = await rawExchange(a.agent.httpPort, [Buffer.from(head), Buffer.from("{")]);
+    expect(raw.head).toStartWith("HTTP/1.1 413");
+    expect(JSON.parse(raw.body)).toEqual(tooLarge.body);
+  });
+  test("the limit holds on every route: a 5 MiB body to cancel is 413 and cancels nothing", async () => {
+    const id = ((await (await post(JSON.stringify({ spec: spec((s) => (s.hold = true)) }))).json()) as { task_id: string }).task_id;
+    const res = await fetch(`${a.url}/api/v1/tasks/${id}/cancel`, { method: "POST", body: "x".repeat(5 * MiB) });
+    expect(await answer(res)).toEqual(tooLarge);
+    const task = (await (await fetch(`${a.url}/api/v1/tasks/${id}`)).json()) as { task: { status: { phase: string } } };
+    expect(task.task.status.phase).toBe("pending");
+  });
 });
 
 /** Send raw bytes over TCP and read the whole answer (the server closes: Connection: close). */
