@@ -10,6 +10,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandMode, ScriptMode, ScriptRuntime } from "../tasks/model.ts";
+import { clip } from "../errors.ts";
 
 /** Resolves executable names to absolute paths. */
 export interface CommandResolver {
@@ -46,7 +47,12 @@ export function createCommandResolver(now: () => number = () => performance.now(
       }
       const hit = cache.get(name);
       if (hit !== undefined) return hit;
-      const found = Bun.which(name) ?? undefined;
+      let found: string | undefined;
+      try {
+        found = Bun.which(name) ?? undefined;
+      } catch {
+        return undefined; // a name the lookup refuses (e.g. longer than a path may be) is not found
+      }
       if (found !== undefined) cache.set(name, found);
       return found;
     },
@@ -92,13 +98,13 @@ export async function prepareArgv(
   if ("command" in mode) {
     const { command, args } = mode.command;
     const resolved = opts.resolver.which(command);
-    if (resolved === undefined) return { ok: false, error: `command not found: ${command}` };
+    if (resolved === undefined) return { ok: false, error: `command not found: ${clip(command)}` };
     return { ok: true, argv: [resolved, ...args] };
   }
   const { runtime, body, args } = mode.script;
   const interpreter = interpreterFor(runtime);
   const resolved = opts.resolver.which(interpreter);
-  if (resolved === undefined) return { ok: false, error: `interpreter ${interpreter} not found on PATH` };
+  if (resolved === undefined) return { ok: false, error: `interpreter ${clip(interpreter)} not found on PATH` };
   if (!isSafeFileStem(opts.taskId)) return { ok: false, error: `invalid task id for a script file: ${opts.taskId}` };
   const scriptPath = scriptPathOf(opts.scriptDir, opts.taskId);
   try {

@@ -14,6 +14,7 @@
 import { existsSync, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
+import { clip } from "../errors.ts";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { createGroupProbe, estimateStartTime } from "./proc-stat.ts";
@@ -245,14 +246,14 @@ function checkSpec(spec: RunSpec): string | undefined {
     return `maxLineBytes must be a non-negative integer, got ${spec.maxLineBytes}`;
   }
   if (spec.cwd !== undefined) {
-    if (!isAbsolute(spec.cwd)) return `cwd ${spec.cwd} is not an absolute path`;
+    if (!isAbsolute(spec.cwd)) return `cwd ${clip(spec.cwd)} is not an absolute path`;
     let isDir = false;
     try {
       isDir = statSync(spec.cwd).isDirectory();
     } catch {
       // missing or unreadable: reported below
     }
-    if (!isDir) return `cwd ${spec.cwd} does not exist or is not a directory`;
+    if (!isDir) return `cwd ${clip(spec.cwd)} does not exist or is not a directory`;
   }
   return undefined;
 }

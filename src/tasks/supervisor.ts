@@ -15,7 +15,7 @@
 import { monotonicFactory } from "ulid";
 import { AgentError, invalid } from "../errors.ts";
 import type { LogHub } from "../logs/log-hub.ts";
-import { prepareArgv, removeScript, type CommandResolver } from "../runner/command-line.ts";
+import { prepareArgv, removeScript, type CommandResolver, type PreparedArgv } from "../runner/command-line.ts";
 import { killLeftoverGroup } from "../runner/proc-stat.ts";
 import type { LimitOutcome, ResourceLimiter } from "../runner/resource-limits.ts";
 import { isOwnEnvironment, startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
@@ -269,7 +269,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     // without an open run: it is recovered as interrupted, its process is not killed). Writing a
     // script file does wait, so a script's run is also stored before (a crash then still finds it).
     if ("script" in sub.mode) store.putRun(id, runRec);
-    const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver });
+    // Never throws by contract; a throw anyway must fail this run, not leave it running for good.
+    const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver }).catch(
+      (err: unknown): PreparedArgv => ({ ok: false, error: `cannot prepare the command line: ${err instanceof Error ? err.message : String(err)}` }),
+    );
     if (state.stopping || shuttingDown || !prepared.ok) {
       const error = prepared.ok ? undefined : prepared.error;
       const now = clock();

@@ -72,6 +72,14 @@ describe("prepareArgv", () => {
     ).toEqual({ ok: false, error: "command not found: definitely-not-a-command-xyz" });
   });
 
+  test("a command name longer than a path may be is not found (the lookup throws for it), shown cut", async () => {
+    const long = "a".repeat(5000);
+    expect(await prepareArgv({ command: { command: long, args: [] } }, { taskId: taskId(), scriptDir, resolver })).toEqual({
+      ok: false,
+      error: `command not found: ${"a".repeat(80)}…`,
+    });
+  });
+
   test("missing interpreter: a clear error and no file written", async () => {
     const id = taskId();
     expect(

@@ -142,6 +142,22 @@ for (const spawnOn of ["main", "thread"] as const) {
         ]);
       });
 
+      test("a 5000-character command or cwd fails its run (not left running) and the slot moves on", async () => {
+        const slot = `long-${crypto.randomUUID().slice(0, 8)}`;
+        const { id } = await submitOk(a, commandSpec("a".repeat(5000), [], { slot }));
+        const cwd = commandSpec("true", [], { slot });
+        (cwd.kind as any).subprocess.cwd = `/tmp/${"b".repeat(5000)}`;
+        const { id: id2 } = await submitOk(a, cwd);
+        const { id: next } = await submitOk(a, commandSpec("true", [], { slot }));
+        expect((await waitTerminal(a, id)).status).toEqual({ phase: "failed", attempt: 1, error: `command not found: ${"a".repeat(80)}…` });
+        expect((await waitTerminal(a, id2)).status).toEqual({
+          phase: "failed",
+          attempt: 1,
+          error: `cwd /tmp/${"b".repeat(75)}… does not exist or is not a directory`,
+        });
+        expect((await waitTerminal(a, next)).status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
+      });
+
       test("a script interpreter that is not installed fails the run with a clear error", async () => {
         const spec = bashSpec("puts 1");
         (spec.kind as any).subprocess.mode.script.runtime = { custom: { command: "no-such-interpreter-tasklane", flag: "-e" } };
