@@ -1,11 +1,18 @@
 /**
  * Handlers of `tasklane.v1.AgentService`, the extensions solti v1 lacks
  * (cancel, start, restart, wait, run, watch, info). Thin, like SoltiApi.
+ *
+ * Message size: every answer that carries one task (and a WatchTasks event:
+ * the task plus an id) fits the 4 MiB cap because the domain refuses larger
+ * specs (validate-spec.ts, `MAX_SPEC_TEXT_BYTES`). RunTask adds runs and up to
+ * 100 output lines per stream; when they would not fit, its oldest lines are
+ * dropped (`encodeRunTaskResponse`).
  */
 import type { AgentService } from "../gen/tasklane/v1/agent_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { infoToProto, runToProto, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
+import { infoToProto, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
+import { encodeRunTaskResponse } from "./encode-task.ts";
 
 /** What AgentService needs besides the domain service. */
 export interface AgentServiceDeps {
@@ -36,12 +43,8 @@ export function createAgentServiceHandlers({ service, version, info }: AgentServ
       const spec = specFromProto(req.spec);
       const timeoutMs = waitTimeoutFromProto(req.timeoutMs);
       const out = await service.run(spec, ctx.caller, timeoutMs, ctx.signal);
-      return {
-        task: taskToProto(out.task),
-        runs: out.runs.map(runToProto),
-        stdout: out.output.stdout,
-        stderr: out.output.stderr,
-      };
+      // Encoded by hand and cut to the message budget: the oldest output lines go first.
+      return encodeRunTaskResponse(out);
     },
     watchTasks(req, ctx) {
       const opts: { after?: number; slot?: string; labels?: Record<string, string> } = {};

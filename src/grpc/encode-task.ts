@@ -1,6 +1,6 @@
 /**
  * Hand-written wire encoders of `solti.v1.TaskData` and the responses that
- * carry it — the gRPC read path (`GetTaskStatus`). `taskToProto` +
+ * carry it — the gRPC read path (`GetTaskStatus`, `ListTasks`, `RunTask`). `taskToProto` +
  * reflection-based `toBinary` cost ≈ 9 µs per task (≈ 12 % of the agent's
  * CPU in bench/README.md's benchmark 6); these write the same bytes directly
  * from the domain task in ≈ 1 µs.
@@ -13,13 +13,29 @@
  * would — a number that is not an integer in its field's range, a phase or
  * strategy name without a proto value — goes through the reflection-based
  * path instead, so the result (or the error) is always the reference one.
+ *
+ * The responses that carry many tasks or many lines (`ListTasks`, `RunTask`)
+ * are cut to `RESPONSE_BUDGET_BYTES` here, from the bytes they encode anyway:
+ * a ListTasks page ends early, RunTask drops its oldest output lines. One task
+ * always fits (validate-spec.ts, `MAX_SPEC_TEXT_BYTES`).
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetTaskStatusResponseSchema } from "../gen/solti/v1/api_pb.ts";
-import { RestartStrategy, TaskDataSchema } from "../gen/solti/v1/types_pb.ts";
+import { RestartStrategy, TaskDataSchema, TaskRunInfoSchema } from "../gen/solti/v1/types_pb.ts";
 import type { ScriptMode, Task, TaskSpec } from "../tasks/model.ts";
-import { ADMISSION_OUT, JITTER_OUT, PHASE_TO_STATUS, RUNTIME_OUT, taskToProto } from "./convert.ts";
-import { ProtoWriter, WireType } from "./proto-writer.ts";
+import type { RunOutcome } from "../tasks/task-service.ts";
+import { ADMISSION_OUT, JITTER_OUT, PHASE_TO_STATUS, RUNTIME_OUT, runToProto, taskToProto } from "./convert.ts";
+import { ProtoWriter, putVarint, varintSize, WireType } from "./proto-writer.ts";
+
+/** The gRPC message cap, both directions (CONTRACT §5; grpc-services.ts gives it to grpc-js). */
+export const GRPC_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Largest response the agent sizes itself (a ListTasks page, a RunTask
+ * answer): the 4 MiB cap less 1 KiB of reserve. Sized exactly from the
+ * encoded bytes, so the reserve is only a margin.
+ */
+export const RESPONSE_BUDGET_BYTES = GRPC_MESSAGE_BYTES - 1024;
 
 const { Varint, Bit64, LengthDelimited: Len } = WireType;
 
@@ -224,4 +240,119 @@ export function encodeGetTaskStatusResponse(task: Task | undefined): Uint8Array 
     w.join(field);
   });
   return bytes ?? toBinary(GetTaskStatusResponseSchema, create(GetTaskStatusResponseSchema, { task: taskToProto(task) }));
+}
+
+/** Bytes of a length-delimited field of `len` payload bytes (tag below field 16). */
+function framed(len: number): number {
+  return 1 + varintSize(len) + len;
+}
+
+/** Writes `tag`, the length and `payload` at `at`; returns the next offset. */
+function putField(buf: Buffer, at: number, tag: number, payload: Uint8Array): number {
+  buf[at] = tag;
+  const o = putVarint(buf, at + 1, payload.length);
+  buf.set(payload, o);
+  return o + payload.length;
+}
+
+/** A ListTasks page as encoded: the response bytes, and how many of the given tasks they hold. */
+export interface EncodedPage {
+  bytes: Uint8Array;
+  /** Tasks in the page: the first `count` of those given (at least one when any were given). */
+  count: number;
+}
+
+/**
+ * The wire bytes of `ListTasksResponse { tasks, total }`, cut to `budget`
+ * bytes: tasks are added in order while the response stays within it, so a
+ * page may hold fewer tasks than the query's limit (the client pages on with
+ * `offset += tasks.length`; `total` still counts every match). The first task
+ * is always added, even past the budget: a page is never empty while tasks
+ * remain. Byte for byte `toBinary` of the same tasks and total.
+ */
+export function encodeListTasksResponse(tasks: readonly Task[], total: number, budget = RESPONSE_BUDGET_BYTES): EncodedPage {
+  // total is a uint32 count; written after the tasks (field-number order), absent when 0.
+  let size = total !== 0 ? 1 + varintSize(total) : 0;
+  const parts: Uint8Array[] = [];
+  for (const task of tasks) {
+    const data = encodeTaskData(task);
+    const next = size + framed(data.length);
+    if (parts.length > 0 && next > budget) break;
+    parts.push(data);
+    size = next;
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const data of parts) o = putField(buf, o, 0x0a, data);
+  if (total !== 0) {
+    buf[o] = 0x10;
+    putVarint(buf, o + 1, total);
+  }
+  return { bytes: buf, count: parts.length };
+}
+
+/** One stream's output lines with their encoded sizes, cut from the front. */
+class Tail {
+  readonly sizes: number[];
+  /** Index of the first line kept. */
+  start = 0;
+  /** Encoded bytes of the lines kept. */
+  bytes = 0;
+
+  constructor(readonly lines: readonly string[]) {
+    this.sizes = lines.map((line) => Buffer.byteLength(line, "utf8"));
+    for (const n of this.sizes) this.bytes += framed(n);
+  }
+
+  /** Drop the oldest line kept; returns the bytes it took. */
+  dropOldest(): number {
+    const n = framed(this.sizes[this.start] ?? 0);
+    this.start += 1;
+    this.bytes -= n;
+    return n;
+  }
+
+  get empty(): boolean {
+    return this.start >= this.lines.length;
+  }
+
+  /** Writes the kept lines as repeated string field `tag`; returns the next offset. */
+  write(buf: Buffer, at: number, tag: number): number {
+    let o = at;
+    for (let i = this.start; i < this.lines.length; i++) {
+      const n = this.sizes[i] ?? 0;
+      buf[o] = tag;
+      o = putVarint(buf, o + 1, n);
+      o += buf.write(this.lines[i] ?? "", o, n, "utf8");
+    }
+    return o;
+  }
+}
+
+/**
+ * The wire bytes of `RunTaskResponse { task, runs, stdout, stderr }`, cut to
+ * `budget` bytes: while it is larger, the oldest output line of whichever
+ * stream still holds more bytes is dropped, one line at a time — both tails
+ * keep their newest lines and share what room the task and its runs leave.
+ * The task and runs are never cut (with no lines left the answer may still
+ * exceed the budget, and gRPC refuses it). Byte for byte `toBinary` of the
+ * response with the lines kept.
+ */
+export function encodeRunTaskResponse(out: RunOutcome, budget = RESPONSE_BUDGET_BYTES): Uint8Array {
+  const task = encodeTaskData(out.task);
+  const runs = out.runs.map((run) => toBinary(TaskRunInfoSchema, runToProto(run)));
+  const stdout = new Tail(out.output.stdout);
+  const stderr = new Tail(out.output.stderr);
+  let size = framed(task.length) + stdout.bytes + stderr.bytes;
+  for (const run of runs) size += framed(run.length);
+  while (size > budget && !(stdout.empty && stderr.empty)) {
+    const from = stderr.empty || (!stdout.empty && stdout.bytes >= stderr.bytes) ? stdout : stderr;
+    size -= from.dropOldest();
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let o = putField(buf, 0, 0x0a, task);
+  for (const run of runs) o = putField(buf, o, 0x12, run);
+  o = stdout.write(buf, o, 0x1a);
+  stderr.write(buf, o, 0x22);
+  return buf;
 }

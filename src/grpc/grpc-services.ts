@@ -18,14 +18,13 @@ import type { Caller } from "../tasks/model.ts";
 import { createAgentServiceHandlers } from "./agent-service.ts";
 import { bindService, metadataRecord, statusOf, type BindOptions, type BoundService } from "./bind-service.ts";
 import { createHealthService, ServingStatus } from "./health-service.ts";
+import { GRPC_MESSAGE_BYTES } from "./encode-task.ts";
 import { createReflectionService } from "./reflection-service.ts";
 import { PEER_METADATA_KEY, type GrpcServerOptions } from "./grpc-server.ts";
 import { createSoltiApiHandlers } from "./solti-api.ts";
 
 export { SocketDuplex } from "./socket-duplex.ts";
 
-/** Maximum gRPC message size, both directions (CONTRACT §5). */
-export const GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** The services this server offers, by full name (also the health service names). */
 export const GRPC_SERVICE_NAMES = [SoltiApi.typeName, AgentService.typeName] as const;
@@ -112,8 +111,8 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   if (opts.authenticate) bindOpts.authenticate = opts.authenticate;
 
   const server = new Server({
-    "grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
+    "grpc.max_receive_message_length": GRPC_MESSAGE_BYTES,
+    "grpc.max_send_message_length": GRPC_MESSAGE_BYTES,
   });
   const services = [
     bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),

@@ -2,13 +2,14 @@
  * Handlers of `solti.v1.SoltiApi` — thin: convert, call the domain service,
  * convert back. Semantics (CONTRACT §5): GetTaskStatus answers an unknown id
  * with OK and no task; ListTaskRuns and StreamTaskLogs answer NOT_FOUND;
- * DeleteTask is idempotent.
+ * DeleteTask is idempotent. A ListTasks page ends early rather than exceed
+ * the 4 MiB message cap (`encodeListTasksResponse`).
  */
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { encodeLogEvent, queryFromProto, runToProto, specFromProto, taskToProto } from "./convert.ts";
-import { encodeGetTaskStatusResponse } from "./encode-task.ts";
+import { encodeLogEvent, queryFromProto, runToProto, specFromProto } from "./convert.ts";
+import { encodeGetTaskStatusResponse, encodeListTasksResponse } from "./encode-task.ts";
 
 /** SoltiApi handlers over `service`. */
 export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
@@ -22,8 +23,9 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
       return encodeGetTaskStatusResponse(service.find(req.taskId, ctx.caller));
     },
     listTasks(req, ctx) {
+      // Encoded by hand, and cut to the message budget: the client pages on with offset += tasks.length.
       const { tasks, total } = service.list(queryFromProto(req), ctx.caller);
-      return { tasks: tasks.map(taskToProto), total };
+      return encodeListTasksResponse(tasks, total).bytes;
     },
     listTaskRuns(req, ctx) {
       return { runs: service.runs(req.taskId, ctx.caller).map(runToProto) };

@@ -72,7 +72,10 @@ const ERROR_RESPONSES = {
   401: ["Unauthenticated", "Unauthenticated: auth is on and the bearer token is missing or unknown."],
   403: ["PermissionDenied", "PermissionDenied: the token's role may not do this (e.g. a viewer submits)."],
   404: ["TaskNotFound", "TaskNotFound: unknown task id (also for a task owned by someone else); NotFound for an unknown route."],
-  413: ["PayloadTooLarge", "PayloadTooLarge: the request body is larger than 4 MiB (4194304 bytes); rejected before parsing."],
+  413: [
+    "PayloadTooLarge",
+    "PayloadTooLarge: the request body is larger than 4 MiB (4194304 bytes), rejected before parsing; or the spec holds more text than a task may (4128768 bytes: every task must fit one 4 MiB gRPC message).",
+  ],
   429: ["RateLimited", "RateLimited: the principal's rate limit is exhausted; see Retry-After."],
   500: ["Internal", "Internal: a bug. The message repeats the correlation id under which the cause is logged (with the request id)."],
   503: ["Unavailable", "Unavailable: the agent is shutting down, or the slot's queue is full."],

@@ -12,11 +12,15 @@
  * Every message starts with the field path relative to the REST body
  * (`spec.…`) and, where there is one, shows the bad value (cut after 80
  * characters with "…").
+ *
+ * Last, a size rule on the normalized spec (`MAX_SPEC_TEXT_BYTES`): every
+ * accepted task must fit one 4 MiB gRPC message when it is read back, so a
+ * spec with more text than that is `PayloadTooLarge`, on every transport.
  */
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { KindGuard, type TObject, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
-import { clip, invalid } from "../errors.ts";
+import { AgentError, clip, invalid } from "../errors.ts";
 import {
   TaskSpecInputSchema,
   type Admission,
@@ -33,6 +37,17 @@ import {
 
 /** Largest decoded script body accepted by default: 2 MiB (CONTRACT §1). */
 export const MAX_SCRIPT_BYTES = 2_097_152;
+
+/**
+ * Most text a spec may hold, as `specTextBytes` counts it: 4 MiB − 64 KiB
+ * (4 128 768). A task is read back over gRPC as one `TaskData` message, capped
+ * at 4 MiB (CONTRACT §5); the spec is nearly all of it, and the 64 KiB left
+ * hold the metadata, the status (its error text) and the message framing of
+ * the responses and events that carry one task (GetTaskStatus, WaitTask,
+ * WatchTasks…). Without this rule a task the agent accepted over REST, or in a
+ * 4 MiB SubmitTask request, could not be read over gRPC.
+ */
+export const MAX_SPEC_TEXT_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
 /** The values `parseTaskSpec` fills in for fields a REST client omits. */
 export interface SpecDefaults {
@@ -94,18 +109,124 @@ export const SPEC_DEFAULTS: SpecDefaults = Object.freeze({
  * - `backoff`: `firstMs` > 0, `maxMs` ≥ `firstMs`, `factor` finite and ≥ 1;
  * - `labels`: keys 1..63 characters of `[A-Za-z0-9._/-]`, values at most 256
  *   characters (Unicode code points).
+ *
+ * A valid spec whose text is larger than `limits.maxSpecBytes` (default
+ * `MAX_SPEC_TEXT_BYTES`, see `specTextBytes`) is an AgentError
+ * `PayloadTooLarge` (REST 413, gRPC RESOURCE_EXHAUSTED): it could not be read
+ * back in one gRPC message.
  */
-export function parseTaskSpec(input: unknown, limits?: { maxScriptBytes?: number }): TaskSpec {
+export function parseTaskSpec(input: unknown, limits?: { maxScriptBytes?: number; maxSpecBytes?: number }): TaskSpec {
   // The compiled check is cheap; errors (and their messages) are only built for bad input.
   specChecker ??= TypeCompiler.Compile(TaskSpecInputSchema);
   if (!specChecker.Check(input)) {
     checkStructure(TaskSpecInputSchema, input, []);
     fail([], "does not match the task spec schema");
   }
-  return normalize(input, limits?.maxScriptBytes ?? MAX_SCRIPT_BYTES);
+  const spec = normalize(input, limits?.maxScriptBytes ?? MAX_SCRIPT_BYTES);
+  checkSpecSize(spec, limits?.maxSpecBytes ?? MAX_SPEC_TEXT_BYTES);
+  return spec;
 }
 
 let specChecker: TypeCheck<typeof TaskSpecInputSchema> | undefined;
+
+// ---------------------------------------------------------------------------
+// Size: every accepted task must fit one gRPC message
+
+/**
+ * Fixed part of `specTextBytes`: an upper bound of everything in a spec's
+ * protobuf encoding that is not a string or an env / label entry (nested
+ * message headers, numbers, enums, booleans — about 200 bytes at most).
+ */
+const SPEC_FIXED_BYTES = 256;
+
+/** Bytes of `v` (a non-negative integer) as a protobuf varint. */
+function varintBytes(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    n += 1;
+  }
+  return n;
+}
+
+/** Share of a string known to be ASCII (checked by an earlier rule): exact from its length. */
+function asciiString(s: string): number {
+  return 1 + varintBytes(s.length) + s.length;
+}
+
+/**
+ * Sum over a spec's strings and entries: `str` gives a string's share,
+ * `entry` an env or label entry's given the shares of its key and value.
+ * The slot, the script body (base64) and label keys are ASCII by the rules
+ * above, so they are counted exactly from their length in either case.
+ */
+function sizeOf(spec: TaskSpec, str: (s: string) => number, entry: (kv: number) => number): number {
+  const sp = spec.kind.subprocess;
+  let n = SPEC_FIXED_BYTES + asciiString(spec.slot);
+  const mode = sp.mode;
+  if ("command" in mode) {
+    n += str(mode.command.command);
+    for (const arg of mode.command.args) n += str(arg);
+  } else {
+    const { runtime, body, args } = mode.script;
+    if (typeof runtime !== "string") n += str(runtime.custom.command) + str(runtime.custom.flag);
+    n += asciiString(body);
+    for (const arg of args) n += str(arg);
+  }
+  for (const kv of sp.env) n += entry(str(kv.key) + str(kv.value));
+  if (sp.cwd !== undefined) n += str(sp.cwd);
+  const labels = spec.labels;
+  for (const key of Object.keys(labels)) n += entry(asciiString(key) + str(labels[key] ?? ""));
+  return n;
+}
+
+/** A string's exact share: its UTF-8 bytes behind a tag and a length. */
+function exactString(s: string): number {
+  const bytes = Buffer.byteLength(s, "utf8");
+  return 1 + varintBytes(bytes) + bytes;
+}
+
+/** An entry's exact share: its key and value behind a tag and a length. */
+function exactEntry(kv: number): number {
+  return 1 + varintBytes(kv) + kv;
+}
+
+/** A string's share at most: 3 UTF-8 bytes per UTF-16 unit, 5 of framing (lengths below 2^28). */
+function boundString(s: string): number {
+  return 3 * s.length + 5;
+}
+
+function boundEntry(kv: number): number {
+  return kv + 5;
+}
+
+/**
+ * The text of a spec, in bytes: the UTF-8 bytes of every string in it (slot,
+ * command or script body, args, runtime, env, cwd, labels) plus the framing
+ * each string and each env or label entry gets in the protobuf encoding (a tag
+ * and a length), plus a constant for the rest. For a spec `parseTaskSpec`
+ * returned it is an upper bound of the size of its `CreateSpec` encoding,
+ * which is what makes `MAX_SPEC_TEXT_BYTES` a guarantee rather than an
+ * estimate (tested in test/grpc/encode-task.test.ts).
+ */
+export function specTextBytes(spec: TaskSpec): number {
+  return sizeOf(spec, exactString, exactEntry);
+}
+
+/**
+ * Reject a spec with more than `max` bytes of text. A bound from string
+ * lengths alone settles the common case; only a spec that might be too large
+ * has its UTF-8 measured.
+ */
+function checkSpecSize(spec: TaskSpec, max: number): void {
+  if (sizeOf(spec, boundString, boundEntry) <= max) return;
+  const size = specTextBytes(spec);
+  if (size <= max) return;
+  throw new AgentError(
+    "PayloadTooLarge",
+    `spec: ${size} bytes of text, more than the ${max} a task may hold (it must fit one 4 MiB gRPC message)`,
+  );
+}
 
 // ---------------------------------------------------------------------------
 // Paths and values in messages

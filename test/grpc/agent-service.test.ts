@@ -4,7 +4,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
-import { failure, serverStream, unary } from "./proto-client.ts";
+import { MAX_SPEC_TEXT_BYTES, parseTaskSpec, specTextBytes } from "../../src/tasks/validate-spec.ts";
+import { startAgent } from "../helpers/start-agent.ts";
+import { failure, protoClient, serverStream, unary } from "./proto-client.ts";
 import { startServer, TEST_INFO } from "./start-server.ts";
 
 const spec = {
@@ -140,5 +142,94 @@ describe("tasklane.v1.AgentService", () => {
       capabilities: ["cancel"],
       infoJson: JSON.stringify(TEST_INFO),
     });
+  });
+});
+
+describe("message size: answers and events fit 4 MiB", () => {
+  /** `spec` with one ASCII argument of `n` bytes. */
+  const withArg = (n: number) => ({ ...spec, kind: { subprocess: { command: { command: "echo", args: ["a".repeat(n)] } } } });
+  const restWithArg = (n: number) => ({
+    slot: "my-job",
+    kind: { subprocess: { mode: { command: { command: "echo", args: ["a".repeat(n)] } }, failOnNonZero: false } },
+    timeout: 1000,
+    restart: { type: "never" },
+    admission: "queue",
+    labels: {},
+  });
+  /** The argument that brings the spec to exactly the limit (its length takes 4 varint bytes). */
+  const fill = MAX_SPEC_TEXT_BYTES - specTextBytes(parseTaskSpec(restWithArg(0))) - 3;
+
+  test("WatchTasks: the event of a task at the size limit arrives (an event is the task plus an id)", async () => {
+    await using s = await startServer();
+    expect(specTextBytes(parseTaskSpec(restWithArg(fill)))).toBe(MAX_SPEC_TEXT_BYTES);
+    type Event = { id: string; task?: { metadata: { id: string }; spec: { kind: { subprocess: { command: { args: string[] } } } } } };
+    const stream = serverStream<Event>(s.agent, "WatchTasks", {});
+    stream.on("error", () => {});
+    const first = new Promise<Event>((resolve) => stream.once("data", resolve));
+    const { taskId } = await unary<{ taskId: string }>(s.solti, "SubmitTask", { spec: withArg(fill) });
+    const event = await first;
+    stream.cancel();
+    expect([event.id, event.task?.metadata.id, event.task?.spec.kind.subprocess.command.args[0]?.length]).toEqual(["1", taskId, fill]);
+  });
+
+  test("RunTask: a large task with 100 long lines on each stream answers with the newest lines that fit", async () => {
+    await using s = await startServer();
+    const line = (stream: string, i: number) => `${stream} ${String(i).padStart(3, "0")} ${"x".repeat(16_000)}`;
+    const stdout = Array.from({ length: 100 }, (_, i) => line("out", i));
+    const stderr = Array.from({ length: 100 }, (_, i) => line("err", i));
+    const run = s.fake.run;
+    s.fake.run = async (input, caller, timeoutMs, signal) => {
+      const out = await run(input, caller, timeoutMs, signal);
+      return { ...out, output: { stdout, stderr } };
+    };
+    const res = await unary<{ task: { spec: { kind: { subprocess: { command: { args: string[] } } } } }; stdout: string[]; stderr: string[] }>(
+      s.agent,
+      "RunTask",
+      { spec: withArg(1_000_000) },
+    );
+    expect(res.task.spec.kind.subprocess.command.args[0]?.length).toBe(1_000_000);
+    // 3.2 MB of lines and a 1 MB task: some lines had to go, the oldest of each stream, about as many of each.
+    const [o, e] = [res.stdout.length, res.stderr.length];
+    expect(o + e).toBeLessThan(200);
+    expect(o + e).toBeGreaterThan(150);
+    expect(Math.abs(o - e)).toBeLessThanOrEqual(1);
+    expect({ stdout: res.stdout, stderr: res.stderr }).toEqual({ stdout: stdout.slice(100 - o), stderr: stderr.slice(100 - e) });
+  });
+
+  test("RunTask over the real agent: a 1 MiB script printing 150 lines of 16 000 bytes on each stream", async () => {
+    await using a = await startAgent();
+    const agent = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", Number(a.grpcAddr.split(":").at(-1)));
+    try {
+      const script = [
+        `: <<'PAD'`,
+        ..."p".repeat(1024 * 1024).match(/.{1,1000}/g)!,
+        "PAD",
+        `l=$(head -c 16000 /dev/zero | tr '\\0' x)`,
+        `for i in $(seq 1 150); do echo "out $i $l"; echo "err $i $l" >&2; done`,
+      ].join("\n");
+      const runSpec = {
+        slot: "loud",
+        kind: { subprocess: { script: { wellKnown: "SCRIPT_RUNTIME_BASH", body: Buffer.from(script).toString("base64") }, failOnNonZero: true } },
+        timeoutMs: "30000",
+        restart: "RESTART_STRATEGY_NEVER",
+        admission: "ADMISSION_STRATEGY_QUEUE",
+      };
+      const res = await unary<{ task: { status: { phase: string } }; stdout: string[]; stderr: string[] }>(agent, "RunTask", { spec: runSpec, timeoutMs: "60000" });
+      expect(res.task.status.phase).toBe("TASK_STATUS_SUCCEEDED");
+      const numbers = (lines: string[], stream: string) =>
+        lines.map((l) => {
+          expect(l).toEndWith("x".repeat(16_000));
+          return Number(l.slice(stream.length + 1, l.indexOf(" ", stream.length + 1)));
+        });
+      const [o, e] = [numbers(res.stdout, "out"), numbers(res.stderr, "err")];
+      // Not the 100 + 100 lines REST's ?wait=true gives: the newest of each stream that fit.
+      expect(o.length + e.length).toBeLessThan(200);
+      expect(o.length + e.length).toBeGreaterThan(120);
+      expect(Math.abs(o.length - e.length)).toBeLessThanOrEqual(1);
+      const newest = (n: number) => Array.from({ length: n }, (_, i) => 151 - n + i);
+      expect({ o, e }).toEqual({ o: newest(o.length), e: newest(e.length) });
+    } finally {
+      agent.close();
+    }
   });
 });

@@ -6,11 +6,21 @@
  */
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { GetTaskStatusResponseSchema } from "../../src/gen/solti/v1/api_pb.ts";
-import { TaskDataSchema } from "../../src/gen/solti/v1/types_pb.ts";
-import { taskToProto } from "../../src/grpc/convert.ts";
-import { encodeGetTaskStatusResponse, encodeTaskData } from "../../src/grpc/encode-task.ts";
+import { GetTaskStatusResponseSchema, ListTasksResponseSchema } from "../../src/gen/solti/v1/api_pb.ts";
+import { CreateSpecSchema, TaskDataSchema } from "../../src/gen/solti/v1/types_pb.ts";
+import { RunTaskResponseSchema } from "../../src/gen/tasklane/v1/agent_pb.ts";
+import { runToProto, specToProto, taskToProto } from "../../src/grpc/convert.ts";
+import {
+  encodeGetTaskStatusResponse,
+  encodeListTasksResponse,
+  encodeRunTaskResponse,
+  encodeTaskData,
+  GRPC_MESSAGE_BYTES,
+  RESPONSE_BUDGET_BYTES,
+} from "../../src/grpc/encode-task.ts";
 import { ADMISSIONS, JITTERS, PHASES, WELL_KNOWN_RUNTIMES, type Task, type TaskSpec } from "../../src/tasks/model.ts";
+import type { RunOutcome } from "../../src/tasks/task-service.ts";
+import { MAX_SPEC_TEXT_BYTES, specTextBytes } from "../../src/tasks/validate-spec.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const reference = (task: Task) => toBinary(TaskDataSchema, taskToProto(task));
@@ -172,5 +182,144 @@ describe("encodeTaskData", () => {
 
   test("an unknown task is the empty response", () => {
     expect(hex(encodeGetTaskStatusResponse(undefined))).toBe(hex(referenceResponse(undefined)));
+  });
+});
+
+describe("the per-task size rule holds on the wire", () => {
+  const ascii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+  const utf8 = (s: string | undefined) => (s === undefined ? 0 : Buffer.byteLength(s, "utf8"));
+
+  test("specTextBytes bounds the spec's encoding, and a task is its spec plus at most 160 bytes besides id, owner and error", () => {
+    let checked = 0;
+    for (let seed = 1; seed <= 3000; seed++) {
+      const task = randomTask(seed);
+      const spec = task.spec;
+      const mode = spec.kind.subprocess.mode;
+      // Slot, script body and label keys are ASCII in every valid spec; specTextBytes relies on it.
+      if (!ascii(spec.slot) || ("script" in mode && !ascii(mode.script.body)) || !Object.keys(spec.labels).every(ascii)) continue;
+      checked++;
+      const text = specTextBytes(spec);
+      const specBytes = toBinary(CreateSpecSchema, create(CreateSpecSchema, specToProto(spec))).length;
+      if (specBytes > text) throw new Error(`seed ${seed}: spec encodes to ${specBytes} bytes, specTextBytes says ${text}`);
+      const rest = encodeTaskData(task).length - text - utf8(task.metadata.id) - utf8(task.metadata.owner) - utf8(task.status.error);
+      if (rest > 160) throw new Error(`seed ${seed}: metadata and status take ${rest} bytes`);
+    }
+    expect(checked).toBeGreaterThan(1000);
+    // Hence the reserve: a task at the limit, with a 4 KiB owner and 32 KiB of error text, fits the smallest budget.
+    expect(MAX_SPEC_TEXT_BYTES + 160 + 64 + 4096 + 32_768).toBeLessThan(RESPONSE_BUDGET_BYTES);
+  });
+});
+
+/** A task whose spec holds one argument of `argBytes` ASCII bytes. */
+function taskWithArg(seed: number, argBytes: number): Task {
+  const task = randomTask(seed);
+  task.spec.kind.subprocess.mode = { command: { command: "echo", args: ["a".repeat(argBytes)] } };
+  return task;
+}
+
+const framed = (n: number) => 1 + (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4) + n;
+
+describe("encodeListTasksResponse", () => {
+  const reference = (tasks: Task[], total: number) =>
+    hex(toBinary(ListTasksResponseSchema, create(ListTasksResponseSchema, { tasks: tasks.map(taskToProto), total })));
+
+  test("a page within the budget is byte for byte toBinary of the same tasks and total", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const tasks = Array.from({ length: seed % 9 }, (_, i) => randomTask(seed * 10 + i));
+      const total = seed % 7 === 0 ? 0 : tasks.length + (seed % 5) * 1000;
+      const page = encodeListTasksResponse(tasks, total);
+      expect({ count: page.count, bytes: hex(page.bytes) }).toEqual({ count: tasks.length, bytes: reference(tasks, total) });
+    }
+  });
+
+  test("tasks are added while the response fits the budget; the page is what toBinary writes for them", () => {
+    const tasks = [1_500_000, 1_900_000, 900_000, 2_000_000, 2_000_000, 10].map((n, i) => taskWithArg(i + 1, n));
+    const sizes = tasks.map((t) => framed(encodeTaskData(t).length));
+    const pages: number[] = [];
+    for (let offset = 0; offset < tasks.length; ) {
+      const page = encodeListTasksResponse(tasks.slice(offset), 1_000_000);
+      expect(page.bytes.length).toBeLessThanOrEqual(RESPONSE_BUDGET_BYTES);
+      expect(hex(page.bytes)).toBe(reference(tasks.slice(offset, offset + page.count), 1_000_000));
+      // It holds as many as fit: one more would not.
+      const next = sizes[offset + page.count];
+      if (next !== undefined) expect(page.bytes.length + next).toBeGreaterThan(RESPONSE_BUDGET_BYTES);
+      pages.push(page.count);
+      offset += page.count;
+    }
+    expect(pages).toEqual([2, 2, 2]);
+    expect(RESPONSE_BUDGET_BYTES).toBe(GRPC_MESSAGE_BYTES - 1024);
+  });
+
+  test("the first task is always in the page, even past the budget", () => {
+    const tasks = [taskWithArg(1, 5_000), taskWithArg(2, 10)];
+    const page = encodeListTasksResponse(tasks, 2, 1_000);
+    expect({ count: page.count, bytes: hex(page.bytes) }).toEqual({ count: 1, bytes: reference(tasks.slice(0, 1), 2) });
+    expect(encodeListTasksResponse([], 7, 1)).toEqual({ count: 0, bytes: Buffer.from([0x10, 7]) });
+  });
+});
+
+describe("encodeRunTaskResponse", () => {
+  const reference = (out: RunOutcome) =>
+    hex(
+      toBinary(
+        RunTaskResponseSchema,
+        create(RunTaskResponseSchema, { task: taskToProto(out.task), runs: out.runs.map(runToProto), stdout: out.output.stdout, stderr: out.output.stderr }),
+      ),
+    );
+  const outcome = (task: Task, stdout: string[], stderr: string[]): RunOutcome => ({
+    task,
+    runs: [
+      { attempt: 1, phase: "failed", startedAt: 1_712_750_400_000, finishedAt: 1_712_750_401_000, exitCode: 1, error: "exit code 1" },
+      { attempt: 2, phase: "succeeded", startedAt: 1_712_750_402_000, finishedAt: 1_712_750_403_000, exitCode: 0 },
+    ],
+    output: { stdout, stderr },
+  });
+  const decode = (bytes: Uint8Array) => {
+    const m = fromBinary(RunTaskResponseSchema, bytes);
+    return { stdout: m.stdout, stderr: m.stderr };
+  };
+
+  test("within the budget it is byte for byte toBinary of the response", () => {
+    const r = prng(99);
+    for (let seed = 1; seed <= 300; seed++) {
+      const lines = () => Array.from({ length: r.int(6) }, () => r.pick(TEXTS));
+      const out = outcome(randomTask(seed), lines(), lines());
+      if (seed % 3 === 0) out.runs = [];
+      expect(hex(encodeRunTaskResponse(out))).toBe(reference(out));
+    }
+  });
+
+  test("100 lines of 16 KiB on each stream and a 1 MiB task: the oldest lines go, the answer fits", () => {
+    const line = (stream: string, i: number) => `${stream} ${String(i).padStart(3, "0")} ${"x".repeat(16 * 1024 - 8)}`;
+    const stdout = Array.from({ length: 100 }, (_, i) => line("out", i));
+    const stderr = Array.from({ length: 100 }, (_, i) => line("err", i));
+    const out = outcome(taskWithArg(5, 1024 * 1024), stdout, stderr);
+    const bytes = encodeRunTaskResponse(out);
+    expect(bytes.length).toBeLessThanOrEqual(RESPONSE_BUDGET_BYTES);
+    const got = decode(bytes);
+    // Equal lines on both streams: they are dropped in turn, the newest kept.
+    expect(got.stdout.length + got.stderr.length).toBeLessThan(200);
+    expect(Math.abs(got.stdout.length - got.stderr.length)).toBeLessThanOrEqual(1);
+    expect(got).toEqual({ stdout: stdout.slice(100 - got.stdout.length), stderr: stderr.slice(100 - got.stderr.length) });
+    // As many as fit: one more line would not.
+    expect(bytes.length + framed(16 * 1024)).toBeGreaterThan(RESPONSE_BUDGET_BYTES);
+    expect(hex(bytes)).toBe(reference({ ...out, output: got }));
+  });
+
+  test("the stream holding more bytes gives up its oldest line first", () => {
+    const task = randomTask(3);
+    const stdout = ["o".repeat(100), "p".repeat(100), "q".repeat(100), "r".repeat(100)]; // 102 bytes each on the wire
+    const stderr = ["a", "b", "c", "d"].map((c) => c.repeat(10)); // 12 each
+    const out = outcome(task, stdout, stderr);
+    const base = encodeRunTaskResponse(outcome(task, [], [])).length;
+    expect(decode(encodeRunTaskResponse(out, base + 408 + 48))).toEqual({ stdout, stderr });
+    expect(decode(encodeRunTaskResponse(out, base + 300))).toEqual({ stdout: stdout.slice(2), stderr });
+    expect(decode(encodeRunTaskResponse(out, base + 100))).toEqual({ stdout: [], stderr });
+    expect(decode(encodeRunTaskResponse(out, base + 40))).toEqual({ stdout: [], stderr: stderr.slice(1) });
+    // Equal streams alternate, stdout first.
+    const even = outcome(task, ["1", "2", "3"], ["4", "5", "6"]);
+    expect(decode(encodeRunTaskResponse(even, base + 9))).toEqual({ stdout: ["3"], stderr: ["5", "6"] });
+    // Task and runs are never cut: with no line left the answer is what it is.
+    expect(encodeRunTaskResponse(out, 10).length).toBe(base);
   });
 });

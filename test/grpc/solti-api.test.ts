@@ -3,9 +3,12 @@
  * files (proto-loader + grpc-js), against the fake task service.
  */
 import { describe, expect, test } from "bun:test";
+import { fromJson, toBinary, type JsonValue } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { parseTaskSpec } from "../../src/tasks/validate-spec.ts";
-import { collect, failure, serverStream, unary } from "./proto-client.ts";
+import { SubmitTaskRequestSchema } from "../../src/gen/solti/v1/api_pb.ts";
+import { MAX_SCRIPT_BYTES, MAX_SPEC_TEXT_BYTES, parseTaskSpec, specTextBytes } from "../../src/tasks/validate-spec.ts";
+import { commandSpec, startAgent } from "../helpers/start-agent.ts";
+import { collect, failure, protoClient, serverStream, unary } from "./proto-client.ts";
 import { startServer } from "./start-server.ts";
 
 const T0 = 1_712_750_400_000;
@@ -251,5 +254,153 @@ describe("solti.v1.SoltiApi", () => {
     expect(await status).toBe(grpc.status.CANCELLED);
     await s.fake.allClosed();
     expect([s.fake.openLogs(), s.fake.hub.stats().subscribers]).toEqual([0, 0]);
+  });
+});
+
+/** `seedSpec` with `args` as its command's arguments (proto JSON shape, as proto-loader takes it). */
+const seedWithArgs = (args: string[], slot = "my-job") => ({
+  ...seedSpec,
+  slot,
+  kind: { subprocess: { command: { command: "echo", args }, failOnNonZero: true } },
+});
+
+/** The REST shape of `seedWithArgs`. */
+const restWithArgs = (args: string[], slot = "my-job") => ({
+  ...seedRest,
+  slot,
+  kind: { subprocess: { ...seedRest.kind.subprocess, mode: { command: { command: "echo", args } } } },
+});
+
+/** Spec text of `restSpec` once normalized, whatever its size. */
+const textOf = (restSpec: unknown) => specTextBytes(parseTaskSpec(restSpec, { maxSpecBytes: Number.POSITIVE_INFINITY }));
+
+/** Length of one ASCII argument that brings `make([arg])`'s text to exactly `target` bytes (a length of 4 varint bytes). */
+const fillTo = (target: number, make: (args: string[]) => unknown) => target - textOf(make([""])) - 3;
+
+const tooLargeMessage = (size: number) =>
+  `spec: ${size} bytes of text, more than the ${MAX_SPEC_TEXT_BYTES} a task may hold (it must fit one 4 MiB gRPC message)`;
+
+type Page = { tasks: { metadata: { id: string }; spec: { kind: { subprocess: { command?: { args: string[] } } } } }[]; total: number };
+
+/** Every id ListTasks gives for `req`, paging with offset += tasks.length; each page's total and size. */
+async function pageThrough(client: grpc.Client, req: Record<string, unknown>): Promise<{ ids: string[]; pages: { size: number; total: number }[] }> {
+  const ids: string[] = [];
+  const pages: { size: number; total: number }[] = [];
+  for (let offset = 0; ; ) {
+    const page = await unary<Page>(client, "ListTasks", { ...req, offset });
+    if (page.tasks.length === 0) return { ids, pages };
+    ids.push(...page.tasks.map((t) => t.metadata.id));
+    pages.push({ size: page.tasks.length, total: page.total });
+    offset += page.tasks.length;
+    if (pages.length > 50) throw new Error("paging does not end");
+  }
+}
+
+describe("every accepted task can be read back in one 4 MiB message", () => {
+  test("a SubmitTask request of exactly 4 MiB is RESOURCE_EXHAUSTED with the REST message; just under the limit is accepted and readable", async () => {
+    await using s = await startServer();
+    // The audit's case: one huge argument, the request exactly 4 194 304 bytes (the server's receive limit).
+    const requestSize = (n: number) => toBinary(SubmitTaskRequestSchema, fromJson(SubmitTaskRequestSchema, { spec: seedWithArgs(["a".repeat(n)]) } as JsonValue)).length;
+    let n = 4_194_304 - requestSize(0);
+    n -= requestSize(n) - 4_194_304;
+    expect(requestSize(n)).toBe(4_194_304);
+    expect(await failure(unary(s.solti, "SubmitTask", { spec: seedWithArgs(["a".repeat(n)]) }))).toEqual({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: tooLargeMessage(textOf(restWithArgs(["a".repeat(n)]))),
+    });
+    // One byte over the limit, then exactly at it.
+    const fill = fillTo(MAX_SPEC_TEXT_BYTES, (args) => restWithArgs(args));
+    expect(await failure(unary(s.solti, "SubmitTask", { spec: seedWithArgs(["a".repeat(fill + 1)]) }))).toEqual({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: tooLargeMessage(MAX_SPEC_TEXT_BYTES + 1),
+    });
+    expect(s.fake.inputs).toHaveLength(2); // both reached the domain: the rule is not the transport's
+    const id = await submit(s.solti, seedWithArgs(["a".repeat(fill)]));
+    // Readable with a 4 MiB receive limit, and not only when fresh: with a long error too.
+    s.fake.setPhase(id, "failed", { exitCode: 1, error: `exit code 1 ${"e".repeat(16_000)}` });
+    const got = await unary<{ task: Page["tasks"][number] }>(s.solti, "GetTaskStatus", { taskId: id });
+    expect([got.task.metadata.id, got.task.spec.kind.subprocess.command?.args[0]?.length]).toEqual([id, fill]);
+    const list = await unary<Page>(s.solti, "ListTasks", {});
+    expect([list.total, list.tasks.map((t) => t.metadata.id)]).toEqual([1, [id]]);
+  });
+
+  test("ListTasks cuts its page at the byte budget: total counts every match, paging with offset += tasks.length reaches every task", async () => {
+    await using s = await startServer();
+    const ids: string[] = [];
+    const sizes = [1_500_000, 2_000_000, 1_800_000, 300, 1_600_000, 2_000_000, 1_900_000];
+    for (const [i, size] of sizes.entries()) ids.push(await submit(s.solti, seedWithArgs(["b".repeat(size)], i % 2 === 0 ? "even" : "odd")));
+    const all = await pageThrough(s.solti, {});
+    expect(all).toEqual({
+      ids,
+      pages: [
+        { size: 2, total: 7 }, // 1.5 + 2.0 MB
+        { size: 3, total: 7 }, // 1.8 MB + 300 B + 1.6 MB
+        { size: 2, total: 7 }, // 2.0 + 1.9 MB
+      ],
+    });
+    // With a limit and a filter, as before: fewer tasks than the limit only when the bytes say so.
+    expect(await pageThrough(s.solti, { slot: "even", limit: 1 })).toEqual({
+      ids: ids.filter((_, i) => i % 2 === 0),
+      pages: [1, 1, 1, 1].map((size) => ({ size, total: 4 })),
+    });
+    expect(await pageThrough(s.solti, { desc: true })).toEqual({
+      ids: [...ids].reverse(),
+      pages: [
+        { size: 2, total: 7 },
+        { size: 3, total: 7 },
+        { size: 2, total: 7 },
+      ],
+    });
+  });
+});
+
+describe("over the real agent: REST and gRPC accept and refuse the same specs, and what is accepted is readable over gRPC", () => {
+  function grpcClient(grpcAddr: string) {
+    const c = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", Number(grpcAddr.split(":").at(-1)));
+    return Object.assign(c, { [Symbol.dispose]: () => c.close() });
+  }
+  const hugeCommand = (args: string[], slot: string) => commandSpec("true", args, { slot, hold: true });
+
+  test("one byte over the limit: REST 413 PayloadTooLarge, gRPC RESOURCE_EXHAUSTED, same message; at the limit: stored and readable", async () => {
+    await using a = await startAgent();
+    using solti = grpcClient(a.grpcAddr);
+    const make = (args: string[]) => hugeCommand(args, "huge");
+    const fill = fillTo(MAX_SPEC_TEXT_BYTES, make);
+    const over = await a.json("POST", "/api/v1/tasks", { spec: make(["a".repeat(fill + 1)]) });
+    expect(over).toEqual({ status: 413, body: { error: "PayloadTooLarge", message: tooLargeMessage(MAX_SPEC_TEXT_BYTES + 1) } });
+    const overGrpc = {
+      ...seedWithArgs(["a".repeat(fill + 1)], "huge"),
+      kind: { subprocess: { command: { command: "true", args: ["a".repeat(fill + 1)] }, failOnNonZero: true } },
+      hold: true,
+    };
+    expect(textOf(restWithArgs(["a".repeat(fill + 1)], "huge"))).toBe(textOf(make(["a".repeat(fill + 1)])));
+    expect(await failure(unary(solti, "SubmitTask", { spec: overGrpc }))).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, details: over.body.message });
+    expect((await a.json("GET", "/api/v1/tasks")).body).toEqual({ tasks: [], total: 0 });
+
+    const ok = await a.json("POST", "/api/v1/tasks", { spec: make(["a".repeat(fill)]) });
+    expect(ok).toEqual({ status: 201, body: { task_id: expect.any(String), admission: "queued" } });
+    const taskId = ok.body.task_id as string;
+    const got = await unary<{ task: Page["tasks"][number] }>(solti, "GetTaskStatus", { taskId });
+    expect([got.task.metadata.id, got.task.spec.kind.subprocess.command?.args[0]?.length]).toEqual([taskId, fill]);
+    expect((await a.json("GET", `/api/v1/tasks/${taskId}`)).body.task.spec.kind.subprocess.mode.command.args[0].length).toBe(fill);
+  });
+
+  test("two tasks with 2 MiB scripts (sent over REST): ListTasks of their slot pages one at a time, as REST lists both", async () => {
+    await using a = await startAgent();
+    using solti = grpcClient(a.grpcAddr);
+    const ids: string[] = [];
+    for (const c of ["a", "b"]) {
+      const body = Buffer.alloc(MAX_SCRIPT_BYTES, `# ${c}\n`).toString("base64");
+      const spec = { slot: "scripts", kind: { subprocess: { mode: { script: { runtime: "bash", body } } } }, hold: true };
+      const res = await a.json("POST", "/api/v1/tasks", { spec });
+      expect(res.status).toBe(201);
+      ids.push(res.body.task_id);
+    }
+    await a.json("POST", "/api/v1/tasks", { spec: commandSpec("true", [], { hold: true }) });
+    const rest = await a.json("GET", "/api/v1/tasks?slot=scripts");
+    expect([rest.body.total, rest.body.tasks.map((t: { metadata: { id: string } }) => t.metadata.id)]).toEqual([2, ids]);
+    expect(await pageThrough(solti, { slot: "scripts" })).toEqual({ ids, pages: [{ size: 1, total: 2 }, { size: 1, total: 2 }] });
+    const all = await pageThrough(solti, {});
+    expect([all.ids.length, all.pages.map((p) => p.total)]).toEqual([3, all.pages.map(() => 3)]);
   });
 });

@@ -1,7 +1,7 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { AgentError } from "../../src/errors.ts";
 import { ADMISSIONS, JITTERS, WELL_KNOWN_RUNTIMES, type Backoff } from "../../src/tasks/model.ts";
-import { MAX_SCRIPT_BYTES, SPEC_DEFAULTS, parseTaskSpec } from "../../src/tasks/validate-spec.ts";
+import { MAX_SCRIPT_BYTES, MAX_SPEC_TEXT_BYTES, SPEC_DEFAULTS, parseTaskSpec, specTextBytes } from "../../src/tasks/validate-spec.ts";
 
 type Json = Record<string, unknown>;
 
@@ -22,8 +22,10 @@ function script(fields: Json): Json {
   return withSub({ mode: { script: { runtime: "bash", body: "ZWNobyBoaQo=", ...fields } } });
 }
 
+type Limits = Parameters<typeof parseTaskSpec>[1];
+
 /** What `parseTaskSpec` threw, as a plain object, so whole-object toEqual can compare it. */
-function rejection(input: unknown, limits?: { maxScriptBytes?: number }): { code: string; message: string } {
+function rejection(input: unknown, limits?: Limits): { code: string; message: string } {
   try {
     parseTaskSpec(input, limits);
   } catch (err) {
@@ -33,7 +35,7 @@ function rejection(input: unknown, limits?: { maxScriptBytes?: number }): { code
   throw new Error(`accepted: ${JSON.stringify(input)?.slice(0, 200)}`);
 }
 
-function rejects(input: unknown, message: string, limits?: { maxScriptBytes?: number }): void {
+function rejects(input: unknown, message: string, limits?: Limits): void {
   expect(rejection(input, limits)).toEqual({ code: "InvalidRequest", message });
 }
 
@@ -628,5 +630,123 @@ describe("structure", () => {
     const obj = { list: Array.from({ length: 50 }, (_, i) => i) };
     const shown = JSON.stringify(obj).slice(0, 80);
     rejects({ ...minimal(), slot: obj }, `spec.slot: must be a string, got ${shown}…`);
+  });
+});
+
+describe("size: every task must fit one 4 MiB gRPC message", () => {
+  const LIMIT = MAX_SPEC_TEXT_BYTES;
+  const tooLarge = (size: number, max = LIMIT) => ({
+    code: "PayloadTooLarge",
+    message: `spec: ${size} bytes of text, more than the ${max} a task may hold (it must fit one 4 MiB gRPC message)`,
+  });
+  /** The minimal spec with `args` as its command's arguments. */
+  const withArgs = (args: string[]) => withSub({ mode: { command: { command: "echo", args } } });
+  /** The size of `input` once normalized, whatever the limit. */
+  const sizeOf = (input: unknown) => specTextBytes(parseTaskSpec(input, { maxSpecBytes: Number.POSITIVE_INFINITY }));
+
+  test("the limit is 4 MiB − 64 KiB", () => {
+    expect(LIMIT).toBe(4_128_768);
+  });
+
+  test("text counts UTF-8 bytes, a tag and a length per string and entry, and 256 for the rest", () => {
+    // slot "my-job" 1+1+6, command "echo" 1+1+4, arg "hello" 1+1+5.
+    expect(specTextBytes(parseTaskSpec(minimal()))).toBe(256 + 8 + 6 + 7);
+    const spec = parseTaskSpec({
+      ...withSub({
+        mode: { script: { runtime: { custom: { command: "ruby", flag: "-e" } }, body: "ZWNobyBoaQo=", args: ["żółw 🐢", "\uD800", ""] } },
+        env: [{ key: "K", value: "v" }],
+        cwd: "/srv",
+      }),
+      labels: { team: "edge" },
+    });
+    expect(specTextBytes(spec)).toBe(
+      256 +
+        8 + // slot
+        6 + 4 + // custom runtime command, flag
+        14 + // body (12 characters of base64)
+        14 + 5 + 2 + // args: 12 UTF-8 bytes, a lone surrogate (3 bytes, as U+FFFD), empty
+        (2 + 3 + 3) + // env entry: its own tag and length, then key and value
+        6 + // cwd
+        (2 + 6 + 6), // label entry
+    );
+    // A string past 127 bytes takes a 2-byte length, past 16 383 a 3-byte one.
+    expect(sizeOf(withArgs(["x".repeat(128)])) - sizeOf(withArgs([""]))).toBe(128 + 1);
+    expect(sizeOf(withArgs(["x".repeat(16_384)])) - sizeOf(withArgs([""]))).toBe(16_384 + 2);
+  });
+
+  test("a spec of exactly the limit is accepted; one byte more is PayloadTooLarge, naming the size and the limit", () => {
+    // One huge argument: its 4-byte length adds 3 bytes to the 2 an empty one takes.
+    const fill = LIMIT - sizeOf(withArgs([""])) - 3;
+    const exact = parseTaskSpec(withArgs(["a".repeat(fill)]));
+    expect(specTextBytes(exact)).toBe(LIMIT);
+    expect(rejection(withArgs(["a".repeat(fill + 1)]))).toEqual(tooLarge(LIMIT + 1));
+    expect(rejection(withArgs(["a".repeat(4_194_304)]))).toEqual(tooLarge(sizeOf(withArgs(["a".repeat(4_194_304)]))));
+  });
+
+  test("multi-byte text is measured in UTF-8 bytes, not bounded by UTF-16 units", () => {
+    // 1.5 M units of "é": 4.5 MB at 3 bytes a unit, 3 MB in UTF-8 — accepted.
+    const e = "é".repeat(1_500_000);
+    expect(parseTaskSpec(withArgs([e])).kind.subprocess.mode).toEqual({ command: { command: "echo", args: [e] } });
+    // 700 k turtles: 1.4 M units, 2.8 MB; 1.1 M turtles: 4.4 MB — too large.
+    expect(specTextBytes(parseTaskSpec(withArgs(["🐢".repeat(700_000)])))).toBe(sizeOf(withArgs([""])) + 2_800_000 + 3);
+    const turtles = withArgs(["🐢".repeat(1_100_000)]);
+    expect(rejection(turtles)).toEqual(tooLarge(sizeOf(withArgs([""])) + 4_400_000 + 3));
+    // 1.4 M "€" (3 bytes each): 4.2 MB.
+    expect(rejection(withArgs(["€".repeat(1_400_000)])).code).toBe("PayloadTooLarge");
+  });
+
+  test("every string and entry counts: many small env entries and labels add up", () => {
+    const env = Array.from({ length: 16_000 }, (_, i) => ({ key: `K${i}`, value: "v".repeat(200) }));
+    const labels = Object.fromEntries(Array.from({ length: 3_000 }, (_, i) => [`l${i}`, "w".repeat(256)]));
+    const input = { ...withSub({ env }), labels };
+    const size = sizeOf(input);
+    expect(size).toBeGreaterThan(LIMIT);
+    expect(rejection(input)).toEqual(tooLarge(size));
+    // Without the labels it fits.
+    expect(parseTaskSpec(withSub({ env })).kind.subprocess.env).toHaveLength(16_000);
+    // Many empty args: 2 bytes each.
+    expect(sizeOf(withArgs(Array.from({ length: 1_000 }, () => "")))).toBe(sizeOf(withArgs([])) + 2_000);
+  });
+
+  test("measured after normalization: a duplicate env key counts once", () => {
+    // 5 MB as given, 2.5 MB once the later value has replaced the earlier one.
+    const env = [
+      { key: "A", value: "v".repeat(2_500_000) },
+      { key: "A", value: "w".repeat(2_500_000) },
+    ];
+    expect(parseTaskSpec(withSub({ env })).kind.subprocess.env).toEqual([{ key: "A", value: "w".repeat(2_500_000) }]);
+  });
+
+  test("the script body limit is unchanged: 2 MiB decoded fits, 2 MiB + 1 is still InvalidRequest; other rules come first", () => {
+    const body = b64(new Uint8Array(MAX_SCRIPT_BYTES).fill(0x61));
+    expect(specTextBytes(parseTaskSpec(script({ body })))).toBeLessThan(LIMIT);
+    rejects(
+      script({ body: b64(new Uint8Array(MAX_SCRIPT_BYTES + 1).fill(0x61)) }),
+      "spec.kind.subprocess.mode.script.body: decoded script must be ≤ 2097152 bytes, got 2097153 bytes",
+    );
+    // A larger script limit is still bounded by what a task may hold.
+    const big = script({ body: b64(new Uint8Array(3 * 1024 * 1024).fill(0x61)) });
+    expect(rejection(big, { maxScriptBytes: 4 * 1024 * 1024 })).toEqual(tooLarge(sizeOf(script({ body: "" })) + 4_194_304 + 3));
+    // A too-large spec with another problem reports the other problem.
+    rejects({ ...withArgs(["a".repeat(LIMIT)]), slot: ".." }, 'spec.slot: must not be "." or "..", got ".."');
+  });
+
+  test("the limit can be lowered (tests, embedders)", () => {
+    expect(rejection(minimal(), { maxSpecBytes: 276 })).toEqual(tooLarge(277, 276));
+    expect(parseTaskSpec(minimal(), { maxSpecBytes: 277 }).slot).toBe("my-job");
+  });
+
+  test("a spec that is clearly small — a 2 MiB script included — is not measured in UTF-8 (the common path stays cheap)", () => {
+    const byteLength = spyOn(Buffer, "byteLength");
+    try {
+      parseTaskSpec(script({ body: b64(new Uint8Array(MAX_SCRIPT_BYTES).fill(0x61)), args: ["żółw"] }));
+      parseTaskSpec({ ...withSub({ env: [{ key: "K", value: "v" }] }), labels: { team: "edge" } });
+      expect(byteLength).not.toHaveBeenCalled();
+      // One that might be too large is.
+      parseTaskSpec(withArgs(["é".repeat(1_500_000)]));
+      expect(byteLength).toHaveBeenCalled();
+    } finally {
+      byteLength.mockRestore();
+    }
   });
 });
