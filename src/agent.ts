@@ -244,6 +244,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       const m = metrics;
       const app = createHttpApp({
         service: svc,
+        tls: sec.tls !== undefined,
         // The proto3-JSON decoder (protobuf-es) loads with the first such body.
         decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? import("./grpc/convert.ts").then((c) => c.specFromProtoJson(body)) : undefined),
         info,
@@ -308,9 +309,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         ready = false;
         grpc?.setServing(false);
         logger.info("tasklane stopping");
-        // gRPC streams end UNAVAILABLE and pending gRPC waits answer the task as it is; the server
-        // then waits (≤ 1 s) for those answers to go out before it closes its connections.
-        const grpcClosed = grpc?.close(1000);
+        // gRPC streams end UNAVAILABLE and pending gRPC waits answer the task as it is; reads and
+        // health go on being answered until the end (the close below waits ≤ 1 s for the last answers).
+        grpc?.endCalls();
         await fleet?.close();
         for (const t of timers) clearInterval(t);
         clearImmediate(nextBatch);
@@ -325,7 +326,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         const drained = http?.stop(false);
         await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
-        await grpcClosed;
+        await grpc?.close(1000);
         logger.info("tasklane stopped");
       })();
       return stopping;

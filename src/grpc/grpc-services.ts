@@ -101,6 +101,7 @@ export interface GrpcServices {
   /** Serve one accepted connection (plaintext TCP, or TLS when `tls` was given). Ignored once closing. */
   accept(connection: Duplex): void;
   setServing(serving: boolean): void;
+  endCalls(): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -165,6 +166,9 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   };
 
   return {
+    endCalls() {
+      shutdown.abort();
+    },
     accept(connection) {
       if (closing) {
         connection.destroy();

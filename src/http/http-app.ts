@@ -17,6 +17,8 @@ import { sseResponse, type SseFrame } from "./sse.ts";
 
 export interface HttpAppDeps {
   service: TaskService;
+  /** Served over TLS (`https://` request URLs); default false. */
+  tls?: boolean;
   /** Who is calling; throws `Unauthenticated`/`RateLimited`. Default: auth off. */
   authenticate?: (request: Request) => Caller;
   /** Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec (or a promise of one), or returns undefined if the body is not one. */
@@ -139,9 +141,10 @@ export function createHttpApp(deps: HttpAppDeps) {
   const callerOf = (set: object, request: Request): Caller => (set as WithCaller)[CALLER] ?? authenticate(request);
   // Elysia's own router instead of Bun's native routes: the same requests per second here, and
   // no per-route handlers to build at listen (≈ 1 ms of start-up; bench/README.md, benchmark 10).
-  // standardHostname: false — Elysia otherwise assumes a URL origin of at least 11 characters and
-  // routes `http://web/api/v1/tasks` (a short Host such as a container name) as `/v1/tasks`.
-  return new Elysia({ systemRouter: false, handler: { standardHostname: false } })
+  // Elysia finds the path at the first "/" from index 11 (standardHostname) or 7 (not): 11 skips
+  // the path of `http://web/api/v1/tasks` (a short Host such as a container name), 7 lands inside
+  // `https://`. Plain HTTP searches from 7; HTTPS from 11, right for Hosts of 3 characters or more.
+  return new Elysia({ systemRouter: false, handler: { standardHostname: deps.tls === true } })
     .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
     .use(createOpenApi())
     // Authenticated once per request, in onRequest: before routing and body parsing, so a

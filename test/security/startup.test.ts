@@ -133,6 +133,8 @@ describe.skipIf(!OPENSSL)(`TLS (${OPENSSL ? "self-signed cert from openssl" : "s
     const https = `https://127.0.0.1:${a.agent.httpPort}`;
     const res = await fetch(`${https}/api/v1/info`, { headers: a.bearer("vic"), tls: { ca } });
     expect(res.status).toBe(200);
+    // Routed by path whatever the Host (a container name over TLS).
+    expect((await fetch(`${https}/healthz`, { headers: { host: "web" }, tls: { ca } })).status).toBe(200);
     const info = (await res.json()) as { auth: { tls: boolean }; capabilities: string[] };
     expect(info.auth.tls).toBe(true);
     expect(info.capabilities).toContain("tls");
