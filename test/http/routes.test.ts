@@ -22,6 +22,17 @@ function appOverRig() {
   });
   return { rig, app };
 }
+/** The app over a rig, listening with a 1 s idle timeout, for the duration of `fn`. */
+async function withShortIdleTimeout(fn: (url: string, rig: ReturnType<typeof appOverRig>["rig"]) => Promise<void>): Promise<void> {
+  const { rig, app } = appOverRig();
+  app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
+  try {
+    await fn(`http://127.0.0.1:${app.server!.port}`, rig);
+  } finally {
+    await app.stop(true);
+    await rig.close();
+  }
+}
 beforeAll(async () => {
   a = await startAgent();
 });
@@ -109,10 +120,7 @@ describe("health", () => {
 
 describe("long polls outlive the server's idle timeout", () => {
   test("a wait longer than idleTimeout still answers (server listening with idleTimeout 1 s)", async () => {
-    const { rig, app } = appOverRig();
-    app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
-    const url = `http://127.0.0.1:${app.server!.port}`;
-    try {
+    await withShortIdleTimeout(async (url, rig) => {
       const { taskId } = await rig.service.submit(commandSpec("true", [], { hold: true }), {});
       // Bun checks idle timeouts every 4 s or so: 5 s of silence is past it (both polls run at once).
       const [wait, run] = await Promise.all([
@@ -126,19 +134,13 @@ describe("long polls outlive the server's idle timeout", () => {
       expect([wait.status, run.status]).toEqual([200, 200]);
       expect(((await wait.json()) as any).task.status).toEqual({ phase: "pending", attempt: 0 });
       expect(((await run.json()) as any).task.status).toEqual({ phase: "pending", attempt: 0 });
-    } finally {
-      await app.stop(true);
-      await rig.close();
-    }
+    });
   }, 15_000);
 });
 
 describe("stops that wait out a kill grace outlive the server's idle timeout", () => {
   test("cancel and delete of a task ignoring SIGTERM answer after its 5 s grace (idleTimeout 1 s)", async () => {
-    const { rig, app } = appOverRig();
-    app.listen({ hostname: "127.0.0.1", port: 0, idleTimeout: 1 });
-    const url = `http://127.0.0.1:${app.server!.port}`;
-    try {
+    await withShortIdleTimeout(async (url, rig) => {
       const stubborn = () => bashSpec("trap '' TERM; echo ready; exec sleep 60", { killGraceMs: 5000 });
       const ids: string[] = [];
       for (let i = 0; i < 2; i++) {
@@ -156,10 +158,7 @@ describe("stops that wait out a kill grace outlive the server's idle timeout", (
       ]);
       expect([cancel.status, del.status]).toEqual([200, 204]);
       expect(((await cancel.json()) as any).task.status.phase).toBe("canceled");
-    } finally {
-      await app.stop(true);
-      await rig.close();
-    }
+    });
   }, 20_000);
 });
 
