@@ -36,7 +36,7 @@ export function invalid(message: string): AgentError {
 }
 
 /** How much of a client-supplied value a message shows. */
-export const MAX_SHOWN = 80;
+const MAX_SHOWN = 80;
 
 /**
  * Cut a client-supplied string for a message after `max` UTF-16 units (never
