@@ -8,7 +8,7 @@ import { AgentError, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
 import type { Subscription } from "../logs/subscription.ts";
-import { parseCursor, parseLabels, parseListQuery } from "./list-query.ts";
+import { checkQueryKeys, parseCursor, parseListQuery, parseWatchFilter } from "./list-query.ts";
 import { silentLogger, type Logger } from "../observability/logger.ts";
 import { createOpenApi, routeDocs } from "./openapi.ts";
 import { createRequestLog, requestIdOf } from "./request-log.ts";
@@ -37,6 +37,25 @@ export interface HttpAppDeps {
   /** A streaming subscriber opened; the returned function is called when it closes. */
   onStreamOpen?: (transport: "sse" | "websocket") => () => void;
 }
+
+/**
+ * The close code of a WebSocket refused at open (RFC 6455 §7.4): 1011 only for
+ * a fault of the agent; 1013 "try again later" for a rate limit or a shutdown;
+ * 1008 "policy violation" for the caller's own mistakes (token, role, query).
+ */
+function wsCloseCode(code: AgentError["code"]): number {
+  if (code === "Internal") return 1011;
+  if (code === "RateLimited" || code === "Unavailable") return 1013;
+  return 1008;
+}
+
+/** The query parameters each route takes; any other is a 400 (list-query.ts). */
+const SUBMIT_QUERY = new Set(["wait", "timeoutMs"]);
+const LOGS_QUERY = new Set(["after", "follow"]);
+const WAIT_QUERY = new Set(["timeoutMs"]);
+const EVENTS_QUERY = new Set(["after", "slot", "label"]);
+/** The WebSocket's `token` is read by the authenticator (browsers cannot set its headers). */
+const WS_QUERY = new Set(["after", "slot", "label", "token"]);
 
 const EVENT_NAMES = { runStarted: "run-started", chunk: "chunk", runFinished: "run-finished", lagged: "lagged" } as const;
 
@@ -167,6 +186,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       async ({ body, request, server, set }) => {
         const caller = callerOf(set, request);
         const params_ = searchParamsOf(request.url);
+        checkQueryKeys(params_, SUBMIT_QUERY);
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
         }
@@ -192,7 +212,14 @@ export function createHttpApp(deps: HttpAppDeps) {
       },
       // The only route with a body. A parser on this route alone: a global one would make Elysia
       // compile every route as async (an awaited handler and a promise per GET; bench/README.md).
-      { detail: routeDocs.submitTask, parse: ({ request }) => readJsonBody(request) },
+      // The role is checked before the body is read: a viewer gets 403 whatever it posts.
+      {
+        detail: routeDocs.submitTask,
+        parse: ({ request, set }) => {
+          service.requireWrite(callerOf(set, request));
+          return readJsonBody(request);
+        },
+      },
     )
     .get("/api/v1/tasks", ({ request, set }) => service.list(parseListQuery(searchParamsOf(request.url)), callerOf(set, request)), {
       detail: routeDocs.listTasks,
@@ -211,6 +238,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .get("/api/v1/tasks/:id/logs", ({ params, request, set }) => {
       const caller = callerOf(set, request);
       const params_ = searchParamsOf(request.url);
+      checkQueryKeys(params_, LOGS_QUERY);
       const after = resumeCursor(params_, request);
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
       return sseResponse(sub, logFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
@@ -234,16 +262,17 @@ export function createHttpApp(deps: HttpAppDeps) {
     })
     .get("/api/v1/tasks/:id/wait", async ({ params, request, server, set }) => {
       const caller = callerOf(set, request);
-      const ms = waitMs(searchParamsOf(request.url));
+      const params_ = searchParamsOf(request.url);
+      checkQueryKeys(params_, WAIT_QUERY);
+      const ms = waitMs(params_);
       holdOpen(server, request);
       return { task: await service.wait(params.id, ms, caller, request.signal) };
     }, { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ request, set }) => {
       const caller = callerOf(set, request);
       const params_ = searchParamsOf(request.url);
-      const after = resumeCursor(params_, request);
-      const slot = params_.get("slot") ?? undefined;
-      const sub = service.watch({ after, slot, labels: parseLabels(params_) }, caller);
+      const filter = parseWatchFilter(params_, EVENTS_QUERY);
+      const sub = service.watch({ after: resumeCursor(params_, request), ...filter }, caller);
       return sseResponse(sub, watchFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.watchTasks })
     .ws("/ws/tasks", {
@@ -262,14 +291,12 @@ export function createHttpApp(deps: HttpAppDeps) {
           // ws.data is a copy of the upgrade request's context: its caller was authenticated in onRequest.
           const data = ws.data as { set?: WithCaller };
           const caller = data.set?.[CALLER] ?? authenticate(req);
-          sub = service.watch(
-            { after: parseCursor("after", params.get("after")), slot: params.get("slot") ?? undefined, labels: parseLabels(params) },
-            caller,
-          );
+          const filter = parseWatchFilter(params, WS_QUERY);
+          sub = service.watch({ after: parseCursor("after", params.get("after")), ...filter }, caller);
         } catch (err) {
           const e = toAgentError(err, deps.onInternal);
           ws.send(JSON.stringify({ event: "error", error: e.code, message: e.message }));
-          ws.close(e.code === "Unauthenticated" || e.code === "PermissionDenied" ? 1008 : 1011, e.code);
+          ws.close(wsCloseCode(e.code), e.code);
           return;
         }
         const conn = { sub, drained: undefined as PromiseWithResolvers<void> | undefined, closed: deps.onStreamOpen?.("websocket") };

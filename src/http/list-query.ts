@@ -2,7 +2,7 @@
  * Query-string parsing for `GET /api/v1/tasks` and the event stream: strict,
  * so a typo gets a 400 instead of silently matching everything.
  */
-import { invalid } from "../errors.ts";
+import { clip, invalid } from "../errors.ts";
 import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, PHASES, type Phase, type TaskQuery } from "../tasks/model.ts";
 
 const LIST_KEYS = new Set(["slot", "status", "label", "owner", "createdAfter", "createdBefore", "order", "limit", "offset"]);
@@ -29,11 +29,18 @@ export function parseLabels(params: URLSearchParams): Record<string, string> | u
   return Object.fromEntries(pairs);
 }
 
+/** Reject a query parameter outside `allowed` (a typo such as `?folow=false` must not be ignored). */
+export function checkQueryKeys(params: URLSearchParams, allowed: ReadonlySet<string>): void {
+  for (const key of params.keys()) {
+    if (allowed.has(key)) continue;
+    const list = allowed.size === 0 ? "this route takes none" : `allowed: ${[...allowed].join(", ")}`;
+    throw invalid(`unknown query parameter ${JSON.stringify(clip(key))}; ${list}`);
+  }
+}
+
 /** Parse the task-list query of CONTRACT §2. */
 export function parseListQuery(params: URLSearchParams): TaskQuery {
-  for (const key of params.keys()) {
-    if (!LIST_KEYS.has(key)) throw invalid(`unknown query parameter ${JSON.stringify(key)}; allowed: ${[...LIST_KEYS].join(", ")}`);
-  }
+  checkQueryKeys(params, LIST_KEYS);
   const q: TaskQuery = {
     order: "asc",
     limit: int(params, "limit", 1, LIST_MAX_LIMIT) ?? LIST_DEFAULT_LIMIT,
@@ -62,6 +69,17 @@ export function parseListQuery(params: URLSearchParams): TaskQuery {
     q.order = order;
   }
   return q;
+}
+
+/** The filters of a watch stream (`slot`, repeated `label=k=v`), after checking the query's keys against `allowed`. */
+export function parseWatchFilter(params: URLSearchParams, allowed: ReadonlySet<string>): { slot?: string; labels?: Record<string, string> } {
+  checkQueryKeys(params, allowed);
+  const filter: { slot?: string; labels?: Record<string, string> } = {};
+  const slot = params.get("slot");
+  if (slot !== null) filter.slot = slot;
+  const labels = parseLabels(params);
+  if (labels) filter.labels = labels;
+  return filter;
 }
 
 /** Parse a non-negative integer query parameter or header value used as a resume cursor. */

@@ -32,6 +32,12 @@ export interface RunOutcome {
 export interface TaskService {
   /** Validate `input` (REST-shaped spec JSON), admit it, and resolve once it is durable. */
   submit(input: unknown, caller: Caller): Promise<{ taskId: string; admission: AdmissionOutcome; task: Task }>;
+  /**
+   * Throws `PermissionDenied` when `caller` may not change tasks (a viewer). Every
+   * change checks it first; a transport calls it before reading a request body,
+   * so a viewer gets 403 whatever the body holds.
+   */
+  requireWrite(caller: Caller): void;
   /** The task, or `TaskNotFound` (also for a task the caller may not see). */
   get(id: string, caller: Caller): Task;
   /** `get` as JSON text (`JSON.stringify` of the task), for transports that only pass it on. */
@@ -173,6 +179,8 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
       await store.flush();
       return { taskId: task.metadata.id, admission, task: supervisor.activeTask(task.metadata.id) ?? task };
     },
+
+    requireWrite,
 
     get: mustGet,
 

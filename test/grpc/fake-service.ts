@@ -102,6 +102,8 @@ export function createFakeTaskService(clock: () => number = () => 1_712_750_400_
       });
     },
 
+    requireWrite() {},
+
     async submit(input) {
       inputs.push(input);
       const spec = parseTaskSpec(input);

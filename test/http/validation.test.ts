@@ -341,6 +341,40 @@ describe("list query errors", () => {
   });
 });
 
+describe("every route with a query rejects a parameter it does not take (a typo is never ignored)", () => {
+  let id: string;
+  beforeAll(async () => {
+    id = (await a.json("POST", "/api/v1/tasks", { spec: spec() })).body.task_id;
+  });
+  const unknown = (key: string, allowed: string) => bad(`unknown query parameter "${key}"; allowed: ${allowed}`);
+  test("GET /api/v1/events", async () => {
+    expect(await a.json("GET", "/api/v1/events?slott=v")).toEqual(unknown("slott", "after, slot, label"));
+  });
+  test("GET /api/v1/tasks/{id}/logs (a misspelt follow=false would follow for good)", async () => {
+    expect(await a.json("GET", `/api/v1/tasks/${id}/logs?folow=false`)).toEqual(unknown("folow", "after, follow"));
+  });
+  test("GET /api/v1/tasks/{id}/wait", async () => {
+    expect(await a.json("GET", `/api/v1/tasks/${id}/wait?timeout=5`)).toEqual(unknown("timeout", "timeoutMs"));
+  });
+  test("POST /api/v1/tasks: nothing is created", async () => {
+    const before = (await a.json("GET", "/api/v1/tasks?limit=1")).body.total;
+    expect(await a.json("POST", "/api/v1/tasks?wiat=true", { spec: spec() })).toEqual(unknown("wiat", "wait, timeoutMs"));
+    expect((await a.json("GET", "/api/v1/tasks?limit=1")).body.total).toBe(before);
+  });
+  test("a long key is cut in the message", async () => {
+    const r = await a.json("GET", `/api/v1/events?${"k".repeat(500)}=1`);
+    expect(r.status).toBe(400);
+    expect(r.body.message).toBe(`unknown query parameter "${"k".repeat(80)}…"; allowed: after, slot, label`);
+  });
+  test("the parameters each route does take are still accepted", async () => {
+    expect((await a.request("GET", `/api/v1/tasks/${id}/logs?follow=false&after=0`)).status).toBe(200);
+    expect((await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=0`)).status).toBe(200);
+    const events = await a.request("GET", "/api/v1/events?slot=v&label=a=b&after=0");
+    expect(events.status).toBe(200);
+    await events.body?.cancel();
+  });
+});
+
 describe("proto3-JSON submit body", () => {
   test("the §5 shape is accepted on POST /api/v1/tasks and stored in the domain shape", async () => {
     const r = await a.json("POST", "/api/v1/tasks", {

@@ -129,4 +129,22 @@ describe("GET /ws/tasks", () => {
       ws.close();
     }
   });
+  test("a bad query gets an error message, then close code 1008 (the caller's mistake, not 1011 for an agent fault)", async () => {
+    for (const [query, message] of [
+      ["?after=soon", 'after: must be a non-negative integer, got "soon"'],
+      ["?slott=ws", 'unknown query parameter "slott"; allowed: after, slot, label, token'],
+      ["?label=team", 'label: must be key=value, got "team"'],
+    ]) {
+      const ws = new WebSocket(`${a.url.replace("http", "ws")}/ws/tasks${query}`);
+      const messages: unknown[] = [];
+      ws.addEventListener("message", (m) => messages.push(JSON.parse(String(m.data))));
+      const closed = await new Promise<CloseEvent>((resolve) => ws.addEventListener("close", resolve, { once: true }));
+      expect({ query, code: closed.code, reason: closed.reason, messages }).toEqual({
+        query,
+        code: 1008,
+        reason: "InvalidRequest",
+        messages: [{ event: "error", error: "InvalidRequest", message }],
+      });
+    }
+  });
 });

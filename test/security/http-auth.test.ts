@@ -104,6 +104,16 @@ describe("REST auth on every route", () => {
     expect(res.status).toBe(401);
   });
 
+  test("a viewer's submit is refused with 403 before its body is read: malformed JSON, a wrong content type", async () => {
+    const denied = { status: 403, error: "PermissionDenied" };
+    const malformed = await a.json("POST", "/api/v1/tasks", "{not json", a.bearer("vic"));
+    expect({ status: malformed.status, error: malformed.body.error }).toEqual(denied);
+    const res = await fetch(`${a.url}/api/v1/tasks`, { method: "POST", headers: { ...a.bearer("vic"), "content-type": "text/plain" }, body: "x" });
+    expect({ status: res.status, error: ((await res.json()) as { error: string }).error }).toEqual(denied);
+    // A user's malformed body is still a 400.
+    expect((await a.json("POST", "/api/v1/tasks", "{not json", a.bearer("bob"))).status).toBe(400);
+  });
+
   test("/openapi.json, /metrics and /api/v1/info work with any principal's token", async () => {
     for (const path of ["/openapi.json", "/metrics", "/api/v1/metrics", "/api/v1/info"]) {
       const res = await a.request("GET", path, undefined, a.bearer("vic"));
