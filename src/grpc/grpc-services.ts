@@ -13,7 +13,7 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import { file_solti_v1_api, SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import { AgentService, file_tasklane_v1_agent } from "../gen/tasklane/v1/agent_pb.ts";
-import { instrumentService, type GrpcCallHooks } from "../observability/grpc-instrument.ts";
+import { instrumentCalls, type ServedMethod } from "../observability/grpc-instrument.ts";
 import type { Caller } from "../tasks/model.ts";
 import { createAgentServiceHandlers } from "./agent-service.ts";
 import { bindService, metadataRecord, statusOf, type BindOptions, type BoundService } from "./bind-service.ts";
@@ -53,11 +53,9 @@ const DEFER_WRITE_CALLBACK = "deferWriteCallback";
  * in test/grpc/stream-writes.test.ts, which fails when it stops applying).
  */
 export function deferWritesLikeNative(server: Server): boolean {
-  const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
-  if (!(servers instanceof Map)) return false;
   let hooked = false;
-  for (const h2 of servers.keys()) {
-    if (!(h2 instanceof EventEmitter) || patchedServers.has(h2)) continue;
+  for (const h2 of http2ServersOf(server)) {
+    if (patchedServers.has(h2)) continue;
     patchedServers.add(h2);
     h2.on("session", (session: object) => {
       const key = Object.getOwnPropertySymbols(session).find((k) => k.description === DEFER_WRITE_CALLBACK);
@@ -69,6 +67,13 @@ export function deferWritesLikeNative(server: Server): boolean {
   return hooked;
 }
 const patchedServers = new WeakSet<object>();
+
+/** The node:http2 servers of `server` (grpc-js's `http2Servers` map, internal: none when it is missing). */
+function http2ServersOf(server: Server): EventEmitter[] {
+  const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return [];
+  return [...servers.keys()].filter((h2): h2 is EventEmitter => h2 instanceof EventEmitter);
+}
 
 /**
  * Wrap every method of `bound`: record the peer address under
@@ -129,9 +134,10 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
     file_grpc_reflection_v1alpha_reflection,
   ]);
   services.push(...reflection.services.map((s) => guardService(s, opts.authenticate)));
+  const served: ServedMethod[] = [];
   for (const s of services) {
-    const parts = opts.instrument ? instrumentService(s, opts.instrument) : s;
-    server.addService(parts.definition, parts.implementation);
+    server.addService(s.definition, s.implementation);
+    for (const m of Object.values(s.definition)) served.push({ path: m.path, responseStream: m.responseStream });
   }
 
   const setServing = (serving: boolean) => {
@@ -181,6 +187,8 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
             : ServerCredentials.createInsecure(),
         );
         deferWritesLikeNative(server);
+        const { instrument } = opts;
+        if (instrument) for (const h2 of http2ServersOf(server)) instrumentCalls(h2, served, instrument);
       }
       injector.injectConnection(connection);
     },

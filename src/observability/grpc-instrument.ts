@@ -1,24 +1,32 @@
 /**
- * Per-call gRPC metrics without touching the handlers: wraps the grpc-js
- * implementation of a bound service so every call reports its method
- * (`package.Service/Method`), final status code and duration, and streaming
- * calls count as open stream subscribers until they end.
+ * Per-call gRPC metrics from what went out on the wire: every HTTP/2 stream
+ * of the gRPC server reports its method (`package.Service/Method`), the
+ * `grpc-status` the server sent and its duration when it closes; streaming
+ * calls count as open stream subscribers until then. Reading the status off
+ * the stream, not off the handler's callback, counts what clients saw: calls
+ * grpc-js refuses before any handler runs (a request over the size limit,
+ * an unknown method), and responses it fails to send (too large to send),
+ * which a handler's callback reports as OK. A stream that closes without a
+ * status (the client cancelled, the connection broke) counts as CANCELLED.
  */
-import { status as GrpcStatus, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { EventEmitter } from "node:events";
 
-/** What the wrapper reports. */
+/** What the instrument reports. */
 export interface GrpcCallHooks {
-  /** One finished call: `method` is `package.Service/Method`, `code` a status name such as `OK` or `NOT_FOUND`. */
+  /** One finished call: `method` is `package.Service/Method` (or {@link UNKNOWN_METHOD}), `code` a status name such as `OK`. */
   onCall(method: string, code: string, seconds: number): void;
-  /** A streaming call of `method` opened; the returned function is called once when it ends. */
+  /** A call of streaming `method` opened; the returned function is called once when it ends. */
   onStreamOpen?(method: string): () => void;
 }
 
-/** A grpc-js service ready for `server.addService` (same shape as `BoundService`). */
-export interface ServiceParts {
-  definition: ServiceDefinition;
-  implementation: UntypedServiceImplementation;
+/** The `method` label of a call to a path the server does not serve (one label value, whatever the path). */
+export const UNKNOWN_METHOD = "unknown";
+
+/** A served method: its HTTP/2 path (`/package.Service/Method`) and whether the server streams its answer. */
+export interface ServedMethod {
+  path: string;
+  responseStream: boolean;
 }
 
 /** Status code → its name (`5` → `NOT_FOUND`); unknown numbers → `UNKNOWN`. */
@@ -27,48 +35,33 @@ export function grpcCodeName(code: unknown): string {
   return name ?? "UNKNOWN";
 }
 
-type Callback = (err: { code?: number } | null, ...rest: unknown[]) => void;
-type UnaryLike = (call: unknown, callback: Callback) => void;
-type StreamLike = (call: EventEmitter) => void;
+/** The part of a node:http2 server stream the instrument reads. */
+interface WireStream extends EventEmitter {
+  readonly sentHeaders?: Record<string, unknown>;
+  readonly sentTrailers?: Record<string, unknown>;
+}
 
-/** Wrap every method of `parts` so each call is reported to `hooks`; the definition is unchanged. */
-export function instrumentService(parts: ServiceParts, hooks: GrpcCallHooks, now: () => number = () => performance.now()): ServiceParts {
-  const implementation: UntypedServiceImplementation = {};
-  for (const [name, def] of Object.entries(parts.definition)) {
-    const original = parts.implementation[name] ?? parts.implementation[def.originalName ?? ""];
-    if (typeof original !== "function") continue;
-    const method = def.path.replace(/^\//, "");
-    if (!def.responseStream) {
-      const fn = original as unknown as UnaryLike;
-      const wrapped: UnaryLike = (call, callback) => {
-        const start = now();
-        fn(call, (err, ...rest) => {
-          hooks.onCall(method, err ? grpcCodeName(err.code) : "OK", (now() - start) / 1000);
-          callback(err, ...rest);
-        });
-      };
-      implementation[name] = wrapped as unknown as UntypedServiceImplementation[string];
-    } else {
-      const fn = original as unknown as StreamLike;
-      const wrapped: StreamLike = (call) => {
-        const start = now();
-        const closed = hooks.onStreamOpen?.(method);
-        let code = "OK";
-        let done = false;
-        const finish = (final?: string) => {
-          if (done) return;
-          done = true;
-          closed?.();
-          hooks.onCall(method, final ?? code, (now() - start) / 1000);
-        };
-        call.on("error", (err: { code?: number }) => (code = grpcCodeName(err?.code)));
-        call.once("finish", () => finish());
-        call.once("cancelled", () => finish("CANCELLED"));
-        call.once("close", () => finish());
-        fn(call);
-      };
-      implementation[name] = wrapped as unknown as UntypedServiceImplementation[string];
-    }
-  }
-  return { definition: parts.definition, implementation };
+/** The status a closed stream sent: in its trailers, or in its headers (a trailers-only answer); none → CANCELLED. */
+function sentStatus(stream: WireStream): string {
+  const raw = stream.sentTrailers?.["grpc-status"] ?? stream.sentHeaders?.["grpc-status"];
+  return raw === undefined ? "CANCELLED" : grpcCodeName(Number(raw));
+}
+
+/**
+ * Report every call of the HTTP/2 server `h2` (grpc-js's server for a port)
+ * to `hooks`. `methods` are the served ones: any other path is reported as
+ * {@link UNKNOWN_METHOD}, so a client cannot grow the label set.
+ */
+export function instrumentCalls(h2: EventEmitter, methods: readonly ServedMethod[], hooks: GrpcCallHooks, now: () => number = () => performance.now()): void {
+  const served = new Map(methods.map((m) => [m.path, { name: m.path.replace(/^\//, ""), streaming: m.responseStream }]));
+  // Before grpc-js's own listener, which may answer (and close) a call at once.
+  h2.prependListener("stream", (stream: WireStream, headers: Record<string, unknown>) => {
+    const start = now();
+    const method = served.get(String(headers[":path"]));
+    const ended = method?.streaming ? hooks.onStreamOpen?.(method.name) : undefined;
+    stream.once("close", () => {
+      ended?.();
+      hooks.onCall(method?.name ?? UNKNOWN_METHOD, sentStatus(stream), (now() - start) / 1000);
+    });
+  });
 }

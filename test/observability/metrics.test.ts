@@ -242,6 +242,33 @@ describe("GET /metrics", () => {
     const e = await scrape(a);
     expect(valueOf(e, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/ListTaskRuns", code: "NOT_FOUND" })).toBe(1);
   });
+
+  test("calls refused before any handler runs are counted with the status the client got", async () => {
+    await using a = await startAgent();
+    const client = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", a.agent.grpcPort);
+    const raw = (path: string, bytes: number) =>
+      new Promise<number>((resolve) =>
+        client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(bytes), (err) => resolve(err?.code ?? grpcStatus.OK)),
+      );
+    try {
+      // Over the 4 MiB receive limit: grpc-js answers RESOURCE_EXHAUSTED without calling the service.
+      expect(await raw("/solti.v1.SoltiApi/SubmitTask", 5 * 1024 * 1024)).toBe(grpcStatus.RESOURCE_EXHAUSTED);
+      // Unknown methods: UNIMPLEMENTED, under one label value whatever the path (a client cannot grow the label set).
+      expect(await raw("/solti.v1.SoltiApi/NoSuchMethod", 0)).toBe(grpcStatus.UNIMPLEMENTED);
+      expect(await raw("/x.Y/Z", 0)).toBe(grpcStatus.UNIMPLEMENTED);
+    } finally {
+      client.close();
+    }
+    const e = await scrapeUntil(
+      a,
+      (x) =>
+        valueOf(x, "tasklane_grpc_requests_total", { method: "unknown", code: "UNIMPLEMENTED" }) === 2 &&
+        valueOf(x, "tasklane_grpc_requests_total", { method: "solti.v1.SoltiApi/SubmitTask", code: "RESOURCE_EXHAUSTED" }) === 1,
+      "two unknown-method calls and the oversized submit",
+    );
+    const methods = new Set(e.samples.filter((s) => s.name === "tasklane_grpc_requests_total").map((s) => s.labels.method));
+    expect([...methods].sort()).toEqual(["solti.v1.SoltiApi/SubmitTask", "unknown"]);
+  });
 });
 
 describe("GET /api/v1/metrics", () => {
