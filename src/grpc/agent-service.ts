@@ -40,6 +40,7 @@ export function createAgentServiceHandlers({ service, version, info }: AgentServ
       return { task: taskToProto(await service.wait(req.taskId, timeoutMs, ctx.caller, ctx.signal)) };
     },
     async runTask(req, ctx) {
+      service.requireWrite(ctx.caller); // a viewer gets PERMISSION_DENIED whatever its spec holds
       const spec = specFromProto(req.spec);
       const timeoutMs = waitTimeoutFromProto(req.timeoutMs);
       const out = await service.run(spec, ctx.caller, timeoutMs, ctx.signal);

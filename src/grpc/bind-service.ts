@@ -85,13 +85,20 @@ export interface BoundService {
   implementation: UntypedServiceImplementation;
 }
 
-/** Text entries of grpc-js metadata as a plain record (first value wins). */
+/**
+ * Text entries of grpc-js metadata as a plain record (first value wins), except
+ * `authorization`: several values are joined with ", " as HTTP joins repeated
+ * headers, so two tokens are refused (401 on REST, UNAUTHENTICATED here) and a
+ * value a gateway appends can never be shadowed by one the client put first.
+ */
 export function metadataRecord(md: Metadata): Record<string, string> {
   // getMap() returns a fresh object (first value per key); drop the binary (`-bin`) entries in place.
   const map = md.getMap();
   for (const k in map) {
     if (typeof map[k] !== "string") delete map[k];
   }
+  const auth = md.get("authorization");
+  if (auth.length > 1) map.authorization = auth.map(String).join(", ");
   return map as Record<string, string>;
 }
 
@@ -273,7 +280,9 @@ export function bindService<S extends GenServiceMethods>(
         };
         let result: ReturnType<typeof h>;
         try {
-          result = h(requestOf(call.request), context(call.metadata, scope));
+          // The caller first: a call without a valid token is refused before its bytes are decoded.
+          const ctx = context(call.metadata, scope);
+          result = h(requestOf(call.request), ctx);
         } catch (err) {
           fail(err);
           return;
@@ -298,7 +307,8 @@ export function bindService<S extends GenServiceMethods>(
         });
         void (async () => {
           try {
-            const batches = h(requestOf(call.request), context(call.metadata, ac));
+            const ctx = context(call.metadata, ac); // the caller before the request's bytes, as for unary calls
+            const batches = h(requestOf(call.request), ctx);
             const turns = new TurnBudget(STREAM_WRITES_PER_TURN);
             for await (const batch of batches) {
               for (const item of batch) {

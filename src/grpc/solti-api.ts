@@ -15,6 +15,7 @@ import { encodeGetTaskStatusResponse, encodeListTasksResponse } from "./encode-t
 export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
   return {
     async submitTask(req, ctx) {
+      service.requireWrite(ctx.caller); // a viewer gets PERMISSION_DENIED whatever its spec holds
       const { taskId } = await service.submit(specFromProto(req.spec), ctx.caller);
       return { taskId };
     },

@@ -4,6 +4,8 @@ import { addressOf, createAuthenticator } from "../../src/auth/authenticator.ts"
 import { hashToken } from "../../src/auth/hash-token.ts";
 import { AgentError } from "../../src/errors.ts";
 import type { Caller } from "../../src/tasks/model.ts";
+import { Metadata } from "@grpc/grpc-js";
+import { metadataRecord } from "../../src/grpc/bind-service.ts";
 
 const principals: PrincipalConfig[] = [
   { name: "alice", role: "user", tokenSha256: hashToken("alice-token"), ratePerSec: 1, burst: 2 },
@@ -29,6 +31,19 @@ describe("createAuthenticator", () => {
     expect(auth.enabled).toBe(false);
     expect(auth.http(req("/api/v1/tasks"))).toEqual({});
     expect(auth.grpc({})).toEqual({});
+  });
+
+  test("two authorization values are refused on both transports, whichever comes first (a gateway's appended one cannot be shadowed)", () => {
+    const auth = createAuthenticator({ principals, clock: () => 0 });
+    for (const values of [["Bearer alice-token", "Bearer wrong"], ["Bearer wrong", "Bearer alice-token"]]) {
+      const md = new Metadata();
+      for (const v of values) md.add("authorization", v);
+      expect(metadataRecord(md).authorization).toBe(values.join(", "));
+      expect(failure(() => auth.grpc(metadataRecord(md))).code).toBe("Unauthenticated");
+      const headers = new Headers();
+      for (const v of values) headers.append("authorization", v);
+      expect(failure(() => auth.http(new Request("http://127.0.0.1/api/v1/tasks", { headers }))).code).toBe("Unauthenticated");
+    }
   });
 
   test("bearer tokens map to principals on both transports", () => {

@@ -132,6 +132,24 @@ describe("gRPC auth on every RPC", () => {
     expect(await unary(c, "Check", { service: "" })).toEqual({ status: "SERVING" });
   });
 
+  test("a call without a token is refused before its bytes are decoded: UNAUTHENTICATED, not INVALID_ARGUMENT", async () => {
+    const undecodable = Buffer.from([0x0a, 0xff]); // field 1, a length that runs past the end
+    const call = (md: grpc.Metadata) =>
+      new Promise<number>((resolve) =>
+        a.solti.makeUnaryRequest("/solti.v1.SoltiApi/SubmitTask", (b: Buffer) => b, (b: Buffer) => b, undecodable, md, (err) => resolve(err?.code ?? grpc.status.OK)),
+      );
+    expect(await call(new grpc.Metadata())).toBe(grpc.status.UNAUTHENTICATED);
+    // With a valid token the same bytes are a bad request.
+    expect(await call(a.md("bob"))).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  test("a viewer's SubmitTask and RunTask are PERMISSION_DENIED whatever the spec holds (as REST answers 403)", async () => {
+    const invalid = { spec: { slot: "x" } }; // no kind: INVALID_ARGUMENT for a user
+    expect((await failure(unary(a.solti, "SubmitTask", invalid, a.md("vic")))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await failure(unary(a.agentSvc, "RunTask", { ...invalid, timeoutMs: "1000" }, a.md("vic")))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await failure(unary(a.solti, "SubmitTask", invalid, a.md("bob")))).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
   test("a token in the wrong metadata key does not authenticate", async () => {
     const md = new grpc.Metadata();
     md.set("x-token", a.tokens.root);
