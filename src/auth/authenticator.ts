@@ -22,6 +22,7 @@
 import { AgentError } from "../errors.ts";
 import type { Caller } from "../tasks/model.ts";
 import { DEFAULT_UNAUTHENTICATED, type BucketConfig, type PrincipalConfig } from "./auth-config.ts";
+import { requestPath, requestQuery } from "../http/request-path.ts";
 import { tokenDigest } from "./hash-token.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limiter.ts";
 
@@ -75,10 +76,10 @@ function fromAuthorization(value: string | null | undefined): Presented | undefi
 }
 
 /** The token of an HTTP request: header, then (WebSocket route only) query or subprotocol. */
-function presentedHttp(request: Request, url: URL): Presented | undefined {
+function presentedHttp(request: Request, path: string): Presented | undefined {
   const header = fromAuthorization(request.headers.get("authorization"));
-  if (header || url.pathname !== WS_PATH) return header;
-  const q = url.searchParams.get("token");
+  if (header || path !== WS_PATH) return header;
+  const q = new URLSearchParams(requestQuery(request.url)).get("token");
   if (q !== null && q !== "") return { token: q };
   const protocols = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   const carrier = protocols.find((p) => p.startsWith(WS_BEARER_PREFIX) && p.length > WS_BEARER_PREFIX.length);
@@ -170,9 +171,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     principalCount: entries.length,
     http(request, remoteAddress = () => undefined) {
       if (!enabled) return ANONYMOUS;
-      const url = new URL(request.url);
-      if (isPublicPath(url.pathname)) return PROBE_CALLER;
-      return resolve(presentedHttp(request, url), remoteAddress, "Authorization: Bearer <token>");
+      // The path as the router reads it (the app refuses a URL it would route by another one).
+      const path = requestPath(request.url);
+      if (isPublicPath(path)) return PROBE_CALLER;
+      return resolve(presentedHttp(request, path), remoteAddress, "Authorization: Bearer <token>");
     },
     grpc(metadata, peer) {
       return resolve(fromAuthorization(metadata.authorization), () => peer, "metadata authorization: Bearer <token>");

@@ -4,7 +4,7 @@
  * kind are rendered once, in `onError`, as `{"error", "message"}`.
  */
 import { Elysia } from "elysia";
-import { AgentError, httpStatusOf, invalid, toAgentError } from "../errors.ts";
+import { AgentError, clip, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
 import type { Subscription } from "../logs/subscription.ts";
@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from "../observability/logger.ts";
 import { createOpenApi, routeDocs } from "./openapi.ts";
 import { createRequestLog, requestIdOf } from "./request-log.ts";
 import { checkDeclaredLength, readJsonBody } from "./read-body.ts";
+import { requestPath, routable } from "./request-path.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
 
 export interface HttpAppDeps {
@@ -47,6 +48,13 @@ function wsCloseCode(code: AgentError["code"]): number {
   if (code === "Internal") return 1011;
   if (code === "RateLimited" || code === "Unavailable") return 1013;
   return 1008;
+}
+
+/** A request whose URL the router would read another path from than its own (request-path.ts). */
+function unroutable(url: string): AgentError {
+  return invalid(
+    `cannot route ${JSON.stringify(clip(requestPath(url)))}: the Host header is missing, malformed or shorter than 3 characters over HTTPS; send the name or address you connect to`,
+  );
 }
 
 /** The query parameters each route takes; any other is a 400 (list-query.ts). */
@@ -163,12 +171,15 @@ export function createHttpApp(deps: HttpAppDeps) {
   // Elysia finds the path at the first "/" from index 11 (standardHostname) or 7 (not): 11 skips
   // the path of `http://web/api/v1/tasks` (a short Host such as a container name), 7 lands inside
   // `https://`. Plain HTTP searches from 7; HTTPS from 11, right for Hosts of 3 characters or more.
-  return new Elysia({ systemRouter: false, handler: { standardHostname: deps.tls === true } })
+  const standardHostname = deps.tls === true;
+  return new Elysia({ systemRouter: false, handler: { standardHostname } })
     .use(createRequestLog({ logger: deps.logger ?? silentLogger, onRequest: deps.onHttpRequest }))
     .use(createOpenApi())
     // Authenticated once per request, in onRequest: before routing and body parsing, so a
     // caller without a valid token costs no parse and gets 401/429 on every path, plugin routes included.
     .onRequest(({ request, set }) => {
+      // Before anything reads the path: the router and the authenticator must see the same one.
+      if (!routable(request.url, standardHostname)) throw unroutable(request.url);
       (set as WithCaller)[CALLER] = authenticate(request);
       checkDeclaredLength(request); // every route: 413 for a declared body over 4 MiB, read or not
     })

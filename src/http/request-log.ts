@@ -11,6 +11,7 @@
 import { Elysia, type AnyElysia, type InternalRoute } from "elysia";
 import { AgentError, httpStatusOf } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
+import { requestPath } from "./request-path.ts";
 
 /** Response (and accepted request) header carrying the request id. */
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -71,16 +72,6 @@ export function statusOfError(code: unknown, error: unknown): number {
   return 500;
 }
 
-/** Path of an absolute request URL (`http://host:port/path?query` -> `/path`) without building a URL object. */
-export function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const q = url.indexOf("?", start);
-  const h = url.indexOf("#", start);
-  const end = q < 0 ? (h < 0 ? url.length : h) : h < 0 ? q : Math.min(q, h);
-  return url.slice(start, end);
-}
-
 /** Route templates of an app, matched against a path when Elysia could not tell the route (error before routing). */
 function createRouteMatcher(app: AnyElysia) {
   let table: { method: string; re: RegExp; path: string }[] = [];
@@ -127,7 +118,7 @@ export function createRequestLog(opts: RequestLogOptions) {
       requestId: state.id,
       method: request.method,
       route: label,
-      path: pathOf(request.url).slice(0, 256),
+      path: requestPath(request.url).slice(0, 256),
       status,
       durationMs: Math.round(seconds * 1e6) / 1e3,
     });
@@ -156,7 +147,7 @@ export function createRequestLog(opts: RequestLogOptions) {
         if (state) state.failed = true;
         return;
       }
-      const template = code === "NOT_FOUND" ? undefined : routeOf(request.method, pathOf(request.url));
+      const template = code === "NOT_FOUND" ? undefined : routeOf(request.method, requestPath(request.url));
       finish(set, request, template, statusOfError(code, error));
     })
     .as("global");

@@ -5,7 +5,7 @@
  * examples of the API notes, verbatim.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect } from "node:net";
+import { rawExchange } from "../helpers/raw-http.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { collectSse } from "../helpers/sse.ts";
 import { submit, waitTerminal } from "../helpers/task-control.ts";
@@ -275,26 +275,6 @@ describe("request body", () => {
     expect(task.task.status.phase).toBe("pending");
   });
 });
-
-/** Send raw bytes over TCP and read the whole answer (the server closes: Connection: close). */
-async function rawExchange(port: number, parts: Uint8Array[]): Promise<{ head: string; body: string }> {
-  const sock = connect({ host: "127.0.0.1", port });
-  await new Promise<void>((resolve, reject) => {
-    sock.once("connect", () => resolve());
-    sock.once("error", reject);
-  });
-  const got: Buffer[] = [];
-  sock.on("data", (d: Buffer) => got.push(d));
-  const closed = new Promise<void>((resolve) => sock.once("close", () => resolve()));
-  sock.on("error", () => {});
-  for (const p of parts) sock.write(p);
-  const timer = setTimeout(() => sock.destroy(), 5000);
-  await closed;
-  clearTimeout(timer);
-  const text = Buffer.concat(got).toString();
-  const split = text.indexOf("\r\n\r\n");
-  return { head: text.slice(0, split), body: text.slice(split + 4) };
-}
 
 describe("routes and unknown tasks", () => {
   test("unknown route → 404 NotFound", async () => {
