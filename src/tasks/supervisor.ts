@@ -7,8 +7,10 @@
  * concurrent submits can never both start in one slot.
  *
  * Structures:
- * - lanes: slot → holder (the one task that owns the slot, from start until it
- *   is terminal, backoff waits included) + FIFO of queued tasks;
+ * - lanes: (owner, slot) → holder (the one task that owns the slot, from start
+ *   until it is terminal, backoff waits included) + FIFO of queued tasks. Each
+ *   owner has slots of its own: admission never sees, drops behind, queues
+ *   behind or replaces another owner's task (with auth off there is one owner);
  * - a priority heap of slot holders waiting for global capacity;
  * - per active task: its current run handle and timers.
  */
@@ -25,6 +27,11 @@ import type { AdmissionOutcome, Phase, Task, TaskSpec, TaskStatus } from "./mode
 import { isTerminal } from "./model.ts";
 import { createPriorityQueue } from "./priority-queue.ts";
 import type { TaskEvents } from "./task-events.ts";
+
+/** A lane per owner and slot: NUL cannot occur in a slot name, so keys of different owners never meet. */
+function laneKey(owner: string | undefined, slot: string): string {
+  return owner === undefined ? slot : `${owner}\u0000${slot}`;
+}
 
 /** Limits the supervisor enforces. */
 export interface SupervisorLimits {
@@ -141,11 +148,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let shuttingDown = false;
   const inflight = new Set<Promise<void>>();
 
-  function lane(slot: string): Lane {
-    let l = lanes.get(slot);
+  /** The lane of `key` (see `laneKey`), made on first use. */
+  function lane(key: string): Lane {
+    let l = lanes.get(key);
     if (!l) {
       l = { queue: [] };
-      lanes.set(slot, l);
+      lanes.set(key, l);
     }
     return l;
   }
@@ -184,8 +192,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     clearTimeout(state.timer);
     waiting.remove(state.task.metadata.id);
     const id = state.task.metadata.id;
-    const slot = state.task.spec.slot;
-    const l = lanes.get(slot);
+    const key = laneKey(state.task.metadata.owner, state.task.spec.slot);
+    const l = lanes.get(key);
     if (l) {
       const qi = l.queue.indexOf(id);
       if (qi >= 0) l.queue.splice(qi, 1);
@@ -197,14 +205,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     state.done.resolve();
     if (l && l.holder === id) {
       l.holder = undefined;
-      promote(slot);
+      promote(key);
     }
-    if (l && !l.holder && l.queue.length === 0 && !l.exiting) lanes.delete(slot);
+    if (l && !l.holder && l.queue.length === 0 && !l.exiting) lanes.delete(key);
   }
 
   /** Give a free slot to the next queued task. */
-  function promote(slot: string): void {
-    const l = lanes.get(slot);
+  function promote(key: string): void {
+    const l = lanes.get(key);
     if (!l || l.holder || shuttingDown) return;
     for (;;) {
       const next = l.queue.shift();
@@ -395,8 +403,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   /** A task about to enter a busy slot with `queue` admission needs room in the slot's bounded queue (else 503). */
-  function checkQueueRoom(spec: TaskSpec): void {
-    const l = lanes.get(spec.slot);
+  function checkQueueRoom(spec: TaskSpec, owner: string | undefined): void {
+    const l = lanes.get(laneKey(owner, spec.slot));
     if (spec.admission === "queue" && l?.holder && l.queue.length >= limits.maxQueuePerSlot) {
       throw new AgentError("Unavailable", `queue of slot ${spec.slot} is full (${limits.maxQueuePerSlot} tasks)`);
     }
@@ -406,7 +414,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   function admit(state: Active): AdmissionOutcome {
     const spec = state.task.spec;
     const id = state.task.metadata.id;
-    const l = lane(spec.slot);
+    const key = laneKey(state.task.metadata.owner, spec.slot);
+    const l = lane(key);
     if (!l.holder) {
       l.holder = id;
       startHolder(l, state);
@@ -437,7 +446,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           void exiting.then(() => {
             if (l.exiting !== exiting) return;
             l.exiting = undefined;
-            if (!l.holder && l.queue.length === 0 && lanes.get(spec.slot) === l) lanes.delete(spec.slot);
+            if (!l.holder && l.queue.length === 0 && lanes.get(key) === l) lanes.delete(key);
           });
         }
         startHolder(l, state);
@@ -477,7 +486,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     submit(spec, owner) {
       if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
       deps.limiter?.check(spec.resources);
-      if (!spec.hold) checkQueueRoom(spec);
+      if (!spec.hold) checkQueueRoom(spec, owner);
       const now = clock();
       const id = newId();
       const metadata: Task["metadata"] = { id, resourceVersion: 1, createdAt: now, updatedAt: now };
@@ -503,7 +512,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       if (!state) return store.getTask(id);
       if (state.where !== "held") return state.task;
       if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
-      checkQueueRoom(state.task.spec);
+      checkQueueRoom(state.task.spec, state.task.metadata.owner);
       const { hold: _hold, ...rest } = state.task.spec;
       write(state, state.task.status, rest);
       admit(state);
@@ -515,7 +524,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       if (active.has(id)) throw invalid(`task ${id} is not terminal; only a terminal task can be restarted`);
       const task = store.getTask(id);
       if (!task) return undefined;
-      checkQueueRoom(task.spec);
+      checkQueueRoom(task.spec, task.metadata.owner);
       const { hold: _hold, ...spec } = task.spec;
       const state = newActive(task);
       hub.reopen(id);
@@ -566,7 +575,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
       // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
       for (const state of interrupted) {
-        const l = lane(state.task.spec.slot);
+        const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
         if (!l.holder) l.holder = state.task.metadata.id;
         else {
           l.queue.push(state.task.metadata.id);
@@ -576,7 +585,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
       for (const state of pending) {
         if (state.task.spec.hold) continue;
-        const l = lane(state.task.spec.slot);
+        const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
         const id = state.task.metadata.id;
         if (!l.holder) {
           l.holder = id;

@@ -187,3 +187,34 @@ describe("gRPC", () => {
     expect((await a.json("GET", `/api/v1/tasks/${held}`, undefined, a.bearer("alice"))).status).toBe(200);
   });
 });
+
+// Last: it adds tasks of both owners, which the counts above do not expect.
+describe("admission", () => {
+  test("slots are per owner: bob's dropIfRunning, queue and replace in alice's busy slot neither see nor touch her task", async () => {
+    const alice = a.bearer("alice");
+    const bob = a.bearer("bob");
+    const slot = "nightly-backup";
+    const r = await a.json("POST", "/api/v1/tasks", { spec: commandSpec("sleep", ["60"], { slot }) }, alice);
+    expect(r.body.admission).toBe("started");
+    const hers = r.body.task_id;
+    try {
+      for (const admission of ["dropIfRunning", "queue", "replace"]) {
+        const b = await a.json("POST", "/api/v1/tasks?wait=true&timeoutMs=20000", { spec: commandSpec("true", [], { slot, admission }) }, bob);
+        // Bob's task had the slot to itself: it ran at once and succeeded (no "dropped: … busy with <alice's id>").
+        expect({ admission, status: b.status, phase: b.body.task.status.phase, error: b.body.task.status.error }).toEqual({
+          admission,
+          status: 200,
+          phase: "succeeded",
+          error: undefined,
+        });
+      }
+      const task = (await a.json("GET", `/api/v1/tasks/${hers}`, undefined, alice)).body.task;
+      expect(task.status).toEqual({ phase: "running", attempt: 1 });
+      // Within one owner the slot still admits as before.
+      const again = await a.json("POST", "/api/v1/tasks", { spec: commandSpec("true", [], { slot, admission: "dropIfRunning" }) }, alice);
+      expect(again.body.admission).toBe("dropped");
+    } finally {
+      await a.json("POST", `/api/v1/tasks/${hers}/cancel`, undefined, alice);
+    }
+  });
+});
