@@ -293,6 +293,10 @@ export function createHttpApp(deps: HttpAppDeps) {
         const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
         const pick = offered.find((p) => p !== "" && !p.startsWith("bearer."));
         if (pick !== undefined) set.headers["sec-websocket-protocol"] = pick;
+        // With nothing else offered the server would have to echo the token back (Bun picks the first offer).
+        else if (offered.some((p) => p.startsWith("bearer."))) {
+          throw invalid('Sec-WebSocket-Protocol: offer a subprotocol without the token (e.g. "tasklane") next to "bearer.<token>"; the server names the one it selects in its answer');
+        }
       },
       open(ws) {
         const req = (ws.data as { request: Request }).request;

@@ -161,4 +161,18 @@ describe("WebSocket auth", () => {
     const viaProtocol = await open("", ["tasklane", `bearer.${a.tokens.alice}`]);
     expect(viaProtocol).toEqual({ opened: true, protocol: "tasklane" });
   });
+
+  test("the bearer.<token> subprotocol alone is refused with 400: the answer would have to echo the token", async () => {
+    const r = await open("", [`bearer.${a.tokens.alice}`]);
+    expect(r.opened).toBe(false);
+    expect(r.error).toContain("400");
+    // The raw handshake: 400 with the envelope, no token anywhere in the answer.
+    const res = await fetch(`${a.url}/ws/tasks`, {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": btoa("0123456789abcdef"), "sec-websocket-version": "13", "sec-websocket-protocol": `bearer.${a.tokens.alice}` },
+    });
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    expect(JSON.parse(text).error).toBe("InvalidRequest");
+    expect(JSON.stringify([...res.headers]) + text).not.toContain(a.tokens.alice);
+  });
 });
