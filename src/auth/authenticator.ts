@@ -125,7 +125,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   }));
   const enabled = entries.length > 0;
   const anon = opts.unauthenticated ?? DEFAULT_UNAUTHENTICATED;
+  // Principals and remote addresses in separate limiters: a flood from many addresses may evict
+  // address buckets, never a principal's partly drained one (there is one bucket per principal).
   const limiter = opts.limiter ?? createRateLimiter({ clock: opts.clock });
+  const principalLimiter = createRateLimiter({ clock: opts.clock, maxKeys: Math.max(1, entries.length) });
 
   /** Constant-time lookup: every digest is compared, whatever matches. */
   function find(token: string): Entry | undefined {
@@ -140,7 +143,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 
   function reject(message: string, remote: () => string | undefined): never {
     const addr = addressOf(remote());
-    const wait = limiter.take(`addr:${addr}`, anon.ratePerSec, anon.burst);
+    const wait = limiter.take(addr, anon.ratePerSec, anon.burst);
     if (wait > 0) {
       throw new AgentError("RateLimited", `too many unauthenticated requests from ${addr}; retry in ${seconds(wait)} s`, {
         retryAfterMs: wait,
@@ -155,7 +158,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     if ("problem" in presented) return reject(presented.problem, remote);
     const entry = find(presented.token);
     if (!entry) return reject("unknown bearer token", remote);
-    const wait = limiter.take(`principal:${entry.caller.principal!.name}`, entry.ratePerSec, entry.burst);
+    const wait = principalLimiter.take(entry.caller.principal!.name, entry.ratePerSec, entry.burst);
     if (wait > 0) {
       throw new AgentError(
         "RateLimited",

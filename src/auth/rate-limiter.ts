@@ -3,9 +3,14 @@
  *
  * A bucket holds up to `burst` tokens and refills at `ratePerSec`; a request
  * takes one token or is refused with the time until the next one. Memory is
- * bounded: beyond `maxKeys` buckets, full ones (indistinguishable from absent
- * ones) are dropped first, then the least recently created.
+ * bounded: at `maxKeys` buckets, full ones (indistinguishable from absent
+ * ones) are dropped first, then the least recently created, down to 90 % of
+ * `maxKeys` (so a flood of new keys costs one scan per tenth of the map, not
+ * one per key). A wait is at most a day, whatever the rate.
  */
+
+/** The longest wait `take` answers (a rate so low that the next token is further away is answered this). */
+export const MAX_WAIT_MS = 86_400_000;
 
 export interface RateLimiterOptions {
   /** Milliseconds clock (injectable for tests). */
@@ -47,8 +52,9 @@ export function createRateLimiter(opts: RateLimiterOptions = {}): RateLimiter {
       refill(b, now);
       if (b.tokens >= b.burst) buckets.delete(key);
     }
+    const target = maxKeys - Math.max(1, Math.floor(maxKeys / 10));
     for (const key of buckets.keys()) {
-      if (buckets.size < maxKeys) break;
+      if (buckets.size <= target) break;
       buckets.delete(key);
     }
   };
@@ -69,7 +75,7 @@ export function createRateLimiter(opts: RateLimiterOptions = {}): RateLimiter {
         b.tokens -= 1;
         return 0;
       }
-      return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / ratePerSec));
+      return Math.min(MAX_WAIT_MS, Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / ratePerSec)));
     },
     get size() {
       return buckets.size;

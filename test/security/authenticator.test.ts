@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { PrincipalConfig } from "../../src/auth/auth-config.ts";
 import { addressOf, createAuthenticator } from "../../src/auth/authenticator.ts";
 import { hashToken } from "../../src/auth/hash-token.ts";
+import { createRateLimiter } from "../../src/auth/rate-limiter.ts";
 import { AgentError } from "../../src/errors.ts";
 import type { Caller } from "../../src/tasks/model.ts";
 import { Metadata } from "@grpc/grpc-js";
@@ -119,6 +120,17 @@ describe("createAuthenticator", () => {
     });
     expect(guess("10.0.0.2:5000")).toBe("Unauthenticated");
     expect(auth.grpc({ authorization: "Bearer vic-token" }, "10.0.0.1:5004").principal?.name).toBe("vic");
+  });
+
+  test("a flood of failed attempts from many addresses never resets a principal's drained bucket", () => {
+    // A tiny address limiter: every new address evicts older address buckets.
+    const auth = createAuthenticator({ principals, limiter: createRateLimiter({ clock: () => 0, maxKeys: 2 }), clock: () => 0 });
+    const alice = () => auth.grpc({ authorization: "Bearer alice-token" }, "10.0.0.1:1");
+    alice();
+    alice();
+    expect(failure(alice).code).toBe("RateLimited");
+    for (let i = 0; i < 50; i++) failure(() => auth.grpc({ authorization: "Bearer nope" }, `10.1.0.${i}:1`));
+    expect(failure(alice).code).toBe("RateLimited");
   });
 
   test("addressOf strips ports, brackets, schemes and the IPv4-mapped prefix", () => {

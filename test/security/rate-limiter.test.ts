@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { createRateLimiter } from "../../src/auth/rate-limiter.ts";
+import { createRateLimiter, MAX_WAIT_MS } from "../../src/auth/rate-limiter.ts";
 
 test("a bucket allows its burst, then refuses with the time to the next token, then refills", () => {
   let now = 1_000;
@@ -37,4 +37,18 @@ test("memory stays bounded: full buckets go first, then the oldest", () => {
   expect(rl.size).toBe(3);
   expect(rl.take("e", 1, 1)).toBe(1000);
   expect(rl.take("d", 1, 1)).toBe(0);
+});
+
+test("a full map makes room for a tenth of its keys at once, and a wait is at most a day", () => {
+  const rl = createRateLimiter({ clock: () => 0, maxKeys: 100 });
+  for (let i = 0; i < 100; i++) rl.take(`k${i}`, 1, 2); // none full again at clock 0
+  expect(rl.size).toBe(100);
+  rl.take("new", 1, 2);
+  expect(rl.size).toBe(91); // the 10 oldest went, then the new key came
+  expect([rl.take("k0", 1, 2), rl.take("k0", 1, 2)]).toEqual([0, 0]); // k0 was dropped: it starts full again
+  expect(rl.take("k10", 1, 2)).toBe(0);
+  expect(rl.take("k10", 1, 2)).toBe(1000); // k10 was kept, drained to 0 now
+  const slow = createRateLimiter({ clock: () => 0 });
+  slow.take("x", 1e-22, 1);
+  expect(slow.take("x", 1e-22, 1)).toBe(MAX_WAIT_MS);
 });
