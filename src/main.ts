@@ -53,7 +53,9 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   interactive();
-  console.log(`tasklane listening http=${config.httpAddr.host}:${agent.httpPort} grpc=${config.grpcAddr.host}:${agent.grpcPort}`);
+  // IPv6 hosts in brackets (`[::1]:8080`), so `http://${addr}` is a URL and the port is unambiguous.
+  const addr = (host: string, port: number) => `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  console.log(`tasklane listening http=${addr(config.httpAddr.host, agent.httpPort)} grpc=${addr(config.grpcAddr.host, agent.grpcPort)}`);
   const { promise, resolve } = Promise.withResolvers<number>();
   const onSignal = () => {
     process.off("SIGTERM", onSignal);

@@ -53,6 +53,12 @@ export interface AuthConfig {
   agentLabels: Record<string, string>;
 }
 
+/**
+ * Lowest accepted `rate_per_sec`: one request per 1000 s (≈ 17 min). Below
+ * it a bucket never refills in practice and its wait (`Retry-After`) is
+ * astronomical; leave the principal out instead.
+ */
+export const MIN_RATE_PER_SEC = 0.001;
 /** Default request rate of a principal (requests per second). */
 export const DEFAULT_RATE_PER_SEC = 50;
 /** Default budget of unauthenticated requests per remote address. */
@@ -84,18 +90,19 @@ function rejectUnknown(table: Record<string, unknown>, allowed: readonly string[
   }
 }
 
-function positive(table: Record<string, unknown>, key: string, where: string, min: number): number | undefined {
+/** `table[key]` when it is a finite number `>= min`; `hint` explains the bound in the error. */
+function atLeast(table: Record<string, unknown>, key: string, where: string, min: number, hint = ""): number | undefined {
   const v = table[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || (min === 0 && v === 0)) {
-    throw new ConfigError(`${where}: ${key}: must be a number ${min === 0 ? "> 0" : `>= ${min}`}, got ${describe(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min) {
+    throw new ConfigError(`${where}: ${key}: must be a number >= ${min}${hint}, got ${describe(v)}`);
   }
   return v;
 }
 
 function bucket(table: Record<string, unknown>, where: string, defaultRate: number): BucketConfig {
-  const ratePerSec = positive(table, "rate_per_sec", where, 0) ?? defaultRate;
-  const burst = positive(table, "burst", where, 1) ?? Math.max(1, 2 * ratePerSec);
+  const ratePerSec = atLeast(table, "rate_per_sec", where, MIN_RATE_PER_SEC, " (one request per 1000 s)") ?? defaultRate;
+  const burst = atLeast(table, "burst", where, 1) ?? Math.max(1, 2 * ratePerSec);
   return { ratePerSec, burst };
 }
 
@@ -192,11 +199,21 @@ export function loadAuthConfig(file: string): AuthConfig {
 /**
  * The principals the agent authenticates: those of the config file plus, when
  * TASKLANE_ADMIN_TOKEN is set, an admin named "admin" (default rate). The
- * env token is hashed here and not kept.
+ * env token is hashed here and not kept. A set but empty (or blank) token is
+ * an error, not "auth off"; so is one with whitespace, which no
+ * `Bearer <token>` header can carry. Neither message shows the value.
  */
 export function effectivePrincipals(config: AuthConfig | undefined, adminToken: string | undefined): PrincipalConfig[] {
   const out = [...(config?.principals ?? [])];
-  if (adminToken !== undefined && adminToken !== "") {
+  if (adminToken !== undefined) {
+    if (adminToken.trim() === "") {
+      throw new ConfigError("TASKLANE_ADMIN_TOKEN is set but empty; unset it to run without auth, or give it a token");
+    }
+    if (/\s/.test(adminToken)) {
+      throw new ConfigError(
+        "TASKLANE_ADMIN_TOKEN: contains whitespace (a space, tab or newline), so no `Authorization: Bearer <token>` could ever match it; remove it (the value is not shown)",
+      );
+    }
     if (out.some((p) => p.name === ENV_ADMIN_NAME)) {
       throw new ConfigError(
         `TASKLANE_ADMIN_TOKEN: the config file already has a principal named "${ENV_ADMIN_NAME}"; rename it or unset TASKLANE_ADMIN_TOKEN`,

@@ -87,7 +87,7 @@ colour = "red"
       "tasklane.toml: principals[0] (alice): token_sha256: required (print it with `tasklane hash-token`)",
     );
     expect(errorOf(p(`name = "alice"\nrole = "user"\ntoken_sha256 = "${H1}"\nrate_per_sec = 0`))).toBe(
-      "tasklane.toml: principals[0] (alice): rate_per_sec: must be a number > 0, got 0",
+      "tasklane.toml: principals[0] (alice): rate_per_sec: must be a number >= 0.001 (one request per 1000 s), got 0",
     );
     expect(errorOf(p(`name = "alice"\nrole = "user"\ntoken_sha256 = "${H1}"\nburst = "many"`))).toBe(
       'tasklane.toml: principals[0] (alice): burst: must be a number >= 1, got "many"',
@@ -111,12 +111,48 @@ colour = "red"
   });
 });
 
+describe("rate_per_sec", () => {
+  test("below one request per 1000 s is a ConfigError naming the principal and the key; 0.001 is accepted", () => {
+    const p = (rate: string) => `[[principals]]\nname = "alice"\nrole = "user"\ntoken_sha256 = "${H1}"\nrate_per_sec = ${rate}\nburst = 1\n`;
+    expect(errorOf(p("1e-22"))).toBe("tasklane.toml: principals[0] (alice): rate_per_sec: must be a number >= 0.001 (one request per 1000 s), got 1e-22");
+    expect(errorOf(p("0.0009"))).toBe("tasklane.toml: principals[0] (alice): rate_per_sec: must be a number >= 0.001 (one request per 1000 s), got 0.0009");
+    expect(errorOf("[unauthenticated]\nrate_per_sec = 1e-9")).toBe(
+      "tasklane.toml: unauthenticated: rate_per_sec: must be a number >= 0.001 (one request per 1000 s), got 1e-9",
+    );
+    expect(parseAuthConfig(p("0.001"), "f.toml").principals).toEqual([{ name: "alice", role: "user", tokenSha256: H1, ratePerSec: 0.001, burst: 1 }]);
+  });
+});
+
 describe("effectivePrincipals", () => {
   test("TASKLANE_ADMIN_TOKEN adds the admin principal, hashed", () => {
     expect(effectivePrincipals(undefined, "env-token")).toEqual([
       { name: "admin", role: "admin", tokenSha256: hashToken("env-token"), ratePerSec: 50, burst: 100 },
     ]);
     expect(effectivePrincipals(undefined, undefined)).toEqual([]);
+  });
+
+  test("set but empty or blank is a ConfigError, not auth off", () => {
+    for (const blank of ["", " ", "\t", "\n", "   "]) {
+      expect(() => effectivePrincipals(undefined, blank)).toThrow(
+        new ConfigError("TASKLANE_ADMIN_TOKEN is set but empty; unset it to run without auth, or give it a token"),
+      );
+    }
+  });
+
+  test("a token with whitespace, which no Bearer header can carry, is a ConfigError that does not show it", () => {
+    for (const token of ["adm tok ", " admtok", "admtok\n", "adm\ttok", "adm\u00a0tok"]) {
+      let message = "";
+      try {
+        effectivePrincipals(undefined, token);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        message = (err as Error).message;
+      }
+      expect(message).toBe(
+        "TASKLANE_ADMIN_TOKEN: contains whitespace (a space, tab or newline), so no `Authorization: Bearer <token>` could ever match it; remove it (the value is not shown)",
+      );
+      expect(message).not.toContain("adm");
+    }
   });
 
   test("a clash with the config file is a ConfigError that does not show the token", () => {

@@ -1,14 +1,16 @@
 /**
  * Safe defaults at start-up (loopback only without principals, the auth-mode
- * line), config-file mistakes as one-line errors with exit status 2, tokens
- * never in logs, and optional TLS for both servers with a self-signed
- * certificate made by openssl in the test.
+ * line, a set but empty TASKLANE_ADMIN_TOKEN), config-file mistakes as
+ * one-line errors with exit status 2, tokens never in logs, the `tasklane
+ * listening` line, and optional TLS for both servers with self-signed
+ * certificates made by openssl in the test (including expired ones).
  */
 import { describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 import { loadTls } from "../../src/auth/load-tls.ts";
 import { ConfigError } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
@@ -22,6 +24,55 @@ const OPENSSL = Bun.which("openssl");
 function capture(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   return { logger: createLogger({ level: "debug", format: "json", write: (l) => lines.push(l) }), lines };
+}
+
+/** The messages of the `warn` lines among captured JSON log lines. */
+function warnings(lines: string[]): string[] {
+  return lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === "warn").map((l) => l.msg);
+}
+
+/** `tasklane serve` from source with only PATH, HOME and `env`; killed on dispose. */
+function serve(args: string[], env: Record<string, string> = {}): Subprocess<"ignore", "pipe", "pipe"> {
+  return Bun.spawn({
+    cmd: [process.execPath, join(ROOT, "src/main.ts"), "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", ":memory:", ...args],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+/**
+ * Exit status, stdout and the lines of stderr that are not JSON log lines (the
+ * agent's own "tasklane stopping/stopped" may follow a start-up error) of a
+ * `serve` that is expected to stop by itself.
+ */
+async function serveResult(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; errors: string[] }> {
+  await using proc = serve(args, env);
+  const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  return { code, stdout, errors: stderr.split("\n").filter((l) => l !== "" && !l.startsWith("{")) };
+}
+
+/** Read stdout until `re` matches it (or the process ends: then the match is null). */
+async function waitForStdout(proc: Subprocess<"ignore", "pipe", "pipe">, re: RegExp): Promise<RegExpExecArray | null> {
+  const decoder = new TextDecoder();
+  let out = "";
+  for await (const chunk of proc.stdout) {
+    out += decoder.decode(chunk, { stream: true });
+    const m = re.exec(out);
+    if (m) return m;
+  }
+  return null;
+}
+
+/** Whether this host can listen on the IPv6 loopback. */
+function ipv6Loopback(): boolean {
+  try {
+    Bun.serve({ hostname: "::1", port: 0, fetch: () => new Response() }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function startError(opts: Parameters<typeof startAgent>[0]): Promise<unknown> {
@@ -73,6 +124,69 @@ describe("safe defaults", () => {
       expect(log).not.toContain(secret);
     }
   });
+
+  test("a blank TASKLANE_ADMIN_TOKEN, or one with whitespace: exit status 2, one line, the value not shown", async () => {
+    const empty = "tasklane: TASKLANE_ADMIN_TOKEN is set but empty; unset it to run without auth, or give it a token";
+    expect(await serveResult([], { TASKLANE_ADMIN_TOKEN: "   " })).toEqual({ code: 2, stdout: "", errors: [empty] });
+    expect(await serveResult([], { TASKLANE_ADMIN_TOKEN: "\n" })).toEqual({ code: 2, stdout: "", errors: [empty] });
+    const spaced = await serveResult([], { TASKLANE_ADMIN_TOKEN: "adm-secret tok " });
+    expect(spaced).toEqual({
+      code: 2,
+      stdout: "",
+      errors: [
+        "tasklane: TASKLANE_ADMIN_TOKEN: contains whitespace (a space, tab or newline), so no `Authorization: Bearer <token>` could ever match it; remove it (the value is not shown)",
+      ],
+    });
+  });
+
+  // Needs src/config.ts to keep a set but empty TASKLANE_ADMIN_TOKEN (today `if (adminToken)` drops "", so the agent starts with auth off).
+  test.todo("an empty TASKLANE_ADMIN_TOKEN: exit status 2, not auth off", async () => {
+    expect(await serveResult([], { TASKLANE_ADMIN_TOKEN: "" })).toEqual({
+      code: 2,
+      stdout: "",
+      errors: ["tasklane: TASKLANE_ADMIN_TOKEN is set but empty; unset it to run without auth, or give it a token"],
+    });
+  });
+
+  test("a config file without principals: auth off, and a warning that says why", async () => {
+    using dir = tempDir();
+    const file = join(dir, "empty.toml");
+    writeFileSync(file, "[unauthenticated]\nrate_per_sec = 5\n");
+    const { logger, lines } = capture();
+    {
+      await using a = await startAgent({ logger, args: ["--config", file] });
+      expect(lines.some((l) => JSON.parse(l).msg === "auth: off (loopback only)")).toBe(true);
+      expect(warnings(lines)).toEqual([
+        `--config ${file}: defines no principals, so auth is off (set TASKLANE_ADMIN_TOKEN or add [[principals]] to turn it on)`,
+      ]);
+      expect((await a.json("GET", "/api/v1/tasks")).status).toBe(200);
+    }
+    // With TASKLANE_ADMIN_TOKEN there is a principal: auth is on and nothing to warn about.
+    const withAdmin = capture();
+    await using b = await startAgent({ logger: withAdmin.logger, args: ["--config", file], env: { TASKLANE_ADMIN_TOKEN: "env-admin-token" } });
+    expect(withAdmin.lines.some((l) => JSON.parse(l).msg === "auth: on (1 principal)")).toBe(true);
+    expect(warnings(withAdmin.lines)).toEqual([]);
+  });
+});
+
+describe("the listening line", () => {
+  test("IPv4: `tasklane listening http=HOST:PORT grpc=HOST:PORT`", async () => {
+    await using proc = serve([]);
+    const m = await waitForStdout(proc, /tasklane listening http=(\S+) grpc=(\S+)\n/);
+    expect(m?.[0]).toMatch(/^tasklane listening http=127\.0\.0\.1:\d+ grpc=127\.0\.0\.1:\d+\n$/);
+    expect((await fetch(`http://${m![1]}/readyz`)).status).toBe(200);
+  });
+
+  test.skipIf(!ipv6Loopback())("IPv6: the host in brackets, so `http://${addr}` is a URL that answers /readyz", async () => {
+    await using proc = serve(["--http-addr", "[::1]:0", "--grpc-addr", "[::ffff:127.0.0.1]:0"]);
+    // The pattern of the line's consumers (test/e2e/binary.ts, bench/lib/agent-process.ts, build.ts).
+    const m = await waitForStdout(proc, /tasklane listening http=(\S+) grpc=(\S+)\n/);
+    expect(m?.[0]).toMatch(/^tasklane listening http=\[::1\]:\d+ grpc=\[::ffff:127\.0\.0\.1\]:\d+\n$/);
+    const res = await fetch(`http://${m![1]}/readyz`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { status: string }).status).toBe("ready");
+    expect(new URL(`http://${m![2]}`).port).toMatch(/^\d+$/);
+  });
 });
 
 describe("config file mistakes", () => {
@@ -86,6 +200,15 @@ describe("config file mistakes", () => {
     const err = await startError({ args: ["--config", file] });
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toBe(`${file}: principals[0] (alice): role: must be one of admin, user, viewer, got "superuser"`);
+  });
+
+  test("a rate_per_sec below 0.001 is refused at start-up, naming the principal", async () => {
+    using dir = tempDir();
+    const file = join(dir, "tiny.toml");
+    writeFileSync(file, `[[principals]]\nname = "x"\nrole = "user"\ntoken_sha256 = "${"a".repeat(64)}"\nrate_per_sec = 1e-22\nburst = 1\n`);
+    const err = await startError({ args: ["--config", file] });
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(`${file}: principals[0] (x): rate_per_sec: must be a number >= 0.001 (one request per 1000 s), got 1e-22`);
   });
 
   test("the binary exits with status 2 and prints the one-line error", async () => {
@@ -124,6 +247,56 @@ describe.skipIf(!OPENSSL)(`TLS (${OPENSSL ? "self-signed cert from openssl" : "s
     expect(r.exitCode).toBe(0);
     return { cert, key };
   }
+
+  /** `YYYYMMDDHHMMSSZ`, the date format of `openssl ca -startdate/-enddate`. */
+  const opensslDate = (d: Date) => d.toISOString().replace(/[-:T]/g, "").replace(/\.\d{3}Z$/, "Z");
+
+  /**
+   * A self-signed certificate valid from `from` to `to`. `openssl req -x509`
+   * takes validity dates only from OpenSSL 3.4 (`-not_before`), `openssl ca`
+   * on every version.
+   */
+  function makeDatedCert(dir: string, from: Date, to: Date): { cert: string; key: string } {
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    const csr = join(dir, "req.csr");
+    const cnf = join(dir, "ca.cnf");
+    writeFileSync(join(dir, "index.txt"), "");
+    writeFileSync(join(dir, "serial"), "01\n");
+    writeFileSync(
+      cnf,
+      `[ca]\ndefault_ca = d\n[d]\ndatabase = ${join(dir, "index.txt")}\nserial = ${join(dir, "serial")}\nnew_certs_dir = ${dir}\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n`,
+    );
+    for (const cmd of [
+      ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-keyout", key, "-out", csr],
+      ["ca", "-batch", "-config", cnf, "-selfsign", "-keyfile", key, "-in", csr, "-out", cert, "-notext",
+        "-startdate", opensslDate(from), "-enddate", opensslDate(to)],
+    ]) {
+      const r = Bun.spawnSync({ cmd: [OPENSSL!, ...cmd], stdout: "pipe", stderr: "pipe" });
+      if (r.exitCode !== 0) throw new Error(`openssl ${cmd[0]}: ${r.stderr.toString()}`);
+    }
+    return { cert, key };
+  }
+
+  test("a certificate expired, not yet valid or expiring within 14 days: the agent starts and warns, naming the file and the date", async () => {
+    using dir = tempDir();
+    const now = Date.now();
+    const soon = new Date(Math.floor((now + 3.5 * 86_400_000) / 1000) * 1000);
+    const cases: [from: Date, to: Date, warning: string | undefined][] = [
+      [new Date("2020-01-01T00:00:00Z"), new Date("2020-02-01T00:00:00Z"), "certificate expired since 2020-02-01T00:00:00Z; TLS clients will refuse it, renew it"],
+      [new Date("2099-01-01T00:00:00Z"), new Date("2099-12-31T00:00:00Z"), "certificate not valid until 2099-01-01T00:00:00Z; TLS clients will refuse it until then"],
+      [new Date(now - 86_400_000), soon, `certificate expires on ${soon.toISOString().replace(".000Z", "Z")} (in 3 days); renew it`],
+      [new Date(now - 86_400_000), new Date(now + 30 * 86_400_000), undefined],
+    ];
+    for (const [i, [from, to, warning]] of cases.entries()) {
+      const { cert, key } = makeDatedCert(mkdtempSync(join(dir, `c${i}-`)), from, to);
+      const { logger, lines } = capture();
+      await using a = await startSecureAgent({ logger, args: ["--tls-cert", cert, "--tls-key", key] });
+      expect(warnings(lines)).toEqual(warning === undefined ? [] : [`--tls-cert ${cert}: ${warning}`]);
+      // Started all the same: a warning, not an outage.
+      expect((await fetch(`https://127.0.0.1:${a.agent.httpPort}/readyz`, { tls: { rejectUnauthorized: false } })).status).toBe(200);
+    }
+  });
 
   test("REST and gRPC over TLS, with tokens; plaintext is refused", async () => {
     using dir = tempDir();
