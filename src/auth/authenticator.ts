@@ -19,11 +19,12 @@
  * which blunts token guessing. Each call is counted once, so a long-lived
  * stream (SSE, WebSocket, gRPC server stream) counts once, when it opens.
  */
-import { AgentError } from "../errors.ts";
+import { AgentError, clip } from "../errors.ts";
 import type { Caller } from "../tasks/model.ts";
 import { DEFAULT_UNAUTHENTICATED, type BucketConfig, type PrincipalConfig } from "./auth-config.ts";
 import { requestPath, requestQuery } from "../http/request-path.ts";
 import { tokenDigest } from "./hash-token.ts";
+import { isLoopbackHost } from "./listen-policy.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limiter.ts";
 
 /** HTTP paths that need no token (liveness and readiness probes). */
@@ -43,6 +44,14 @@ export interface AuthenticatorOptions {
   clock?: () => number;
   /** Injected limiter (tests); default: one created with `clock`. */
   limiter?: RateLimiter;
+  /**
+   * With auth off, which HTTP requests a web page could have made are refused
+   * (403): `loopback` (auth off, loopback only) — a `Host` that is not a loopback
+   * name (DNS rebinding) or an `Origin` that is not a loopback origin (another
+   * site's page); `origin` (`--insecure-no-auth`) — the `Origin` only. Default
+   * `loopback`. Ignored when auth is on: a page cannot send a token.
+   */
+  browserGuard?: "loopback" | "origin";
 }
 
 export interface Authenticator {
@@ -50,7 +59,8 @@ export interface Authenticator {
   readonly enabled: boolean;
   readonly principalCount: number;
   /**
-   * Caller of an HTTP request (or WebSocket upgrade); throws `Unauthenticated` or `RateLimited`.
+   * Caller of an HTTP request (or WebSocket upgrade); throws `Unauthenticated` or `RateLimited`,
+   * and with auth off `PermissionDenied` for what only a web page would send (see `browserGuard`).
    * `remoteAddress` is asked for only when the request is refused (refusals are rate limited per address).
    */
   http(request: Request, remoteAddress?: () => string | undefined): Caller;
@@ -96,6 +106,51 @@ export function addressOf(peer: string | undefined): string {
   return p.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "");
 }
 
+/** The host of a `Host` header value: `[::1]:8080` → `::1`, `localhost:8080` → `localhost`. */
+function hostOfHeader(value: string): string {
+  if (value.startsWith("[")) {
+    const end = value.indexOf("]");
+    return end < 0 ? value : value.slice(1, end);
+  }
+  const colon = value.lastIndexOf(":");
+  return colon < 0 ? value : value.slice(0, colon);
+}
+
+/** True for an `Origin` of a page served from this machine (`http://localhost:3000`); `null` (a sandboxed or file page) is not. */
+function isLoopbackOrigin(origin: string): boolean {
+  const host = URL.parse(origin)?.hostname;
+  return host !== undefined && host !== "" && isLoopbackHost(host.startsWith("[") ? host.slice(1, -1) : host);
+}
+
+/**
+ * The requests a web page in a browser on this machine could send to an agent
+ * without auth, refused: another site's page (its `Origin`), and a page whose
+ * site name was rebound to 127.0.0.1 (its `Host`, when `checkHost`).
+ * Non-browser clients send no `Origin`, and name the address they connect to.
+ */
+function createBrowserGuard(checkHost: boolean): (request: Request) => void {
+  let lastHost: string | undefined; // every request names the same Host: check it once
+  return (request) => {
+    const origin = request.headers.get("origin");
+    if (origin !== null && !isLoopbackOrigin(origin)) {
+      throw new AgentError(
+        "PermissionDenied",
+        `Origin ${JSON.stringify(clip(origin))} refused: with auth off the agent does not answer web pages of other sites; configure principals (tokens) to serve them`,
+      );
+    }
+    if (!checkHost) return;
+    const host = request.headers.get("host");
+    if (host === null || host === "" || host === lastHost) return;
+    if (!isLoopbackHost(hostOfHeader(host))) {
+      throw new AgentError(
+        "PermissionDenied",
+        `Host ${JSON.stringify(clip(host))} refused: with auth off the agent answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]); configure principals (tokens) to serve other names`,
+      );
+    }
+    lastHost = host;
+  };
+}
+
 function isPublicPath(pathname: string): boolean {
   const path = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
   return PUBLIC_HTTP_PATHS.includes(path);
@@ -128,6 +183,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   // Principals and remote addresses in separate limiters: a flood from many addresses may evict
   // address buckets, never a principal's partly drained one (there is one bucket per principal).
   const limiter = opts.limiter ?? createRateLimiter({ clock: opts.clock });
+  const guardBrowser = createBrowserGuard((opts.browserGuard ?? "loopback") === "loopback");
   const principalLimiter = createRateLimiter({ clock: opts.clock, maxKeys: Math.max(1, entries.length) });
 
   /** Constant-time lookup: every digest is compared, whatever matches. */
@@ -173,7 +229,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     enabled,
     principalCount: entries.length,
     http(request, remoteAddress = () => undefined) {
-      if (!enabled) return ANONYMOUS;
+      if (!enabled) {
+        guardBrowser(request);
+        return ANONYMOUS;
+      }
       // The path as the router reads it (the app refuses a URL it would route by another one).
       const path = requestPath(request.url);
       if (isPublicPath(path)) return PROBE_CALLER;

@@ -39,7 +39,12 @@ export function loadSecurity(config: Readonly<Config>, opts: { clock?: () => num
     warnings.push(`--config ${config.configFile}: defines no principals, so auth is off (set TASKLANE_ADMIN_TOKEN or add [[principals]] to turn it on)`);
   }
   const policy: ListenPolicy = { ...listen, warnings };
-  const authenticator = createAuthenticator({ principals, unauthenticated: file?.unauthenticated, clock: opts.clock });
+  const authenticator = createAuthenticator({
+    principals,
+    unauthenticated: file?.unauthenticated,
+    clock: opts.clock,
+    browserGuard: policy.mode === "insecure" ? "origin" : "loopback",
+  });
   return {
     authenticator,
     policy,

@@ -80,3 +80,23 @@ describe("requests without a Host header", () => {
     }
   });
 });
+
+describe("Host headers", () => {
+  let s: SecureAgent;
+  beforeAll(async () => {
+    s = await startSecureAgent();
+  });
+  afterAll(async () => {
+    await s?.[Symbol.asyncDispose]();
+  });
+
+  test("with auth on, a short Host (a container name, `x:1`) routes like any other", async () => {
+    for (const host of ["web", "x:1", "a.b", "n1"]) {
+      const res = await fetch(`${s.url}/healthz`, { headers: { host } });
+      expect({ host, status: res.status, body: await res.json() }).toEqual({ host, status: 200, body: { status: "alive" } });
+    }
+    const list = await fetch(`${s.url}/api/v1/tasks?limit=1`, { headers: { host: "api", ...s.bearer("bob") } });
+    expect(list.status).toBe(200);
+  });
+});
+
