@@ -308,6 +308,10 @@ describe.skipIf(!OPENSSL)(`TLS (${OPENSSL ? "self-signed cert from openssl" : "s
     expect(res.status).toBe(200);
     // Routed by path whatever the Host (a container name over TLS).
     expect((await fetch(`${https}/healthz`, { headers: { host: "web" }, tls: { ca } })).status).toBe(200);
+    // A Host of 1–2 characters would make the router read the path from a "/" in the query, past
+    // the public probe the authenticator saw: refused instead, and no metrics without a token.
+    const bypass = await fetch(`${https}/healthz?x=/api/v1/metrics`, { headers: { host: "a" }, tls: { ca } });
+    expect({ status: bypass.status, error: ((await bypass.json()) as { error: string }).error }).toEqual({ status: 400, error: "InvalidRequest" });
     const info = (await res.json()) as { auth: { tls: boolean }; capabilities: string[] };
     expect(info.auth.tls).toBe(true);
     expect(info.capabilities).toContain("tls");
