@@ -9,6 +9,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
+import { showAddress } from "./auth/listen-policy.ts";
 import type { FleetLink } from "./fleet/fleet-link.ts";
 import { createGrpcServer, PEER_METADATA_KEY } from "./grpc/grpc-server.ts";
 import { looksLikeProtoJson } from "./grpc/proto-json-shape.ts";
@@ -261,18 +262,26 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         onStreamOpen: (transport) => m.streamOpened(transport),
         authenticate: (request) => sec.authenticator.http(request, () => remoteAddress(request)),
       });
-      app.listen({
-        hostname: config.httpAddr.host,
-        port: config.httpAddr.port,
-        // The app enforces MAX_BODY_BYTES itself (by Content-Length, or while reading a
-        // chunked body) so every rejection gets the PayloadTooLarge envelope: Bun's own limit
-        // answers an empty 413 for any declared length above it.
-        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-        ...(sec.tls ? { tls: { cert: sec.tls.cert, key: sec.tls.key } } : {}),
-      });
+      try {
+        app.listen({
+          hostname: config.httpAddr.host,
+          port: config.httpAddr.port,
+          // Elysia asks for SO_REUSEPORT by default: a second agent on the same address would then
+          // start and share the port with this one (each request to either store). Refuse instead.
+          reusePort: false,
+          // The app enforces MAX_BODY_BYTES itself (by Content-Length, or while reading a
+          // chunked body) so every rejection gets the PayloadTooLarge envelope: Bun's own limit
+          // answers an empty 413 for any declared length above it.
+          maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+          ...(sec.tls ? { tls: { cert: sec.tls.cert, key: sec.tls.key } } : {}),
+        });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new Error(`--http-addr cannot listen on ${showAddress(config.httpAddr)}: ${code ?? (err as Error).message}`, { cause: err });
+      }
       const server = app.server;
       remoteAddress = (request) => server?.requestIP(request)?.address;
-      if (!server) throw new Error(`cannot listen on ${config.httpAddr.host}:${config.httpAddr.port}`);
+      if (!server) throw new Error(`--http-addr cannot listen on ${showAddress(config.httpAddr)}`);
       http = { port: server.port ?? 0, stop: (closeActive) => server.stop(closeActive) };
 
       grpc = createGrpcServer({
@@ -289,14 +298,16 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         authenticate: (metadata) => sec.authenticator.grpc(metadata, metadata[PEER_METADATA_KEY]),
         ...(sec.tls ? { tls: sec.tls } : {}),
       });
-      grpcPort = await grpc.listen(`${config.grpcAddr.host.includes(":") ? `[${config.grpcAddr.host}]` : config.grpcAddr.host}:${config.grpcAddr.port}`);
+      grpcPort = await grpc.listen(showAddress(config.grpcAddr)).catch((err: Error) => {
+        throw new Error(`--grpc-addr ${err.message}`, { cause: err });
+      });
       grpc.setServing(true);
       ready = true;
       fleet?.start();
       logger.info("tasklane ready", {
         version: VERSION,
-        http: `${config.httpAddr.host}:${http.port}`,
-        grpc: `${config.grpcAddr.host}:${grpcPort}`,
+        http: showAddress({ host: config.httpAddr.host, port: http.port }),
+        grpc: showAddress({ host: config.grpcAddr.host, port: grpcPort }),
         store: store.kind,
         auth: sec.policy.mode,
         tls: sec.tls !== undefined,

@@ -4,6 +4,7 @@
  * starts the agent; any other first word is a client command (route-args.ts).
  */
 import { ConfigError, parseConfig, serveHelp } from "./config.ts";
+import { showAddress } from "./auth/listen-policy.ts";
 import { routeArgs } from "./route-args.ts";
 import { VERSION } from "./version.ts";
 
@@ -41,9 +42,24 @@ async function serve(args: string[]): Promise<number> {
   // Loaded here, not at the top: client commands should not pay for the agent's module graph.
   const { createAgent } = await import("./agent.ts");
   const agent = createAgent(config);
+  // Signals are handled from before the start: a stop asked for while the agent starts (a
+  // supervisor's SIGTERM right after the listening line, or during a long recovery) waits for
+  // the start to settle, then stops the agent as any stop does.
+  const stopAsked = Promise.withResolvers<void>();
+  let asked = false;
+  const onSignal = () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    asked = true;
+    stopAsked.resolve();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     await agent.start();
   } catch (err) {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
     await agent.stop().catch(() => {});
     if (err instanceof ConfigError) {
       console.error(`tasklane: ${err.message}`);
@@ -53,24 +69,19 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   interactive();
-  // IPv6 hosts in brackets (`[::1]:8080`), so `http://${addr}` is a URL and the port is unambiguous.
-  const addr = (host: string, port: number) => `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  console.log(`tasklane listening http=${addr(config.httpAddr.host, agent.httpPort)} grpc=${addr(config.grpcAddr.host, agent.grpcPort)}`);
-  const { promise, resolve } = Promise.withResolvers<number>();
-  const onSignal = () => {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-    void agent.stop().then(
-      () => resolve(0),
-      (err) => {
-        console.error(`tasklane: shutdown failed: ${(err as Error).message}`);
-        resolve(1);
-      },
+  if (!asked) {
+    console.log(
+      `tasklane listening http=${showAddress({ host: config.httpAddr.host, port: agent.httpPort })} grpc=${showAddress({ host: config.grpcAddr.host, port: agent.grpcPort })}`,
     );
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  return promise;
+  }
+  await stopAsked.promise;
+  try {
+    await agent.stop();
+    return 0;
+  } catch (err) {
+    console.error(`tasklane: shutdown failed: ${(err as Error).message}`);
+    return 1;
+  }
 }
 
 async function client(cmd: string, args: string[]): Promise<number> {

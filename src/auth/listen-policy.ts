@@ -51,7 +51,8 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-function show(addr: { host: string; port: number }): string {
+/** `host:port`, an IPv6 host in brackets (`[::1]:8080`): `http://${showAddress(a)}` is a URL, the port unambiguous. */
+export function showAddress(addr: { host: string; port: number }): string {
   return `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${addr.port}`;
 }
 
@@ -67,7 +68,7 @@ export function checkListenPolicy(input: ListenPolicyInput, principalCount: numb
   if (principalCount > 0) {
     const warnings =
       exposed.length > 0 && !input.tls
-        ? [`tls: off on a non-loopback address (${exposed.map(([f, a]) => `${f} ${show(a)}`).join(", ")}): bearer tokens travel in clear text; use --tls-cert/--tls-key or a TLS proxy`]
+        ? [`tls: off on a non-loopback address (${exposed.map(([f, a]) => `${f} ${showAddress(a)}`).join(", ")}): bearer tokens travel in clear text; use --tls-cert/--tls-key or a TLS proxy`]
         : [];
     return { mode: "on", line: `auth: on (${principalCount} principal${principalCount === 1 ? "" : "s"})`, warnings };
   }
@@ -75,12 +76,12 @@ export function checkListenPolicy(input: ListenPolicyInput, principalCount: numb
   if (!input.insecureNoAuth) {
     const [flag, addr] = exposed[0]!;
     throw new ConfigError(
-      `${flag} ${show(addr)}: not a loopback address and auth is off (no principals); configure principals (--config FILE or TASKLANE_ADMIN_TOKEN), or pass --insecure-no-auth to allow anyone who can reach it to run commands`,
+      `${flag} ${showAddress(addr)}: not a loopback address and auth is off (no principals); configure principals (--config FILE or TASKLANE_ADMIN_TOKEN), or pass --insecure-no-auth to allow anyone who can reach it to run commands`,
     );
   }
   return {
     mode: "insecure",
     line: "auth: OFF on non-loopback (insecure)",
-    warnings: [`anyone who can reach ${exposed.map(([, a]) => show(a)).join(" and ")} can run any command as this agent's user`],
+    warnings: [`anyone who can reach ${exposed.map(([, a]) => showAddress(a)).join(" and ")} can run any command as this agent's user`],
   };
 }

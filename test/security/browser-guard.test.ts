@@ -68,7 +68,7 @@ describe("auth off, loopback only", () => {
 
   test("loopback names and origins, and requests without either, are served", async () => {
     const port = a.agent.httpPort;
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { host: `127.0.0.1:${port}` },
       { host: `localhost:${port}` },
       { host: `[::1]:${port}` },

@@ -1,0 +1,48 @@
+/**
+ * The compiled binary's start and stop around its edges: a SIGTERM while it
+ * starts is a graceful stop (the handlers are in place before the start), a
+ * second agent on an HTTP port in use is refused (no SO_REUSEPORT sharing),
+ * and a listen failure names the flag and the address.
+ */
+import { describe, expect, test } from "bun:test";
+import { binaryPath, startBinary } from "./binary.ts";
+
+const ARGS = ["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir", ":memory:"];
+
+describe("compiled binary: start and stop", () => {
+  test("SIGTERM as soon as it announces itself (a supervisor's stop) is a graceful stop, every time: exit 0", async () => {
+    const bin = await binaryPath();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const proc = Bun.spawn([bin, ...ARGS, "--http-addr", "127.0.0.1:0"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const reader = proc.stdout.getReader();
+      let out = "";
+      while (!out.includes("tasklane listening")) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      proc.kill("SIGTERM");
+      const stderr = await new Response(proc.stderr).text();
+      const code = await proc.exited;
+      outcomes.push(`exit ${code} signal ${proc.signalCode} ${stderr.includes('"msg":"tasklane stopped"') ? "stopped" : "no stop line"}`);
+    }
+    expect(outcomes).toEqual(Array(20).fill("exit 0 signal null stopped"));
+  });
+
+  test("a second agent on an HTTP port in use exits 1 naming the flag and the address; the first keeps serving", async () => {
+    await using first = await startBinary();
+    const addr = first.url.replace("http://", "");
+    const bin = await binaryPath();
+    const second = Bun.spawn([bin, ...ARGS, "--http-addr", addr], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => second.kill("SIGKILL"), 10_000);
+    const [code, stderr] = await Promise.all([second.exited, new Response(second.stderr).text()]);
+    clearTimeout(timer);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`tasklane: cannot start: --http-addr cannot listen on ${addr}: EADDRINUSE`);
+    // Every request still reaches the first agent (with SO_REUSEPORT the kernel would split them).
+    const pids = new Set<number>();
+    for (let i = 0; i < 20; i++) pids.add(((await (await fetch(`${first.url}/api/v1/info`)).json()) as { pid: number }).pid);
+    expect([...pids]).toEqual([first.proc.pid]);
+  });
+});
