@@ -101,6 +101,8 @@ export function wsMessage(rec: WatchRecord): Record<string, unknown> {
 function errorBody(err: AgentError): Response {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (err.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
+  // RFC 6750 §3: a 401 names the scheme the client should use.
+  if (err.code === "Unauthenticated") headers["www-authenticate"] = 'Bearer realm="tasklane"';
   return new Response(JSON.stringify({ error: err.code, message: err.message }), { status: httpStatusOf(err.code), headers });
 }
 

@@ -99,6 +99,12 @@ describe("REST auth on every route", () => {
     });
   });
 
+  test("a 401 names the scheme (RFC 6750): WWW-Authenticate: Bearer", async () => {
+    const res = await a.request("GET", "/api/v1/tasks");
+    await res.body?.cancel();
+    expect({ status: res.status, scheme: res.headers.get("www-authenticate") }).toEqual({ status: 401, scheme: 'Bearer realm="tasklane"' });
+  });
+
   test("an unauthenticated body is never parsed: malformed JSON still gets 401", async () => {
     const res = await a.json("POST", "/api/v1/tasks", "{not json", {});
     expect(res.status).toBe(401);
