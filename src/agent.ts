@@ -319,7 +319,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         // Not ready first (HTTP /readyz 503, gRPC health NOT_SERVING), then stop work.
         ready = false;
         grpc?.setServing(false);
-        logger.info("tasklane stopping");
+        // A start refused before the store opened (a config mistake) has its one-line error and nothing to report.
+        const opened = store !== undefined;
+        if (opened) logger.info("tasklane stopping");
         // gRPC streams end UNAVAILABLE and pending gRPC waits answer the task as it is; reads and
         // health go on being answered until the end (the close below waits ≤ 1 s for the last answers).
         grpc?.endCalls();
@@ -338,7 +340,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
         await grpc?.close(1000);
-        logger.info("tasklane stopped");
+        if (opened) logger.info("tasklane stopped");
       })();
       return stopping;
     },

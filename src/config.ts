@@ -5,6 +5,7 @@
  * the value; `main.ts` prints it and exits with status 2.
  */
 import { availableParallelism } from "node:os";
+import { endpointKindOf, parseControlPlaneUrl } from "./fleet/control-plane-url.ts";
 import { VERSION } from "./version.ts";
 
 export type LogFormat = "json" | "text";
@@ -47,8 +48,11 @@ export interface Config {
   taskEnv: Record<string, string>;
 }
 
-/** Variables that never reach a task's environment. */
-export const SECRET_ENV: ReadonlySet<string> = new Set(["TASKLANE_ADMIN_TOKEN", "TASKLANE_TOKEN", "TASKLANE_CONTROL_PLANE_TOKEN"]);
+/**
+ * Variables that never reach a task's environment: the tokens, and the
+ * control-plane URL, which may carry a password (`https://user:pass@host`).
+ */
+export const SECRET_ENV: ReadonlySet<string> = new Set(["TASKLANE_ADMIN_TOKEN", "TASKLANE_TOKEN", "TASKLANE_CONTROL_PLANE_TOKEN", "TASKLANE_CONTROL_PLANE"]);
 
 /** A configuration mistake; `message` is one line naming the flag. */
 export class ConfigError extends Error {
@@ -65,7 +69,24 @@ interface OptionDef {
   def?: string;
   values?: readonly string[];
   min?: number;
+  /**
+   * Largest value (ms for durations, bytes for sizes) of `int`, `duration`
+   * and `bytes` options; without it, the largest exact integer. Anything
+   * handed to `setTimeout` must stay below 2^31 ms, or it fires at once.
+   */
+  max?: number;
+  /** Extra check of a `string` value; throws an `Error` whose message starts with `source`. */
+  check?: (value: string, source: string) => unknown;
+  /** Only meaningful with `--control-plane`: refused without it. */
+  fleet?: boolean;
 }
+
+/** Largest `--kill-grace-ms`: the bound of a task's own `killGraceMs`. */
+export const MAX_KILL_GRACE_MS = 600_000;
+/** Largest `--heartbeat`: 1 h, so its timer and the announced `heartbeatIntervalS` (int32) stay in range. */
+export const MAX_HEARTBEAT_MS = 3_600_000;
+/** Largest `--max-concurrent`: beyond any process table, and within the uint32 of gRPC `Info.max_concurrent`. */
+export const MAX_CONCURRENT = 1_000_000;
 
 const cpus = availableParallelism();
 
@@ -74,12 +95,12 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--http-addr", env: "TASKLANE_HTTP_ADDR", key: "httpAddr", kind: "addr", def: "127.0.0.1:8080", help: "REST/SSE listen address (port 0 = pick a free one)" },
   { flag: "--grpc-addr", env: "TASKLANE_GRPC_ADDR", key: "grpcAddr", kind: "addr", def: "127.0.0.1:50051", help: "gRPC listen address (port 0 = pick a free one)" },
   { flag: "--data-dir", env: "TASKLANE_DATA_DIR", key: "dataDir", kind: "string", def: "./tasklane-data", help: "embedded store directory, or :memory: for no persistence" },
-  { flag: "--max-concurrent", env: "TASKLANE_MAX_CONCURRENT", key: "maxConcurrent", kind: "int", def: String(4 * cpus), min: 1, help: "tasks running at once (default 4 x CPUs)" },
+  { flag: "--max-concurrent", env: "TASKLANE_MAX_CONCURRENT", key: "maxConcurrent", kind: "int", def: String(4 * cpus), min: 1, max: MAX_CONCURRENT, help: "tasks running at once (default 4 x CPUs, at most 1000000)" },
   { flag: "--max-queue", env: "TASKLANE_MAX_QUEUE", key: "maxQueuePerSlot", kind: "int", def: "1000", min: 1, help: "queued tasks per slot; beyond it submit answers 503" },
   { flag: "--log-retain", env: "TASKLANE_LOG_RETAIN", key: "logRetain", kind: "int", def: "1000", min: 1, help: "log events kept per task" },
   { flag: "--log-retain-bytes", env: "TASKLANE_LOG_RETAIN_BYTES", key: "logRetainBytes", kind: "bytes", def: "4MiB", min: 1024, help: "log bytes kept per task" },
   { flag: "--max-line", env: "TASKLANE_MAX_LINE", key: "maxLineBytes", kind: "bytes", def: "16KiB", min: 16, help: "longer output lines are cut and marked" },
-  { flag: "--kill-grace-ms", env: "TASKLANE_KILL_GRACE_MS", key: "killGraceMs", kind: "int", def: "5000", min: 0, help: "default SIGTERM -> SIGKILL grace" },
+  { flag: "--kill-grace-ms", env: "TASKLANE_KILL_GRACE_MS", key: "killGraceMs", kind: "int", def: "5000", min: 0, max: MAX_KILL_GRACE_MS, help: "default SIGTERM -> SIGKILL grace in ms (at most 600000)" },
   { flag: "--spawn-on", env: "TASKLANE_SPAWN_ON", key: "spawnOn", kind: "enum", def: "main", values: ["main", "thread"], help: "spawn tasks and read their output on the main thread, or on a runner thread" },
   { flag: "--task-ttl", env: "TASKLANE_TASK_TTL", key: "taskTtlMs", kind: "duration", def: "24h", help: "terminal tasks are swept after this long" },
   { flag: "--max-tasks", env: "TASKLANE_MAX_TASKS", key: "maxTasks", kind: "int", def: "10000", min: 1, help: "terminal tasks kept (oldest swept first)" },
@@ -91,11 +112,11 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--tls-cert", env: "TASKLANE_TLS_CERT", key: "tlsCert", kind: "string", help: "PEM certificate for HTTP and gRPC" },
   { flag: "--tls-key", env: "TASKLANE_TLS_KEY", key: "tlsKey", kind: "string", help: "PEM private key for HTTP and gRPC" },
   { flag: "--resource-limits", env: "TASKLANE_RESOURCE_LIMITS", key: "resourceLimits", kind: "enum", def: "strict", values: ["strict", "best-effort"], help: "reject (strict) or accept (best-effort) limits that cannot be enforced" },
-  { flag: "--control-plane", env: "TASKLANE_CONTROL_PLANE", key: "controlPlane", kind: "string", help: "solti control plane URL (http(s):// or grpc://) to send heartbeats to" },
-  { flag: "--advertise", env: "TASKLANE_ADVERTISE", key: "advertise", kind: "string", help: "URL the control plane should use to reach this agent" },
-  { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", help: "agent id (default: generated once, kept in the data dir)" },
-  { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", help: "agent name (default: hostname)" },
-  { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", help: "heartbeat interval" },
+  { flag: "--control-plane", env: "TASKLANE_CONTROL_PLANE", key: "controlPlane", kind: "string", check: parseControlPlaneUrl, help: "solti control plane URL (http(s):// or grpc://) to send heartbeats to" },
+  { flag: "--advertise", env: "TASKLANE_ADVERTISE", key: "advertise", kind: "string", check: endpointKindOf, fleet: true, help: "URL the control plane should use to reach this agent" },
+  { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", fleet: true, help: "agent id (default: generated once, kept in the data dir)" },
+  { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", fleet: true, help: "agent name (default: hostname)" },
+  { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", max: MAX_HEARTBEAT_MS, fleet: true, help: "heartbeat interval (at most 1h)" },
 ];
 
 const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -128,27 +149,45 @@ function parseAddr(text: string): { host: string; port: number } | undefined {
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
+/** `3600000` → `1h`, `90000` → `90s`: a maximum shown the way durations are written. */
+function showDuration(ms: number): string {
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 function convert(def: OptionDef, raw: string, source: string): unknown {
   const bad = (why: string) => new ConfigError(`${source}: ${why}, got ${JSON.stringify(raw)}`);
+  const max = def.max ?? Number.MAX_SAFE_INTEGER;
   switch (def.kind) {
     case "string":
       if (raw === "") throw bad("must not be empty");
+      try {
+        def.check?.(raw, source);
+      } catch (err) {
+        // The check's message names the source and shows the value without credentials.
+        throw new ConfigError(err instanceof Error ? err.message : String(err));
+      }
       return raw;
     case "int": {
       if (!/^\d+$/.test(raw)) throw bad("must be a whole number");
       const n = Number(raw);
       if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}`);
+      if (n > max) throw bad(`must be at most ${max}`);
       return n;
     }
     case "duration": {
       const n = parseDuration(raw);
       if (n === undefined || n <= 0) throw bad("must be a positive duration like 30s, 5m, 24h or milliseconds");
+      if (n > max) throw bad(`must be at most ${showDuration(max)}`);
       return n;
     }
     case "bytes": {
       const n = parseBytes(raw);
       if (n === undefined) throw bad("must be a size like 16384, 16KiB or 4MiB");
       if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min} bytes`);
+      if (n > max) throw bad(`must be at most ${max} bytes`);
       return n;
     }
     case "addr": {
@@ -157,7 +196,9 @@ function convert(def: OptionDef, raw: string, source: string): unknown {
       return a;
     }
     case "bool":
-      if (["true", "1", "yes", ""].includes(raw)) return true;
+      // A bare flag means true; an empty value (`--insecure-no-auth=`, an unset
+      // template variable) is a mistake, not a yes.
+      if (["true", "1", "yes"].includes(raw)) return true;
       if (["false", "0", "no"].includes(raw)) return false;
       throw bad("must be true or false");
     case "enum":
@@ -172,10 +213,15 @@ function convert(def: OptionDef, raw: string, source: string): unknown {
  */
 export function parseConfig(argv: readonly string[], env: Record<string, string | undefined>): Readonly<Config> {
   const values = new Map<keyof Config, unknown>();
+  /** Where each value the operator gave came from (flag or env variable); defaults are not in it. */
+  const given = new Map<keyof Config, string>();
   for (const def of OPTIONS) {
     if (def.def !== undefined) values.set(def.key, convert(def, def.def, def.flag));
     const e = env[def.env];
-    if (e !== undefined && e !== "") values.set(def.key, convert(def, e, def.env));
+    if (e !== undefined && e !== "") {
+      values.set(def.key, convert(def, e, def.env));
+      given.set(def.key, def.env);
+    }
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -192,11 +238,24 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       raw = next;
     }
     values.set(def.key, convert(def, raw, def.flag));
+    given.set(def.key, def.flag);
+  }
+  if (!values.has("controlPlane")) {
+    const ignored = OPTIONS.find((o) => o.fleet && given.has(o.key));
+    if (ignored) throw new ConfigError(`${given.get(ignored.key)} has no effect without --control-plane (or TASKLANE_CONTROL_PLANE); set one, or remove it`);
   }
   const adminToken = env.TASKLANE_ADMIN_TOKEN;
-  if (adminToken) values.set("adminToken", adminToken);
+  if (adminToken !== undefined) values.set("adminToken", adminToken); // set but empty is an error (auth-config.ts), not "auth off"
   const controlPlaneToken = env.TASKLANE_CONTROL_PLANE_TOKEN;
-  if (controlPlaneToken) values.set("controlPlaneToken", controlPlaneToken);
+  if (controlPlaneToken) {
+    // Visible ASCII only: anything else cannot travel in an `Authorization` header or gRPC metadata.
+    if (!/^[\x21-\x7e]+$/.test(controlPlaneToken)) {
+      throw new ConfigError(
+        "TASKLANE_CONTROL_PLANE_TOKEN: contains characters not allowed in an HTTP header (only visible ASCII: no spaces, line breaks, control or non-ASCII characters); fix it (the value is not shown)",
+      );
+    }
+    values.set("controlPlaneToken", controlPlaneToken);
+  }
   const taskEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.has(k)) taskEnv[k] = v;
   values.set("taskEnv", Object.freeze(taskEnv));

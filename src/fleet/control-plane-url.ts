@@ -1,6 +1,8 @@
 /**
  * `--control-plane` and `--advertise` URLs: which transport they mean and how
- * they are shown in logs and `/api/v1/info` (without credentials).
+ * they are shown in logs and `/api/v1/info` (without credentials). This is the
+ * one place their rules live; `config.ts` calls these functions at start-up so
+ * a bad URL stops the agent before anything is opened.
  */
 
 /** Where heartbeats go. */
@@ -24,12 +26,44 @@ export type ControlPlaneTarget =
 /** Path of the solti discovery route on an HTTP control plane. */
 export const SYNC_PATH = "/api/v1/discovery/sync";
 
-function parse(flag: string, url: string): URL {
+/** Longest host name DNS can carry, and longest label in it (RFC 1035). */
+const MAX_HOST = 253;
+const MAX_LABEL = 63;
+
+/** Longest part of a URL echoed in an error message. */
+const MAX_SHOWN = 200;
+
+/**
+ * The raw value for error messages: user info and any query or fragment
+ * (where credentials hide) replaced, and cut to `MAX_SHOWN` characters. A
+ * password must not reach stderr or the journal.
+ */
+function shown(url: string): string {
+  const safe = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@").replace(/([?#])[^]*$/, "$1…");
+  return JSON.stringify(safe.length > MAX_SHOWN ? `${safe.slice(0, MAX_SHOWN)}…` : safe);
+}
+
+/**
+ * Parse and check the parts every URL here needs: `scheme://host…` written
+ * out (the WHATWG parser "repairs" `http:host` and `http:///host`), and a
+ * host DNS can carry.
+ */
+function parse(source: string, url: string, schemes: readonly string[], schemeError: string): URL {
+  let u: URL;
   try {
-    return new URL(url);
+    u = new URL(url);
   } catch {
-    throw new Error(`${flag}: not a URL, got ${JSON.stringify(url)}`);
+    throw new Error(`${source}: not a URL, got ${shown(url)}`);
   }
+  if (!schemes.includes(u.protocol)) throw new Error(`${source}: ${schemeError}, got ${shown(url)}`);
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]/i.test(url)) throw new Error(`${source}: must be scheme://host[:port][/path], got ${shown(url)}`);
+  if (!u.hostname) throw new Error(`${source}: missing host, got ${shown(url)}`);
+  const host = u.hostname.replace(/\.$/, "");
+  if (!host.startsWith("[")) {
+    if (host.length > MAX_HOST) throw new Error(`${source}: host name longer than ${MAX_HOST} characters, got ${shown(url)}`);
+    if (host.split(".").some((label) => label.length > MAX_LABEL)) throw new Error(`${source}: a host name label is longer than ${MAX_LABEL} characters, got ${shown(url)}`);
+  }
+  return u;
 }
 
 function redact(u: URL): string {
@@ -40,33 +74,38 @@ function redact(u: URL): string {
 }
 
 /**
- * Parse `--control-plane`: `http(s)://host[:port][/prefix]` (heartbeats are
- * posted to `{prefix}/api/v1/discovery/sync`; a URL that already ends in that
- * path is used as is) or `grpc://host:port` / `grpcs://host[:port]`
- * (`solti.discover.v1.DiscoverService/Sync`). Throws an `Error` naming the flag.
+ * Parse `--control-plane`: `http(s)://[user:pass@]host[:port][/prefix]`
+ * (heartbeats are posted to `{prefix}/api/v1/discovery/sync`; a URL that
+ * already ends in that path is used as is) or `grpc://host:port` /
+ * `grpcs://host[:port]` (`solti.discover.v1.DiscoverService/Sync`; no user
+ * info: use TASKLANE_CONTROL_PLANE_TOKEN). A query or fragment is refused: it
+ * would not be sent. Throws an `Error` whose message starts with `source`
+ * (the flag or the environment variable the value came from) and never
+ * shows user info.
  */
-export function parseControlPlaneUrl(url: string): ControlPlaneTarget {
-  const u = parse("--control-plane", url);
+export function parseControlPlaneUrl(url: string, source = "--control-plane"): ControlPlaneTarget {
+  const u = parse(source, url, ["http:", "https:", "grpc:", "grpcs:"], "scheme must be http://, https://, grpc:// or grpcs://");
+  if (/[?#]/.test(url)) {
+    throw new Error(`${source}: must not have a query (?…) or fragment (#…), which would not be sent; put a prefix in the path instead, got ${shown(url)}`);
+  }
   switch (u.protocol) {
     case "http:":
     case "https:": {
       const sync = new URL(u.href);
-      sync.search = "";
-      sync.hash = "";
       const base = sync.pathname.replace(/\/+$/, "");
       sync.pathname = base.endsWith(SYNC_PATH) ? base : base + SYNC_PATH;
       return { transport: "http", display: redact(u), syncUrl: sync.href };
     }
-    case "grpc:":
-    case "grpcs:": {
+    default: {
       const tls = u.protocol === "grpcs:";
-      if (!u.hostname) throw new Error(`--control-plane: missing host, got ${JSON.stringify(url)}`);
+      const scheme = tls ? "grpcs://" : "grpc://";
+      if (u.username || u.password || url.slice(scheme.length).split("/")[0]!.includes("@")) {
+        throw new Error(`${source}: ${scheme} cannot carry user info (user:pass@); set TASKLANE_CONTROL_PLANE_TOKEN for a bearer token, got ${shown(url)}`);
+      }
       const port = u.port || (tls ? "443" : "");
-      if (!port) throw new Error(`--control-plane: grpc:// needs a port (grpc://host:port), got ${JSON.stringify(url)}`);
+      if (!port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
       return { transport: "grpc", display: redact(u), address: `${u.hostname}:${port}`, tls };
     }
-    default:
-      throw new Error(`--control-plane: scheme must be http://, https://, grpc:// or grpcs://, got ${JSON.stringify(url)}`);
   }
 }
 
@@ -74,12 +113,11 @@ export function parseControlPlaneUrl(url: string): ControlPlaneTarget {
 export type EndpointKind = "grpc" | "http";
 
 /**
- * Check `--advertise` and tell its transport from the scheme:
- * `grpc://`/`grpcs://` → gRPC, `http://`/`https://` → HTTP. Throws naming the flag.
+ * Check `--advertise` (`scheme://host…`, a host DNS can carry) and tell its
+ * transport from the scheme: `grpc://`/`grpcs://` → gRPC, `http://`/`https://`
+ * → HTTP. Throws an `Error` whose message starts with `source`.
  */
-export function endpointKindOf(url: string): EndpointKind {
-  const u = parse("--advertise", url);
-  if (u.protocol === "grpc:" || u.protocol === "grpcs:") return "grpc";
-  if (u.protocol === "http:" || u.protocol === "https:") return "http";
-  throw new Error(`--advertise: scheme must be grpc://, grpcs://, http:// or https://, got ${JSON.stringify(url)}`);
+export function endpointKindOf(url: string, source = "--advertise"): EndpointKind {
+  const u = parse(source, url, ["grpc:", "grpcs:", "http:", "https:"], "scheme must be grpc://, grpcs://, http:// or https://");
+  return u.protocol === "grpc:" || u.protocol === "grpcs:" ? "grpc" : "http";
 }

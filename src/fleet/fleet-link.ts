@@ -51,9 +51,10 @@ export interface FleetLinkOptions {
 }
 
 /**
- * `undefined` without `--control-plane`. Otherwise validates the URLs
- * (throws an `Error` naming the flag), resolves the persistent agent id and
- * prepares the heartbeat; nothing is sent until `start()`.
+ * `undefined` without `--control-plane`. Otherwise parses the URLs (already
+ * checked by `parseConfig`; a config built by hand still throws an `Error`
+ * naming the flag), resolves the persistent agent id and prepares the
+ * heartbeat; nothing is sent until `start()`.
  */
 export function createFleetLink(opts: FleetLinkOptions): FleetLink | undefined {
   const { config } = opts;

@@ -6,7 +6,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
 import { DiscoverService, SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../gen/solti/discover/v1/discovery_pb.ts";
-import { SyncFailure, type SyncTransport } from "./sync-transport.ts";
+import { clipDetail, SyncFailure, type SyncTransport } from "./sync-transport.ts";
 
 export interface GrpcSyncTransportOptions {
   /** `host:port`. */
@@ -71,5 +71,5 @@ function describe(err: ServiceError | null): string {
   if (!err) return "empty response";
   const name = Status[err.code] ?? String(err.code);
   const hint = err.code === Status.UNAUTHENTICATED || err.code === Status.PERMISSION_DENIED ? " (check TASKLANE_CONTROL_PLANE_TOKEN)" : "";
-  return `gRPC ${name}${hint}: ${err.details}`;
+  return `gRPC ${name}${hint}: ${clipDetail(err.details)}`;
 }

@@ -8,7 +8,22 @@ import type { SyncRequest, SyncResponse } from "../gen/solti/discover/v1/discove
 import type { Logger } from "../observability/logger.ts";
 import { backoffDelay } from "../tasks/backoff.ts";
 import type { Backoff } from "../tasks/model.ts";
-import { SyncFailure, type SyncTransport } from "./sync-transport.ts";
+import { clipDetail, SyncFailure, type SyncTransport } from "./sync-transport.ts";
+
+/**
+ * Longest wait a control plane can ask for (`retryAfterS`, HTTP
+ * `Retry-After`): 1 h. Longer asks are cut to it, so a control plane cannot
+ * silence an agent for days, and no delay nears the timer limit.
+ */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** `setTimeout` fires at once for a delay of 2^31 ms or more; no delay may reach it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A control plane's ask (seconds) in ms, cut to `MAX_RETRY_AFTER_MS`; 0 when it asked nothing. */
+function asked(retryAfterS: number): number {
+  return retryAfterS > 0 ? Math.min(retryAfterS * 1000, MAX_RETRY_AFTER_MS) : 0;
+}
 
 /** `connecting` until the first answer; then `up` after a success, `down` after a failure. */
 export type LinkStateName = "connecting" | "up" | "down";
@@ -92,12 +107,15 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
 
   const schedule = (ms: number) => {
     if (closed) return;
-    timer = timers.setTimeout(() => {
-      timer = undefined;
-      inFlight = beat().finally(() => {
-        inFlight = undefined;
-      });
-    }, ms);
+    timer = timers.setTimeout(
+      () => {
+        timer = undefined;
+        inFlight = beat().finally(() => {
+          inFlight = undefined;
+        });
+      },
+      Math.min(Math.max(0, ms), MAX_TIMER_MS),
+    );
   };
 
   const succeeded = (res: SyncResponse): number => {
@@ -107,7 +125,8 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
     const after = link.consecutiveFailures;
     link.consecutiveFailures = 0;
     if (prev !== "up") opts.logger?.info("control plane link up", { url: link.url, transport: link.transport, ...(after > 0 ? { failedAttempts: after } : {}) });
-    return res.retryAfterS > 0 ? res.retryAfterS * 1000 : opts.intervalMs;
+    // "At least that long": an ask shorter than the interval does not speed the heartbeat up.
+    return Math.max(opts.intervalMs, asked(res.retryAfterS));
   };
 
   const failed = (err: unknown): number => {
@@ -119,8 +138,8 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
     link.consecutiveFailures++;
     if (prev !== "down") opts.logger?.warn("control plane link down; retrying with backoff, local work continues", { url: link.url, transport: link.transport, error: message });
     const wait = backoffDelay(policy, link.consecutiveFailures - 1, random);
-    const asked = err instanceof SyncFailure ? (err.retryAfterMs ?? 0) : 0;
-    return Math.max(wait, asked);
+    const retryAfterMs = err instanceof SyncFailure ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+    return Math.max(wait, retryAfterMs);
   };
 
   async function beat(): Promise<void> {
@@ -133,7 +152,7 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
       if (closed) return;
       next = res.success
         ? succeeded(res)
-        : failed(new SyncFailure(`refused: ${res.reason || "no reason given"}`, res.retryAfterS > 0 ? res.retryAfterS * 1000 : undefined));
+        : failed(new SyncFailure(`refused: ${clipDetail(res.reason) || "no reason given"}`, asked(res.retryAfterS) || undefined));
     } catch (err) {
       if (closed) return;
       next = failed(err);

@@ -1,11 +1,14 @@
 /**
  * Heartbeats over HTTP: `POST {control-plane}/api/v1/discovery/sync` with the
  * proto3-JSON form of `SyncRequest` (every field present), answered by a
- * proto3-JSON `SyncResponse`.
+ * proto3-JSON `SyncResponse`. Redirects are not followed (a followed 301/302
+ * turns the POST into a bodiless GET), and an answer is read up to
+ * `MAX_ANSWER_BYTES`, so a control plane can neither lose heartbeats silently
+ * nor fill the agent's memory.
  */
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { SyncRequestSchema, SyncResponseSchema } from "../gen/solti/discover/v1/discovery_pb.ts";
-import { SyncFailure, type SyncTransport } from "./sync-transport.ts";
+import { clipDetail, SyncFailure, type SyncTransport } from "./sync-transport.ts";
 
 export interface HttpSyncTransportOptions {
   /** Full URL of the sync route. */
@@ -15,7 +18,8 @@ export interface HttpSyncTransportOptions {
   fetch?: typeof fetch;
 }
 
-const MAX_DETAIL = 200;
+/** Largest answer read: a SyncResponse is a few dozen bytes; 64 KiB leaves room for any error page worth reading. */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** Create the HTTP transport. Nothing is sent until `sync`. */
 export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTransport {
@@ -30,9 +34,14 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
       let res: Response;
       let text: string;
       try {
-        res = await doFetch(opts.syncUrl, { method: "POST", headers, body, signal });
-        text = await res.text();
+        res = await doFetch(opts.syncUrl, { method: "POST", headers, body, signal, redirect: "manual" });
+        if ((res.status >= 300 && res.status < 400) || res.type === "opaqueredirect") {
+          void res.body?.cancel().catch(() => {});
+          throw new SyncFailure(redirectMessage(res, opts.syncUrl));
+        }
+        text = await readCapped(res, MAX_ANSWER_BYTES);
       } catch (err) {
+        if (err instanceof SyncFailure) throw err;
         throw new SyncFailure(signal.aborted ? reasonOf(signal.reason) : `unreachable: ${reasonOf(err)}`);
       }
       const json = parseJson(text);
@@ -46,11 +55,57 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
       try {
         return fromJson(SyncResponseSchema, json, { ignoreUnknownFields: true });
       } catch (err) {
-        throw new SyncFailure(`invalid SyncResponse: ${reasonOf(err)}`);
+        // The decoder's message may echo the offending value.
+        throw new SyncFailure(`invalid SyncResponse: ${clipDetail(reasonOf(err))}`);
       }
     },
     close() {},
   };
+}
+
+/**
+ * The body as text, refusing a `content-length` above `max` before reading
+ * and cancelling the read once more than `max` bytes arrived.
+ */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const tooLarge = () => new SyncFailure(`HTTP ${res.status}: answer larger than ${max} bytes`);
+  const declared = Number(res.headers.get("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > max) {
+    void res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      void reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks, size));
+}
+
+/** `HTTP 302 redirect to <Location>: …`; the Location resolved against the sync URL, without user info. */
+function redirectMessage(res: Response, syncUrl: string): string {
+  const location = res.headers.get("location");
+  let where = "";
+  if (location !== null) {
+    try {
+      const u = new URL(location, syncUrl);
+      u.username = "";
+      u.password = "";
+      where = ` to ${clipDetail(u.href)}`;
+    } catch {
+      where = ` to ${JSON.stringify(clipDetail(location))}`;
+    }
+  }
+  return `HTTP ${res.status} redirect${where}: redirects are not followed, set --control-plane to the final URL`;
 }
 
 function parseJson(text: string): JsonValue | undefined {
@@ -66,12 +121,11 @@ function statusHint(status: number): string {
 }
 
 function detailOf(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  if (!line) return "";
-  return `: ${line.length > MAX_DETAIL ? `${line.slice(0, MAX_DETAIL)}…` : line}`;
+  const line = clipDetail(text);
+  return line ? `: ${line}` : "";
 }
 
-/** `Retry-After: <seconds>` (an HTTP date is honoured too). */
+/** `Retry-After: <seconds>` (an HTTP date is honoured too). The heartbeat caps what it honours. */
 function retryAfterHeader(value: string | null): number | undefined {
   if (value === null) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;

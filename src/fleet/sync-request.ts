@@ -10,6 +10,9 @@ import type { EndpointKind } from "./control-plane-url.ts";
 /** Agent API version announced to the control plane (solti.v1). */
 export const AGENT_API_VERSION = 1;
 
+/** `heartbeat_interval_s` is an int32; `--heartbeat` is bounded well below, this is a last guard. */
+const INT32_MAX = 2 ** 31 - 1;
+
 /** Optional solti v1 features this agent offers, as announced in heartbeats. */
 export const SYNC_CAPABILITIES: readonly string[] = ["task_runs", "task_delete"];
 
@@ -51,7 +54,7 @@ export interface SyncRequestInput {
 /**
  * A function producing a fresh `SyncRequest` per heartbeat (`ts` and
  * `uptimeSeconds` move, everything else is fixed). `heartbeatIntervalS` is the
- * interval rounded up to whole seconds, at least 1.
+ * interval rounded up to whole seconds, at least 1 (and within int32).
  */
 export function createSyncRequestBuilder(input: SyncRequestInput): () => SyncRequest {
   const clock = input.clock ?? Date.now;
@@ -65,7 +68,7 @@ export function createSyncRequestBuilder(input: SyncRequestInput): () => SyncReq
     metadata: { ...input.metadata },
     endpointType: input.endpointKind === "grpc" ? EndpointType.GRPC : EndpointType.HTTP,
     apiVersion: AGENT_API_VERSION,
-    heartbeatIntervalS: Math.max(1, Math.ceil(input.heartbeatMs / 1000)),
+    heartbeatIntervalS: Math.min(Math.max(1, Math.ceil(input.heartbeatMs / 1000)), INT32_MAX),
     capabilities: [...SYNC_CAPABILITIES],
   };
   return () => {

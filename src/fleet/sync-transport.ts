@@ -29,3 +29,18 @@ export class SyncFailure extends Error {
     super(message);
   }
 }
+
+/** Longest piece of control-plane text (a refusal reason, an error body) kept in `lastError` and logs. */
+export const MAX_DETAIL = 200;
+
+/**
+ * Control-plane text fit for one log line: whitespace runs collapsed to one
+ * space, cut to `MAX_DETAIL` characters with "…". A control plane's answer
+ * must not flood the journal or `/api/v1/info`.
+ */
+export function clipDetail(text: string): string {
+  // Only the head is looked at: a multi-megabyte reason costs no more than a short one.
+  const head = text.length > 4 * MAX_DETAIL ? text.slice(0, 4 * MAX_DETAIL) : text;
+  const line = head.replace(/\s+/g, " ").trim();
+  return line.length > MAX_DETAIL || head.length < text.length ? `${line.slice(0, MAX_DETAIL)}…` : line;
+}

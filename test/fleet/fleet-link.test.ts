@@ -7,9 +7,10 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { hostname, release, tmpdir, type } from "node:os";
 import { join } from "node:path";
-import { startAgent, commandSpec, type TestAgent } from "../helpers/start-agent.ts";
+import { startAgent, bashSpec, commandSpec, type TestAgent } from "../helpers/start-agent.ts";
+import { submitOk, waitForLine } from "../helpers/task-control.ts";
 import { captureLogs } from "./capture-logger.ts";
-import { TRANSPORTS, type FakeControlPlane, type Recorded } from "./fake-control-plane.ts";
+import { startHttpControlPlane, TRANSPORTS, type FakeControlPlane, type Recorded } from "./fake-control-plane.ts";
 
 const HEARTBEAT = "50ms";
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -210,6 +211,19 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+test("a control-plane URL with user info from TASKLANE_CONTROL_PLANE does not reach tasks", async () => {
+  await using cp = await startHttpControlPlane();
+  const withCreds = cp.url.replace("http://", "http://bob:URLSECRET@");
+  await using a = await startAgent({
+    args: ["--heartbeat", HEARTBEAT],
+    env: { TASKLANE_CONTROL_PLANE: withCreds, TASKLANE_CONTROL_PLANE_TOKEN: "cp-secret", TASKLANE_VISIBLE: "yes" },
+  });
+  await cp.request(1); // the agent did join with it
+  const { id } = await submitOk(a, bashSpec('echo "cp=${TASKLANE_CONTROL_PLANE-unset} token=${TASKLANE_CONTROL_PLANE_TOKEN-unset} visible=${TASKLANE_VISIBLE-unset}"'));
+  expect(await waitForLine(a, id, (l) => l.startsWith("cp="))).toBe("cp=unset token=unset visible=yes");
+  expect(await controlPlaneInfo(a)).toMatchObject({ url: cp.url });
+});
 
 test("a bad --control-plane URL fails start-up naming the flag", async () => {
   await expect(startAgent({ args: ["--control-plane", "ftp://cp.example"] })).rejects.toThrow(

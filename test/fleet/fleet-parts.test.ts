@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { AGENT_ID_META_KEY, resolveAgentId } from "../../src/fleet/agent-id.ts";
 import { endpointKindOf, parseControlPlaneUrl } from "../../src/fleet/control-plane-url.ts";
 import { defaultEndpoint } from "../../src/fleet/fleet-link.ts";
-import { archName, platformName } from "../../src/fleet/sync-request.ts";
+import { archName, createSyncRequestBuilder, platformName } from "../../src/fleet/sync-request.ts";
 
 describe("parseControlPlaneUrl", () => {
   test("http(s) URLs post to {prefix}/api/v1/discovery/sync; credentials never shown", () => {
@@ -31,7 +31,56 @@ describe("parseControlPlaneUrl", () => {
   });
 
   test("the advertised scheme gives the endpoint type", () => {
-    expect(["grpc://a:1", "grpcs://a", "http://a", "https://a"].map(endpointKindOf)).toEqual(["grpc", "grpc", "http", "http"]);
+    expect(["grpc://a:1", "grpcs://a", "http://a", "https://a"].map((u) => endpointKindOf(u))).toEqual(["grpc", "grpc", "http", "http"]);
+  });
+
+  test("messages name the source the value came from (flag or environment variable)", () => {
+    expect(() => parseControlPlaneUrl("ftp://x", "TASKLANE_CONTROL_PLANE")).toThrow('TASKLANE_CONTROL_PLANE: scheme must be http://, https://, grpc:// or grpcs://, got "ftp://x"');
+    expect(() => endpointKindOf("ftp://x", "TASKLANE_ADVERTISE")).toThrow('TASKLANE_ADVERTISE: scheme must be grpc://, grpcs://, http:// or https://, got "ftp://x"');
+  });
+
+  test("a query or fragment is refused, not silently dropped (nor shown in logs)", () => {
+    const why = "--control-plane: must not have a query (?…) or fragment (#…), which would not be sent; put a prefix in the path instead";
+    // The query is not echoed either: it may hold a credential.
+    expect(() => parseControlPlaneUrl("http://cp/tenant?api_key=QSECRET")).toThrow(`${why}, got "http://cp/tenant?…"`);
+    expect(() => parseControlPlaneUrl("https://cp/#frag")).toThrow(`${why}, got "https://cp/#…"`);
+    expect(() => parseControlPlaneUrl("http://cp/?")).toThrow(why);
+    expect(() => parseControlPlaneUrl("grpc://cp:1?x=1")).toThrow(why);
+  });
+
+  test("user info on grpc:// and grpcs:// is refused (it would be ignored); the password is never echoed", () => {
+    expect(() => parseControlPlaneUrl("grpc://alice:SECRETPW@127.0.0.1:9000")).toThrow(
+      '--control-plane: grpc:// cannot carry user info (user:pass@); set TASKLANE_CONTROL_PLANE_TOKEN for a bearer token, got "grpc://***@127.0.0.1:9000"',
+    );
+    expect(() => parseControlPlaneUrl("grpcs://alice@cp.example")).toThrow("--control-plane: grpcs:// cannot carry user info");
+    expect(() => parseControlPlaneUrl("grpc://@cp:1")).toThrow("--control-plane: grpc:// cannot carry user info");
+    for (const bad of ["ftp://u:SECRETPW@cp", "http://u:SECRETPW@cp/?q", "grpc://u:SECRETPW@cp:1"]) {
+      expect(() => parseControlPlaneUrl(bad)).toThrow();
+      expect(() => parseControlPlaneUrl(bad)).not.toThrow("SECRETPW");
+    }
+  });
+
+  test("forms the URL parser would repair are refused: scheme://host must be written out", () => {
+    const why = "--control-plane: must be scheme://host[:port][/path]";
+    expect(() => parseControlPlaneUrl("http:///api")).toThrow(`${why}, got "http:///api"`);
+    expect(() => parseControlPlaneUrl("http:cp.example")).toThrow(`${why}, got "http:cp.example"`);
+    expect(() => parseControlPlaneUrl("https:/cp.example")).toThrow(why);
+    expect(() => parseControlPlaneUrl("grpc://")).toThrow(why);
+    expect(() => endpointKindOf("http:edge-7")).toThrow('--advertise: must be scheme://host[:port][/path], got "http:edge-7"');
+    expect(parseControlPlaneUrl("HTTPS://CP.example:8443")).toMatchObject({ transport: "http", display: "https://cp.example:8443" });
+  });
+
+  test("host names DNS cannot carry are refused: over 253 characters, or a label over 63", () => {
+    const label63 = "a".repeat(63);
+    const host253 = [label63, label63, label63, "b".repeat(61)].join(".");
+    expect(host253).toHaveLength(253);
+    expect(parseControlPlaneUrl(`http://${host253}`)).toMatchObject({ transport: "http" });
+    expect(parseControlPlaneUrl(`http://${host253}.:1`)).toMatchObject({ transport: "http" }); // a trailing dot is the root, not a character
+    expect(() => parseControlPlaneUrl(`http://${host253}b`)).toThrow("--control-plane: host name longer than 253 characters");
+    expect(() => parseControlPlaneUrl(`http://${"a".repeat(64)}.example/`)).toThrow("--control-plane: a host name label is longer than 63 characters");
+    expect(() => parseControlPlaneUrl(`grpc://${"a".repeat(300)}:1`)).toThrow(`--control-plane: host name longer than 253 characters, got "grpc://${"a".repeat(193)}…"`);
+    expect(() => endpointKindOf(`grpc://${"a".repeat(64)}:1`)).toThrow("--advertise: a host name label is longer than 63 characters");
+    expect(parseControlPlaneUrl("grpc://[::1]:9000")).toMatchObject({ address: "[::1]:9000" });
   });
 });
 
@@ -58,4 +107,10 @@ test("agent id: configured wins and is not stored; otherwise generated once and 
   expect(resolveAgentId(store, undefined, gen)).toBe("id-1");
   expect(resolveAgentId(store, undefined, gen)).toBe("id-1");
   expect(meta.get(AGENT_ID_META_KEY)).toBe("id-1");
+});
+
+test("heartbeatIntervalS: the interval in whole seconds, at least 1, never past int32", () => {
+  const intervalS = (heartbeatMs: number) =>
+    createSyncRequestBuilder({ id: "a", name: "n", endpoint: "grpc://a:1", endpointKind: "grpc", startedAt: 0, heartbeatMs, metadata: {} })().heartbeatIntervalS;
+  expect([intervalS(250), intervalS(30_000), intervalS(30_001), intervalS(25_000 * 86_400_000)]).toEqual([1, 30, 31, 2 ** 31 - 1]);
 });

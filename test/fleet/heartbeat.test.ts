@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, test } from "bun:test";
 import { SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
-import { createHeartbeat, defaultSyncBackoff, type LinkState, type Timers } from "../../src/fleet/heartbeat.ts";
+import { createHeartbeat, defaultSyncBackoff, MAX_RETRY_AFTER_MS, MAX_TIMER_MS, type LinkState, type Timers } from "../../src/fleet/heartbeat.ts";
 import { SyncFailure, type SyncTransport } from "../../src/fleet/sync-transport.ts";
 import { backoffDelay } from "../../src/tasks/backoff.ts";
 import { captureLogs } from "./capture-logger.ts";
@@ -63,7 +63,7 @@ function scriptedTransport(script: Outcome[]) {
 const INTERVAL = 30_000;
 const TIMEOUT = 10_000;
 
-function setup(script: Outcome[]) {
+function setup(script: Outcome[], intervalMs = INTERVAL) {
   const t = manualTimers();
   const tr = scriptedTransport(script);
   const logs = captureLogs();
@@ -74,7 +74,7 @@ function setup(script: Outcome[]) {
     transport: tr.transport,
     request: () => create(SyncRequestSchema, { id: "a1" }),
     url: "http://cp.example",
-    intervalMs: INTERVAL,
+    intervalMs,
     clock: () => now++,
     random: () => 0.5,
     timers: t.timers,
@@ -154,6 +154,71 @@ describe("heartbeat loop", () => {
     s.hb.start();
     expect(await s.beat(0)).toMatchObject({ state: "down", lastError: "HTTP 429" });
     expect(s.t.delays()).toEqual([120_000]);
+    await s.hb.close();
+  });
+
+  test("an accepted beat asking for less than the interval does not speed the heartbeat up", async () => {
+    const s = setup([{ success: true, retryAfterS: 1 }, { success: true, retryAfterS: 30 }]);
+    s.hb.start();
+    await s.beat(0);
+    expect(s.t.delays()).toEqual([INTERVAL]); // at least the interval, not 1 s
+    await s.beat(INTERVAL);
+    expect(s.t.delays()).toEqual([INTERVAL]);
+    await s.hb.close();
+  });
+
+  test("retry-after asks are honoured up to 1 h; longer ones (up to int32 seconds) wait 1 h, never overflow the timer", async () => {
+    const INT32_MAX = 2 ** 31 - 1;
+    expect(MAX_RETRY_AFTER_MS).toBe(3_600_000);
+    const s = setup([
+      { success: true, retryAfterS: 2_147_484 }, // 24.9 days: past the timer limit
+      { success: false, reason: "come back next month", retryAfterS: INT32_MAX },
+      new SyncFailure("HTTP 503", 3_000_000_000), // Retry-After: 3000000
+      new SyncFailure("HTTP 503", 2_400_000), // 40 min: honoured as asked
+      { success: true, retryAfterS: 3599 },
+    ]);
+    s.hb.start();
+    await s.beat(0);
+    expect(s.t.delays()).toEqual([MAX_RETRY_AFTER_MS]);
+    expect(await s.beat(MAX_RETRY_AFTER_MS)).toMatchObject({ state: "down", lastError: "refused: come back next month" });
+    expect(s.t.delays()).toEqual([MAX_RETRY_AFTER_MS]);
+    await s.beat(MAX_RETRY_AFTER_MS);
+    expect(s.t.delays()).toEqual([MAX_RETRY_AFTER_MS]);
+    await s.beat(MAX_RETRY_AFTER_MS);
+    expect(s.t.delays()).toEqual([2_400_000]);
+    expect(await s.beat(2_400_000)).toMatchObject({ state: "up" });
+    expect(s.t.delays()).toEqual([3_599_000]);
+    await s.hb.close();
+  });
+
+  test("an interval past the timer limit is clamped by the scheduler, for the beat and the backoff", async () => {
+    const huge = 60 * 86_400_000; // 60 days: setTimeout would fire after 1 ms; the backoff cap (max(60 s, interval)) too
+    const failures = Array.from({ length: 30 }, () => new SyncFailure("unreachable: down"));
+    const s = setup([{ success: true }, ...failures], huge);
+    s.hb.start();
+    await s.beat(0);
+    expect(s.t.delays()).toEqual([MAX_TIMER_MS]);
+    let wait = MAX_TIMER_MS;
+    for (let n = 0; n < failures.length; n++) {
+      await s.beat(wait);
+      wait = s.t.delays()[0]!;
+      expect(wait).toBeLessThanOrEqual(MAX_TIMER_MS);
+    }
+    // Backoff 0.5 × min(1 s × 2^29, 60 d) = 30 days, clamped.
+    expect(s.t.delays()).toEqual([MAX_TIMER_MS]);
+    await s.hb.close();
+  });
+
+  test("a long refusal reason is cut to 200 characters in lastError and in the log line", async () => {
+    const reason = `maintenance ${"x".repeat(5_000_000)}`;
+    const s = setup([{ success: false, reason }]);
+    s.hb.start();
+    const st = await s.beat(0);
+    const cut = `refused: ${`maintenance ${"x".repeat(188)}`}…`;
+    expect(st).toMatchObject({ state: "down", lastError: cut });
+    expect(s.logs.matching("control plane link down")).toEqual([
+      { ts: expect.any(String), level: "warn", msg: "control plane link down; retrying with backoff, local work continues", url: "http://cp.example", transport: "http", error: cut },
+    ]);
     await s.hb.close();
   });
 

@@ -1,7 +1,7 @@
 /** The HTTP transport against a real Bun.serve endpoint answering odd things. */
 import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
-import { createHttpSyncTransport } from "../../src/fleet/http-sync-transport.ts";
+import { createHttpSyncTransport, MAX_ANSWER_BYTES } from "../../src/fleet/http-sync-transport.ts";
 import { SyncFailure } from "../../src/fleet/sync-transport.ts";
 import { SyncRequestSchema } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
 
@@ -65,4 +65,71 @@ test("an unreachable control plane and an aborted call are failures, not crashes
   const ac = new AbortController();
   ac.abort(new Error("no answer within 5 ms"));
   expect(await failureOf(t.sync(req, ac.signal))).toEqual({ message: "no answer within 5 ms", retryAfterMs: undefined });
+});
+
+test("an answer larger than 64 KiB fails the attempt: refused by content-length, or cut off while streaming", async () => {
+  expect(MAX_ANSWER_BYTES).toBe(65536);
+  const big = "x".repeat(MAX_ANSWER_BYTES + 1);
+  let cancelled: () => void = () => {};
+  const cancelledP = new Promise<void>((resolve) => (cancelled = resolve));
+  let res = () => new Response(big, { status: 200 });
+  using s = serve(() => res());
+  const t = createHttpSyncTransport({ syncUrl: s.url });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
+  // An error page with Retry-After is refused the same way, before its body is read.
+  res = () => new Response(big, { status: 503, headers: { "retry-after": "5" } });
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 503: answer larger than 65536 bytes", retryAfterMs: undefined });
+  // No content-length: an endless stream (which a whole-body read would never finish) is cut once past the cap.
+  res = () =>
+    new Response(
+      new ReadableStream({
+        pull(c) {
+          c.enqueue(new TextEncoder().encode(" ".repeat(16384)));
+        },
+        cancel() {
+          cancelled();
+        },
+      }),
+      { status: 200 },
+    );
+  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
+  await cancelledP; // the agent hung up instead of reading on
+  // Exactly the cap is fine.
+  res = () => new Response(`{"success":true}${" ".repeat(MAX_ANSWER_BYTES - 16)}`, { status: 200 });
+  expect(await t.sync(req, new AbortController().signal)).toMatchObject({ success: true });
+});
+
+test("a redirect is not followed: a failed attempt naming the status and the Location, and the target sees nothing", async () => {
+  const hits: string[] = [];
+  const target = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(r) {
+      hits.push(`${r.method} ${new URL(r.url).pathname}`);
+      return new Response("");
+    },
+  });
+  try {
+    const to = `http://127.0.0.1:${target.port}/elsewhere/api/v1/discovery/sync`;
+    let res = () => new Response(null, { status: 302, headers: { location: to } });
+    using s = serve(() => res());
+    const t = createHttpSyncTransport({ syncUrl: s.url, token: "tok" });
+    expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({
+      message: `HTTP 302 redirect to ${to}: redirects are not followed, set --control-plane to the final URL`,
+      retryAfterMs: undefined,
+    });
+    for (const status of [301, 303, 307, 308]) {
+      res = () => new Response("moved", { status, headers: { location: to } });
+      expect((await failureOf(t.sync(req, new AbortController().signal))).message).toStartWith(`HTTP ${status} redirect to ${to}: `);
+    }
+    // A relative Location is shown resolved against the sync URL, without its user info.
+    res = () => new Response(null, { status: 301, headers: { location: "/v2/api/v1/discovery/sync" } });
+    const withCreds = createHttpSyncTransport({ syncUrl: s.url.replace("http://", "http://bob:URLSECRET@") });
+    expect((await failureOf(withCreds.sync(req, new AbortController().signal))).message).toBe(
+      `HTTP 301 redirect to ${new URL(s.url).origin}/v2/api/v1/discovery/sync: redirects are not followed, set --control-plane to the final URL`,
+    );
+    expect(hits).toEqual([]);
+  } finally {
+    target.stop(true);
+  }
 });

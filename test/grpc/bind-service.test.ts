@@ -24,13 +24,15 @@ describe("status messages", () => {
 });
 
 describe("metadataRecord", () => {
-  test("text entries only, first value per key, keys lower-case", () => {
+  test("text entries only, first value per key (authorization: all values, joined as HTTP joins headers), keys lower-case", () => {
     const md = new Metadata();
     md.add("Authorization", "Bearer a");
     md.add("authorization", "Bearer b");
+    md.add("X-Request-Id", "r1");
+    md.add("x-request-id", "r2");
     md.set("x-trace-bin", Buffer.from([1, 2, 3]));
     md.set("user-agent", "test/1");
-    expect(metadataRecord(md)).toEqual({ authorization: "Bearer a", "user-agent": "test/1" });
+    expect(metadataRecord(md)).toEqual({ authorization: "Bearer a, Bearer b", "x-request-id": "r1", "user-agent": "test/1" });
     // The metadata itself is untouched.
     expect(md.get("x-trace-bin")).toEqual([Buffer.from([1, 2, 3])]);
   });

@@ -90,6 +90,17 @@ function tempDir(): string & Disposable {
   return Object.assign(dir, { [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) }) as string & Disposable;
 }
 
+describe("a refused start is one line", () => {
+  test("a config mistake found before the store opens: exactly one line on stderr, no log lines after it", async () => {
+    await using proc = serve(["--http-addr", "0.0.0.0:0"]);
+    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    expect(code).toBe(2);
+    const lines = stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith("tasklane: --http-addr 0.0.0.0:0: not a loopback address");
+  });
+});
+
 describe("safe defaults", () => {
   test("no principals: loopback only, and the agent says so", async () => {
     const { logger, lines } = capture();
@@ -140,7 +151,7 @@ describe("safe defaults", () => {
   });
 
   // Needs src/config.ts to keep a set but empty TASKLANE_ADMIN_TOKEN (today `if (adminToken)` drops "", so the agent starts with auth off).
-  test.todo("an empty TASKLANE_ADMIN_TOKEN: exit status 2, not auth off", async () => {
+  test("an empty TASKLANE_ADMIN_TOKEN: exit status 2, not auth off", async () => {
     expect(await serveResult([], { TASKLANE_ADMIN_TOKEN: "" })).toEqual({
       code: 2,
       stdout: "",
