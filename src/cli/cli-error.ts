@@ -10,7 +10,10 @@ export type CliErrorKind =
   | "usage"
   /** The agent answered with an error (`{"error", "message"}`): exit 1. */
   | "api"
-  /** The agent could not be reached, or the connection broke: exit 3. */
+  /**
+   * The agent could not be reached at the URL: refused, no answer in time,
+   * a broken connection, or what answers there is not a tasklane agent: exit 3.
+   */
   | "unreachable";
 
 /** A failure the CLI prints as `tasklane: <message>` before exiting non-zero. */
@@ -35,7 +38,7 @@ export function usage(message: string): CliError {
   return new CliError("usage", message);
 }
 
-/** Exit status of a failure kind: 1 API error, 2 usage error, 3 agent unreachable. */
+/** Exit status of a failure kind: 1 API error, 2 usage error, 3 agent unreachable (or not an agent). */
 export function exitCodeOf(kind: CliErrorKind): number {
   switch (kind) {
     case "usage":

@@ -4,7 +4,8 @@
  * API, and turn failures into `tasklane: <message>` and an exit status
  * (1 API error, 2 usage error, 3 agent unreachable, 130/143 interrupted).
  */
-import { createApiClient, DEFAULT_SERVER, type ApiClient } from "./api-client.ts";
+import { parseDuration } from "../config.ts";
+import { createApiClient, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SERVER, type ApiClient } from "./api-client.ts";
 import { parseArgs } from "./args.ts";
 import { CliError, exitCodeOf, usage } from "./cli-error.ts";
 import type { Command, CommandContext } from "./command.ts";
@@ -17,19 +18,49 @@ import { createOutput, type Output } from "./output.ts";
 const INTERRUPT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
 type InterruptSignal = keyof typeof INTERRUPT_CODES;
 
-/** Normalize `--server` / TASKLANE_SERVER: a scheme-less `host:port` means http. */
+/**
+ * Normalize `--server` / TASKLANE_SERVER: a scheme-less `host:port` means http.
+ * The result is the parsed URL (origin and path, no trailing slash), so the
+ * API paths appended to it land where they should.
+ */
 export function serverUrl(raw: string, source: string): string {
+  const bad = (why: string) => usage(`${source}: ${why}, got ${JSON.stringify(raw)}`);
+  if (/[\s\x00-\x1f\x7f]/.test(raw)) throw bad("must not contain spaces or control characters");
   const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(raw) ? raw : `http://${raw}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw usage(`${source}: must be a URL like ${DEFAULT_SERVER}, got ${JSON.stringify(raw)}`);
+    throw bad(`must be a URL like ${DEFAULT_SERVER}`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw usage(`${source}: must be an http:// or https:// URL, got ${JSON.stringify(raw)}`);
-  }
-  return withScheme.replace(/\/+$/, "");
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw bad("must be an http:// or https:// URL");
+  if (url.search !== "" || url.hash !== "") throw bad("must not have a query (?…) or fragment (#…)");
+  return (url.origin + url.pathname).replace(/\/+$/, "");
+}
+
+/**
+ * The bearer token of `--token` / TASKLANE_TOKEN. Surrounding whitespace (a
+ * trailing CR or newline from a file) is dropped, as HTTP would; a line break
+ * or control character inside cannot be sent in a header. Messages never
+ * show the token.
+ */
+export function bearerToken(raw: string | undefined, source: string): string | undefined {
+  const token = raw?.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
+  if (!token) return undefined;
+  if (/[\x00-\x1f\x7f]/.test(token)) throw usage(`${source}: must not contain line breaks or other control characters (the token is not shown)`);
+  if (/[^\x20-\x7e]/.test(token)) throw usage(`${source}: must contain only printable ASCII characters (the token is not shown)`);
+  return token;
+}
+
+/** TASKLANE_REQUEST_TIMEOUT: how long the agent has to answer an ordinary request (`0`: no limit). */
+export function requestTimeout(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return DEFAULT_REQUEST_TIMEOUT_MS;
+  if (raw === "0") return 0;
+  const bad = (why: string) => usage(`TASKLANE_REQUEST_TIMEOUT: ${why}, got ${JSON.stringify(raw)}`);
+  if (/^\d+$/.test(raw)) throw bad("needs a unit, e.g. 30s or 2m (0: no limit)");
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) throw bad("must be a duration like 30s or 2m (0: no limit)");
+  return ms;
 }
 
 function suggest(name: string): string {
@@ -47,6 +78,24 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/**
+ * What is wrong with a command line that starts with client global flags
+ * but names no command, or mixes in a flag that may not come first
+ * (`tasklane --json --bogus ls`, `tasklane --server URL`). `route-args.ts`
+ * hands such a line to the client with an empty command name.
+ */
+function leadingFlagsProblem(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!;
+    if (!word.startsWith("-")) break;
+    const name = word.includes("=") ? word.slice(0, word.indexOf("=")) : word;
+    const flag = GLOBAL_FLAGS.find((g) => g.name !== "help" && `--${g.name}` === name);
+    if (!flag) return `unknown flag ${JSON.stringify(name)} before the command: only --server, --token and --json may come first (see tasklane help)`;
+    if (flag.kind !== "boolean" && !word.includes("=") && ++i >= args.length) return `--${flag.name}: missing value${flag.value ? ` (${flag.value})` : ""}`;
+  }
+  return "missing command after the global flags (see tasklane help)";
+}
+
 /** Everything `execute` needs from the process; `runCli` passes the real one. */
 export interface CliIo {
   out: Output;
@@ -59,9 +108,10 @@ export interface CliIo {
   interruptedBy(): InterruptSignal | undefined;
 }
 
-/** Run one client command; never throws. */
+/** Run one client command (`name` "": only global flags were given); never throws. */
 export async function execute(name: string, args: readonly string[], io: CliIo): Promise<number> {
   try {
+    if (name === "") throw usage(leadingFlagsProblem(args));
     const cmd = COMMANDS.find((c) => c.name === name);
     if (!cmd) throw usage(`unknown command ${JSON.stringify(name)}${suggest(name)} (see tasklane help)`);
     return await runCommand(cmd, args, io);
@@ -71,7 +121,10 @@ export async function execute(name: string, args: readonly string[], io: CliIo):
       await io.err.line(`tasklane: ${err.message}`);
       return exitCodeOf(err.kind);
     }
-    await io.err.line(`tasklane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    // A bug of the CLI: one line; the stack trace only on request.
+    const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const stack = io.env.TASKLANE_DEBUG && err instanceof Error && err.stack ? `\n${err.stack}` : " (TASKLANE_DEBUG=1 shows where)";
+    await io.err.line(`tasklane: internal error: ${what}${stack}`);
     return 1;
   }
 }
@@ -84,10 +137,15 @@ async function runCommand(cmd: Command, args: readonly string[], io: CliIo): Pro
     return 0;
   }
   if (f.bool("json") && !cmd.json) throw usage(`--json: not supported by "tasklane ${cmd.name}"`);
-  const serverFlag = f.string("server");
-  const server =
-    serverFlag !== undefined ? serverUrl(serverFlag, "--server") : io.env.TASKLANE_SERVER ? serverUrl(io.env.TASKLANE_SERVER, "TASKLANE_SERVER") : DEFAULT_SERVER;
-  const token = f.string("token") ?? (io.env.TASKLANE_TOKEN || undefined);
+  // Checked when a command first needs the agent: `hash-token` or `help` must not fail over a bad TASKLANE_TOKEN.
+  const connect = (): ApiClient => {
+    const serverFlag = f.string("server");
+    const server =
+      serverFlag !== undefined ? serverUrl(serverFlag, "--server") : io.env.TASKLANE_SERVER ? serverUrl(io.env.TASKLANE_SERVER, "TASKLANE_SERVER") : DEFAULT_SERVER;
+    const tokenFlag = f.string("token");
+    const token = tokenFlag !== undefined ? bearerToken(tokenFlag, "--token") : bearerToken(io.env.TASKLANE_TOKEN, "TASKLANE_TOKEN");
+    return createApiClient({ server, token, signal: io.signal, requestTimeoutMs: requestTimeout(io.env.TASKLANE_REQUEST_TIMEOUT) });
+  };
   let api: ApiClient | undefined;
   const ctx: CommandContext = {
     flags: f,
@@ -95,7 +153,7 @@ async function runCommand(cmd: Command, args: readonly string[], io: CliIo): Pro
     positionals: cmd.stopAtPositional ? parsed.positionals : [...parsed.positionals, ...(parsed.rest ?? [])],
     rest: parsed.rest,
     json: f.bool("json"),
-    api: () => (api ??= createApiClient({ server, token, signal: io.signal })),
+    api: () => (api ??= connect()),
     out: io.out,
     err: io.err,
     style: createStyle(colourWanted(io.out.isTTY, io.env)),

@@ -2,7 +2,8 @@
  * Renders live-log events (CONTRACT §3) for `logs` and `run`: task stdout
  * lines to our stdout, stderr lines to our stderr, in arrival order. Attempt
  * markers and "lagged" notices go to stderr, prefixed `tasklane:`. In JSON
- * mode every event is one line of JSON on stdout (NDJSON) carrying its `id`.
+ * mode every event is one line of JSON on stdout (NDJSON) carrying its `id`;
+ * a lagged notice is still said on stderr too, so lost output is never silent.
  */
 import type { LogItem } from "./api-client.ts";
 import { formatDuration } from "./format.ts";
@@ -16,6 +17,17 @@ export interface LogPrinterOptions {
   markers: "all" | "retries" | "none";
 }
 
+/**
+ * What a `lagged` event means to the user: output the agent no longer had
+ * when it could send it (it keeps the last `--log-retain` events of a task).
+ * The count is of log events: lines, plus any attempt markers among them.
+ */
+export function laggedNotice(skipped: number): string {
+  return skipped === 1
+    ? "tasklane: 1 line of output was not retained by the agent"
+    : `tasklane: ${skipped} lines of output were not retained by the agent`;
+}
+
 /** A printer whose `print` resolves once the event is written. */
 export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem): Promise<void> } {
   const started = new Map<number, number>();
@@ -24,6 +36,7 @@ export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem
       const e = item.event;
       if (opts.json) {
         await opts.out.line(JSON.stringify({ id: item.id, ...e }));
+        if (e.type === "lagged") await opts.err.line(laggedNotice(e.skipped));
         return;
       }
       switch (e.type) {
@@ -45,7 +58,7 @@ export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem
           return;
         }
         case "lagged":
-          await opts.err.line(`tasklane: output too fast, ${e.skipped} log events skipped`);
+          await opts.err.line(laggedNotice(e.skipped));
           return;
       }
     },

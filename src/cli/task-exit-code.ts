@@ -4,24 +4,31 @@
  *
  * | final task | exit status |
  * |---|---|
- * | the last attempt exited with code N (success or not) | N |
- * | phase `timeout` (killed at the time limit) | 124, like timeout(1) |
+ * | the last attempt exited with code N (success or not, also when the task is `exhausted`) | N |
+ * | phase `timeout`, or `exhausted` after an attempt that timed out | 124, like timeout(1) |
  * | killed by a signal (`killed by signal SIGKILL`) | 128 + signal number (137) |
  * | anything else not `succeeded` (canceled, dropped, spawn error) | 1 |
  */
 import { constants } from "node:os";
-import type { Task } from "../tasks/model.ts";
+import type { Task, TaskRun } from "../tasks/model.ts";
 import { signalOf } from "./format.ts";
 
 /** Exit status when the task timed out. */
 export const TIMEOUT_EXIT = 124;
 
-/** Exit status mirroring how the task's last attempt ended (see module doc). */
-export function taskExitCode(task: Task): number {
+/**
+ * Exit status mirroring how the task's last attempt ended (see module doc).
+ * For an `exhausted` task, pass its last run: the task's status keeps the
+ * last exit code but not whether that attempt timed out.
+ */
+export function taskExitCode(task: Task, lastRun?: TaskRun): number {
   const { phase, exitCode, error } = task.status;
   if (phase === "succeeded") return exitCode ?? 0;
   if (phase === "timeout") return TIMEOUT_EXIT;
-  if (exitCode !== undefined && exitCode !== 0) return exitCode;
+  if (phase === "exhausted") {
+    if (lastRun?.phase === "timeout") return TIMEOUT_EXIT;
+    if (exitCode !== undefined) return exitCode;
+  } else if (exitCode !== undefined && exitCode !== 0) return exitCode;
   const sig = signalOf(error);
   const num = sig ? (constants.signals as Record<string, number | undefined>)[sig] : undefined;
   if (num !== undefined) return 128 + num;

@@ -38,9 +38,11 @@ export function bytesFlag(flag: string, raw: string): number {
 
 /** Parse an integer flag within `[min, max]`. */
 export function intFlag(flag: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^-?\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
-    throw usage(`--${flag}: must be a whole number ${range}, got ${JSON.stringify(raw)}`);
+  const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
+  if (!/^-?\d+$/.test(raw) || Number(raw) < min) throw usage(`--${flag}: must be a whole number ${range}, got ${JSON.stringify(raw)}`);
+  if (Number(raw) > max) {
+    const why = max === Number.MAX_SAFE_INTEGER ? `too large (at most ${max})` : `must be a whole number ${range}`;
+    throw usage(`--${flag}: ${why}, got ${JSON.stringify(raw)}`);
   }
   return Number(raw);
 }

@@ -9,7 +9,11 @@ import { buildSpec } from "../../src/cli/spec-flags.ts";
 import { readSse } from "../../src/cli/sse-reader.ts";
 import { taskExitCode } from "../../src/cli/task-exit-code.ts";
 import { SPEC_FLAGS } from "../../src/cli/spec-flags.ts";
-import type { Task, TaskStatus } from "../../src/tasks/model.ts";
+import type { Task, TaskRun, TaskStatus } from "../../src/tasks/model.ts";
+import { createApiClient, MAX_WAIT_CHUNK_MS, reasonOf } from "../../src/cli/api-client.ts";
+import { execute } from "../../src/cli/cli.ts";
+import { intFlag } from "../../src/cli/units.ts";
+import { waitForTask } from "../../src/cli/wait-task.ts";
 import { isTerminal, JITTERS, PHASES, WELL_KNOWN_RUNTIMES } from "../../src/cli/wire-values.ts";
 
 function usageMessage(fn: () => unknown): string {
@@ -112,6 +116,14 @@ describe("taskExitCode", () => {
     expect(taskExitCode(task({ phase: "timeout", attempt: 1, error: "timed out after 5 ms" }))).toBe(124);
     expect(taskExitCode(task({ phase: "canceled", attempt: 1, error: "canceled" }))).toBe(1);
   });
+
+  test("exhausted: the last attempt's exit code (also 0), 124 when it timed out, else its signal", () => {
+    const run = (phase: TaskRun["phase"]): TaskRun => ({ attempt: 2, phase, startedAt: 1 });
+    expect(taskExitCode(task({ phase: "exhausted", attempt: 2, exitCode: 0, error: "exhausted: 2 of 2 attempts used (last: succeeded)" }), run("succeeded"))).toBe(0);
+    expect(taskExitCode(task({ phase: "exhausted", attempt: 2, error: "exhausted: 2 of 2 attempts used (last: timed out after 300 ms)" }), run("timeout"))).toBe(124);
+    expect(taskExitCode(task({ phase: "exhausted", attempt: 2, error: "exhausted: 2 of 2 attempts used (last: killed by signal SIGKILL)" }), run("failed"))).toBe(137);
+    expect(taskExitCode(task({ phase: "exhausted", attempt: 2, error: "exhausted: 2 of 2 attempts used (last: interrupted)" }))).toBe(1);
+  });
 });
 
 describe("buildSpec", () => {
@@ -165,12 +177,85 @@ describe("log printer", () => {
     await p.print({ id: 10, event: { type: "runFinished", attempt: 1, finishedAt: 2500 } });
     expect(out.text()).toBe("a\n");
     expect(err.text()).toBe(
-      "tasklane: --- attempt 1 started ---\nb\ntasklane: output too fast, 5 log events skipped\ntasklane: --- attempt 1 was killed after 1.5s ---\n",
+      "tasklane: --- attempt 1 started ---\nb\ntasklane: 5 lines of output were not retained by the agent\ntasklane: --- attempt 1 was killed after 1.5s ---\n",
     );
 
     const jout = createBufferOutput();
-    const jp = createLogPrinter({ out: jout, err, json: true, markers: "none" });
+    const jerr = createBufferOutput();
+    const jp = createLogPrinter({ out: jout, err: jerr, json: true, markers: "none" });
     await jp.print({ id: 2, event: { type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 1, line: "x" } });
     expect(JSON.parse(jout.text())).toEqual({ id: 2, type: "chunk", attempt: 1, stream: "stderr", seq: 0, ts: 1, line: "x" });
+    // Lost output is never silent, not even in JSON mode.
+    await jp.print({ id: 3, event: { type: "lagged", skipped: 1 } });
+    expect(jerr.text()).toBe("tasklane: 1 line of output was not retained by the agent\n");
+  });
+});
+
+describe("api client", () => {
+  const task = (phase: TaskStatus["phase"]) => ({
+    metadata: { id: "tsk_1", resourceVersion: 1, createdAt: 1, updatedAt: 1 },
+    spec: { slot: "s", kind: { subprocess: { mode: { command: { command: "true", args: [] } }, env: [], failOnNonZero: true } }, timeout: 1, restart: { type: "never" }, backoff: {}, admission: "queue", labels: {} },
+    status: { phase, attempt: 1 },
+  });
+
+  test("a wait asks for at most 60 s and lifts Bun's socket idle timeout past it", async () => {
+    const calls: { url: string; timeout: unknown }[] = [];
+    const api = createApiClient({
+      server: "http://agent.test",
+      fetch: async (url, init) => {
+        calls.push({ url, timeout: init.timeout });
+        return Response.json({ task: task(calls.length < 3 ? "running" : "succeeded") });
+      },
+    });
+    const done = await waitForTask(api, "tsk_1", 10 * 60_000, new AbortController().signal);
+    expect(done.status.phase).toBe("succeeded");
+    expect(MAX_WAIT_CHUNK_MS).toBeLessThanOrEqual(60_000);
+    // Bun's fetch drops a socket idle for 300 s; each request asks for less, and sets its own idle limit above the ask.
+    expect(calls).toEqual([1, 2, 3].map(() => ({ url: "http://agent.test/api/v1/tasks/tsk_1/wait?timeoutMs=60000", timeout: 90_000 })));
+  });
+
+  test("ordinary requests carry a deadline; a fetch that never answers ends as 'did not answer'", async () => {
+    const api = createApiClient({
+      server: "http://agent.test",
+      requestTimeoutMs: 20,
+      fetch: (_url, init) => new Promise((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason))),
+    });
+    // Not `expect(…).rejects`: on a promise that never settles it hangs the test runner instead of timing out.
+    const err = await api.list({}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CliError);
+    expect(err).toMatchObject({ kind: "unreachable", message: "the agent at http://agent.test did not answer within 20ms" });
+  });
+
+  test("reasons of fetch failures are short and never advise verbose: true", () => {
+    const err = (code: string, message: string) => Object.assign(new TypeError(message), { code });
+    expect(reasonOf(err("ECONNRESET", "ECONNRESET: The socket connection was closed unexpectedly. For more information, pass `verbose: true` in the second argument to fetch()"))).toBe("connection reset");
+    expect(reasonOf(err("ECONNREFUSED", "ECONNREFUSED: Unable to connect. Is the computer able to access the url?"))).toBe("connection refused");
+    expect(reasonOf(err("ENOTFOUND", "getaddrinfo ENOTFOUND x.invalid"))).toBe("host not found");
+    expect(reasonOf(err("ESOMETHING", "ESOMETHING: A thing went wrong. For more information, pass `verbose: true` in the second argument to fetch()"))).toBe("A thing went wrong");
+  });
+});
+
+describe("internal errors", () => {
+  test("one line, no stack trace unless TASKLANE_DEBUG is set", async () => {
+    const run = async (env: Record<string, string>) => {
+      const err = createBufferOutput();
+      const out = { ...createBufferOutput(), line: async () => Promise.reject(new TypeError("boom")) };
+      const io = { out, err, env, cwd: "/", readStdin: async () => "", signal: new AbortController().signal, interruptedBy: () => undefined };
+      return { code: await execute("hash-token", ["x"], io), stderr: err.text() };
+    };
+    expect(await run({})).toEqual({ code: 1, stderr: "tasklane: internal error: TypeError: boom (TASKLANE_DEBUG=1 shows where)\n" });
+    const debug = await run({ TASKLANE_DEBUG: "1" });
+    expect(debug.stderr).toStartWith("tasklane: internal error: TypeError: boom\nTypeError: boom\n    at ");
+  });
+});
+
+describe("intFlag", () => {
+  test("a whole number too large says so", () => {
+    expect(usageMessage(() => intFlag("after", "99999999999999999999", 0))).toBe('--after: too large (at most 9007199254740991), got "99999999999999999999"');
+    expect(usageMessage(() => intFlag("after", "1.5", 0))).toBe('--after: must be a whole number ≥ 0, got "1.5"');
+    expect(usageMessage(() => intFlag("priority", "11", 0, 10))).toBe('--priority: must be a whole number 0..10, got "11"');
   });
 });

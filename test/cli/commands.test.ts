@@ -164,6 +164,26 @@ describe("get, runs, logs", () => {
   });
 });
 
+describe("logs -f when the agent goes away", () => {
+  test.concurrent("the stream ends before the task is terminal: exit 3 and a message, not success", async () => {
+    const own = await startAgent({ persistent: true });
+    let stopped = false;
+    try {
+      const id = (await tasklane(["submit", "--restart", "on-failure", "--", "sh", "-c", "echo started; exec sleep 60"], { server: own.url })).stdout.trim();
+      await using follow = spawnTasklane(["logs", "-f", id], { server: own.url });
+      await follow.stdout.until((t) => t.includes("started\n"));
+      stopped = true;
+      await own[Symbol.asyncDispose]();
+      const r = await follow.result();
+      expect(r.exitCode).toBe(3);
+      expect(r.stdout).toBe("started\n");
+      expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`tasklane: the agent at ${own.url} closed the log stream before task ${id} finished, and cannot be reached any more`);
+    } finally {
+      if (!stopped) await own[Symbol.asyncDispose]();
+    }
+  });
+});
+
 describe("cancel, rm, wait", () => {
   test.concurrent("cancel stops a running task; wait reports it and exits 1", async () => {
     const id = await submit("--kill-grace", "1s", "--", "sleep", "30");
@@ -194,7 +214,7 @@ describe("cancel, rm, wait", () => {
     const b = await submit("--", "true");
     await waitDone(a);
     const r = await cli("rm", "--json", a, b);
-    expect(r).toEqual({ exitCode: 0, stdout: `${JSON.stringify({ deleted: [a, b] })}\n`, stderr: "" });
+    expect(r).toEqual({ exitCode: 0, stdout: `${JSON.stringify({ deleted: [a, b], failed: [] })}\n`, stderr: "" });
     expect((await cli("get", a)).exitCode).toBe(1);
     expect(await cli("rm", a)).toEqual({ exitCode: 0, stdout: `${a}\n`, stderr: "" });
   });

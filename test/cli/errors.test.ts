@@ -29,6 +29,17 @@ describe("errors", () => {
     );
   });
 
+  test.concurrent("ids that look like URL syntax reach the task route, encoded", async () => {
+    const ids = ["%2e", "%2E%2e", "a/b", "a?b#c", "..x"];
+    const results = await Promise.all(ids.map((id) => tasklane(["get", id], { server })));
+    expect(results).toEqual(ids.map((id) => ({ exitCode: 1, stdout: "", stderr: `tasklane: task ${id} not found\n` })));
+  });
+
+  test.concurrent("cancel of several unknown ids: each named once", async () => {
+    const r = await tasklane(["cancel", "tsk_nope1", "tsk_nope2"], { server });
+    expect(r).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: task tsk_nope1 not found\ntasklane: task tsk_nope2 not found\n" });
+  });
+
   test.concurrent("validation failure from the agent: exit 1 with its message", async () => {
     const r = await tasklane(["submit", "--slot", "bad slot!", "--", "true"], { server });
     expect(r.exitCode).toBe(1);
@@ -63,6 +74,9 @@ describe("errors", () => {
       [["ls", "--server", "ftp://x"], 'tasklane: --server: must be an http:// or https:// URL, got "ftp://x"\n'],
       [["completion", "fish"], 'tasklane: unsupported shell "fish": give one of bash, zsh\n'],
       [["lss"], 'tasklane: unknown command "lss"; did you mean "ls"? (see tasklane help)\n'],
+      [["events", "--after", "99999999999999999999"], 'tasklane: --after: too large (at most 9007199254740991), got "99999999999999999999"\n'],
+      [["logs", "--after", "99999999999999999999", "tsk_x"], 'tasklane: --after: too large (at most 9007199254740991), got "99999999999999999999"\n'],
+      [["logs", "--after", "-1", "tsk_x"], 'tasklane: --after: must be a whole number ≥ 0, got "-1"\n'],
     ];
     const results = await Promise.all(cases.map(([args]) => tasklane(args, { server })));
     expect(results.map((r, i) => ({ args: cases[i]![0], ...r }))).toEqual(cases.map(([args, stderr]) => ({ args, exitCode: 2, stdout: "", stderr })));
@@ -77,7 +91,7 @@ describe("errors", () => {
       tasklane(["ls", "--json"], { server, env: { TASKLANE_TOKEN: "s3cret" } }),
       tasklane(["ls", "--json", "--token", "nope"], { server }),
     ]);
-    expect(none).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: missing bearer token: send Authorization: Bearer <token>\n" });
+    expect(none).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: missing bearer token: send Authorization: Bearer <token> (set --token or TASKLANE_TOKEN)\n" });
     expect(flag).toEqual({ exitCode: 0, stdout: `${JSON.stringify({ tasks: [], total: 0 })}\n`, stderr: "" });
     expect(env).toEqual(flag);
     expect(wrong.exitCode).toBe(1);
@@ -96,6 +110,20 @@ describe("help", () => {
       expect(out.text()).toContain(`Usage: tasklane ${c.name}`);
       expect(out.text()).toMatch(/\nExamples?:\n {2}.*tasklane /);
     }
+  });
+
+  test.concurrent("global flags without a command, or with a flag that may not come first (in-process dispatch)", async () => {
+    const run = async (args: string[]) => {
+      const err = createBufferOutput();
+      const io = { out: createBufferOutput(), err, env: {}, cwd: "/", readStdin: async () => "", signal: new AbortController().signal, interruptedBy: () => undefined };
+      return { code: await execute("", args, io), stderr: err.text() };
+    };
+    expect(await run(["--json", "--bogus", "ls"])).toEqual({
+      code: 2,
+      stderr: 'tasklane: unknown flag "--bogus" before the command: only --server, --token and --json may come first (see tasklane help)\n',
+    });
+    expect(await run(["--server", "http://h:8080"])).toEqual({ code: 2, stderr: "tasklane: missing command after the global flags (see tasklane help)\n" });
+    expect(await run(["--json", "--token"])).toEqual({ code: 2, stderr: "tasklane: --token: missing value (TOKEN)\n" });
   });
 
   test.concurrent("help lists the commands; help CMD equals CMD --help", async () => {

@@ -30,10 +30,12 @@ describe("routeArgs", () => {
     expect(routeArgs(["--token", "t", "run", "--", "sh", "-c", "x"])).toEqual({ kind: "client", cmd: "run", args: ["--token", "t", "--", "sh", "-c", "x"] });
   });
 
-  test("mixed or incomplete: the agent, whose parser reports the flag it does not know", () => {
-    expect(routeArgs(["--server", "h:1", "--http-addr", "x", "ls"]).kind).toBe("serve");
-    expect(routeArgs(["--server"]).kind).toBe("serve");
-    expect(routeArgs(["--json"]).kind).toBe("serve");
+  test("a line that starts with a client flag and then goes wrong is the client's, which names the real problem (cmd \"\")", () => {
+    for (const argv of [["--server", "h:1", "--http-addr", "x", "ls"], ["--server"], ["--json"], ["--json", "--bogus", "ls"]]) {
+      expect(routeArgs(argv)).toEqual({ kind: "client", cmd: "", args: argv });
+    }
+    // A serve flag first is the agent's; a client flag before `serve` reaches the agent's parser.
+    expect(routeArgs(["--http-addr", "x"]).kind).toBe("serve");
     expect(routeArgs(["--server", "h:1", "serve"]).kind).toBe("serve");
   });
 

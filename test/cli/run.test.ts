@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { spawnTasklane, tasklane } from "./cli-process.ts";
 
+const MAIN = join(import.meta.dir, "../../src/main.ts");
+
 // Each case spawns a few CLI processes; on a loaded machine that takes a while (never sleeps).
 setDefaultTimeout(20_000);
 
@@ -103,4 +105,67 @@ describe("tasklane run", () => {
     expect(lines[1]).toMatchObject({ stream: "stdout", line: "hi", attempt: 1 });
     expect(lines[3]).toMatchObject({ task: { status: { phase: "failed", exitCode: 2 } } });
   });
+
+  test.concurrent("exhausted: the exit status of the last attempt, also 0; 124 when it timed out (no doubled phase)", async () => {
+    const [ok, timedOut] = await Promise.all([
+      tasklane(["run", "--restart", "always", "--restart-interval", "0", "--max-attempts", "2", "--", "echo", "ok"], { server }),
+      tasklane(["run", "--restart", "on-failure", "--max-attempts", "2", "--backoff-first", "10ms", "--timeout", "200ms", "--kill-grace", "0", "--", "sleep", "30"], { server }),
+    ]);
+    expect(ok).toEqual({ exitCode: 0, stdout: "ok\nok\n", stderr: "" });
+    expect(timedOut.exitCode).toBe(124);
+    expect(timedOut.stderr).toMatch(/^tasklane: task tsk_\w+ exhausted: 2 of 2 attempts used \(last: timed out after 200 ms\)\n$/);
+  });
+
+  test.concurrent("stdout closed (run … | head -1): the task is canceled and run exits 141", async () => {
+    const s = slot();
+    const cmd = [process.execPath, MAIN, "run", "--slot", s, "--kill-grace", "1s", "--", "sh", "-c", "while true; do echo x; sleep 0.05; done"]
+      .map((w) => `'${w.replaceAll("'", `'\\''`)}'`)
+      .join(" ");
+    const proc = Bun.spawn(["bash", "-c", `${cmd} | head -1; echo "run exited \${PIPESTATUS[0]}" >&2`], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", TASKLANE_SERVER: server },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect(out).toBe("x\n");
+    expect(err).toMatch(/^tasklane: stdout was closed; task tsk_\w+ canceled\nrun exited 141\n$/);
+    const list = await agent.json<{ tasks: { status: { phase: string } }[] }>("GET", `/api/v1/tasks?slot=${s}`);
+    expect(list.body.tasks.map((t) => t.status.phase)).toEqual(["canceled"]);
+  });
 });
+
+describe("output the agent did not retain", () => {
+  // A tiny retention: a burst of lines overruns it before anyone can read them.
+  let small: TestAgent;
+  beforeAll(async () => {
+    small = await startAgent({ args: ["--max-concurrent", "8", "--log-retain", "50"] });
+  });
+  afterAll(async () => {
+    await small?.[Symbol.asyncDispose]();
+  });
+
+  test.concurrent("run: every event is either printed or counted in a notice on stderr", async () => {
+    const r = await tasklane(["run", "--json", "--", "seq", "1", "3000"], { server: small.url });
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { type?: string; skipped?: number; line?: string });
+    const events = lines.slice(0, -1);
+    const skipped = events.filter((e) => e.type === "lagged").map((e) => e.skipped!);
+    // runStarted + 3000 chunks + runFinished: none goes missing without being counted.
+    expect(events.filter((e) => e.type !== "lagged").length + skipped.reduce((a, b) => a + b, 0)).toBe(3002);
+    expect(r.stderr).toBe(skipped.map((n) => `tasklane: ${n} lines of output were not retained by the agent\n`).join(""));
+    const chunks = events.filter((e) => e.type === "chunk").map((e) => Number(e.line));
+    expect(chunks.at(-1)).toBe(3000);
+    expect(chunks).toEqual([...chunks].sort((a, b) => a - b));
+  });
+
+  test.concurrent("logs: output dropped before it was asked for is reported", async () => {
+    const id = (await tasklane(["submit", "--", "seq", "1", "3000"], { server: small.url })).stdout.trim();
+    await small.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=10000`);
+    const r = await tasklane(["logs", id], { server: small.url });
+    expect(r.exitCode).toBe(0);
+    // 3002 events, the last 50 retained (49 lines and the end marker; the start marker is gone).
+    expect(r.stderr).toBe("tasklane: 2952 lines of output were not retained by the agent\ntasklane: --- attempt 1 exited 0 ---\n");
+    expect(r.stdout).toBe(Array.from({ length: 49 }, (_, i) => `${2952 + i}\n`).join(""));
+  });
+});
+

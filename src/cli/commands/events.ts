@@ -41,7 +41,7 @@ async function watch(ctx: CommandContext): Promise<number> {
   const afterRaw = ctx.flags.string("after");
   const labels = ctx.flags.list("label");
   for (const l of labels) keyValueFlag("label", l);
-  const stream = ctx.api().events({
+  const stream = await ctx.api().events({
     slot: ctx.flags.string("slot"),
     labels,
     after: afterRaw === undefined ? undefined : intFlag("after", afterRaw, 0),
