@@ -138,8 +138,9 @@ export function parseAuthConfig(text: string, file: string): AuthConfig {
   try {
     doc = Bun.TOML.parse(text);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(`${file}: invalid TOML: ${why.split("\n")[0]}`);
+    // The parser quotes the offending text: a token pasted without quotes must not reach a log.
+    const why = (err instanceof Error ? err.message : String(err)).split("\n")[0]!.replace(/"[^"]*"|'[^']*'/g, "<value>");
+    throw new ConfigError(`${file}: invalid TOML: ${why}`);
   }
   if (!isTable(doc)) throw new ConfigError(`${file}: must be a TOML document`);
   rejectUnknown(doc, TOP_KEYS, file);

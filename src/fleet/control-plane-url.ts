@@ -39,7 +39,12 @@ const MAX_SHOWN = 200;
  * password must not reach stderr or the journal.
  */
 function shown(url: string): string {
-  const safe = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@").replace(/([?#])[^]*$/, "$1…");
+  // Everything from the scheme to the last "@" may be user info — also when the password holds an
+  // unencoded "/", "?" or "#", or "//" is missing (`http:user:pass@host`): masked whatever its form.
+  const at = url.lastIndexOf("@");
+  const prefix = /^[a-z][a-z0-9+.-]*:(\/\/)?/i.exec(url)?.[0].length ?? 0;
+  const masked = at >= 0 ? `${url.slice(0, prefix)}***${url.slice(at)}` : url;
+  const safe = masked.replace(/([?#])[^]*$/, "$1…");
   return JSON.stringify(safe.length > MAX_SHOWN ? `${safe.slice(0, MAX_SHOWN)}…` : safe);
 }
 

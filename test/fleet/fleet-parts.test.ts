@@ -7,6 +7,26 @@ import { defaultEndpoint } from "../../src/fleet/fleet-link.ts";
 import { archName, createSyncRequestBuilder, platformName } from "../../src/fleet/sync-request.ts";
 
 describe("parseControlPlaneUrl", () => {
+  test("a password is never echoed, whatever characters it holds or however the URL is written", () => {
+    for (const url of [
+      "http://cpuser:pa/ssSECRET@127.0.0.1:1",
+      "http:cpuser:paSECRET@127.0.0.1:1",
+      "https:cpuser:paSECRET@cp.example",
+      "http://cpuser:SEC?RET@127.0.0.1:1",
+      "http://cpuser:SEC#RET@127.0.0.1:1",
+      "ftp://u:SECRET@cp",
+    ]) {
+      let message = "";
+      try {
+        parseControlPlaneUrl(url);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect({ url, refused: message !== "" }).toEqual({ url, refused: true });
+      expect(message).not.toContain("SEC");
+    }
+  });
+
   test("http(s) URLs post to {prefix}/api/v1/discovery/sync; credentials never shown", () => {
     expect(parseControlPlaneUrl("http://cp:8080")).toEqual({ transport: "http", display: "http://cp:8080", syncUrl: "http://cp:8080/api/v1/discovery/sync" });
     expect(parseControlPlaneUrl("https://u:p@cp.example/solti/")).toEqual({

@@ -75,6 +75,10 @@ colour = "red"
   test("one-line errors name the file, the principal and the key", () => {
     const p = (body: string) => `[[principals]]\n${body}\n`;
     expect(errorOf("x = ")).toStartWith("tasklane.toml: invalid TOML:");
+    // A token pasted without quotes: the parser's message would quote it.
+    const pasted = errorOf(p('name = "ops"\nrole = "admin"\ntoken_sha256 = f39a1c0dSECRETTOKEN'));
+    expect(pasted).toStartWith("tasklane.toml: invalid TOML:");
+    expect(pasted).not.toContain("SECRETTOKEN");
     expect(errorOf("principal = 1")).toBe('tasklane.toml: unknown key "principal" (allowed: principals, unauthenticated, agent)');
     expect(errorOf('principals = "alice"')).toBe('tasklane.toml: principals: must be an array of tables ([[principals]]), got "alice"');
     expect(errorOf(p(`role = "user"\ntoken_sha256 = "${H1}"`))).toBe("tasklane.toml: principals[0]: name: required");
