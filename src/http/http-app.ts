@@ -57,6 +57,9 @@ function unroutable(url: string): AgentError {
   );
 }
 
+/** The watch over WebSocket (CONTRACT §2). */
+const WS_ROUTE = "/ws/tasks";
+
 /** The query parameters each route takes; any other is a 400 (list-query.ts). */
 const SUBMIT_QUERY = new Set(["wait", "timeoutMs"]);
 const LOGS_QUERY = new Set(["after", "follow"]);
@@ -185,8 +188,12 @@ export function createHttpApp(deps: HttpAppDeps) {
       (set as WithCaller)[CALLER] = authenticate(request);
       checkDeclaredLength(request); // every route: 413 for a declared body over 4 MiB, read or not
     })
-    .onError(({ code, error, set }) => {
-      if (code === "NOT_FOUND") return errorBody(new AgentError("NotFound", "no such route"));
+    .onError(({ code, error, request, set }) => {
+      if (code === "NOT_FOUND") {
+        // The WebSocket route matches upgrades only: a plain GET of it is a mistake of the request, not an unknown route.
+        if (requestPath(request.url) === WS_ROUTE) return errorBody(invalid(`${WS_ROUTE} is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)`));
+        return errorBody(new AgentError("NotFound", "no such route"));
+      }
       if (code === "PARSE") {
         const cause = (error as { cause?: unknown }).cause;
         return errorBody(cause instanceof AgentError ? cause : invalid("malformed request body"));
@@ -288,7 +295,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       const sub = service.watch({ after: resumeCursor(params_, request), ...filter }, caller);
       return sseResponse(sub, watchFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.watchTasks })
-    .ws("/ws/tasks", {
+    .ws(WS_ROUTE, {
       detail: routeDocs.watchTasksWs,
       upgrade({ request, set }) {
         // Select the first offered subprotocol that carries no token: `bearer.<token>` is never echoed.

@@ -136,7 +136,9 @@ export function createRequestLog(opts: RequestLogOptions) {
       const state = (set as WithState)[STATE];
       // After an error Elysia maps twice: first the failed handler's (absent) value, then onError's Response.
       if (state?.failed && !(responseValue instanceof Response)) return;
-      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      // A WebSocket handshake the route accepted answers 101 on the wire (its handler returns no Response).
+      const upgraded = !(responseValue instanceof Response) && request.headers.get("upgrade")?.toLowerCase() === "websocket";
+      const status = responseValue instanceof Response ? responseValue.status : upgraded ? 101 : typeof set.status === "number" ? set.status : 200;
       finish(set, request, typeof route === "string" && route !== "" ? route : undefined, status);
     })
     .onError(({ request, route, code, error, set }: { request: Request; route?: unknown; code: unknown; error: unknown; set: object }) => {

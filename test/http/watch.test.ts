@@ -147,4 +147,13 @@ describe("GET /ws/tasks", () => {
       });
     }
   });
+  test("a plain GET of the WebSocket route is a 400 that says how to open it, not a 404 'no such route'", async () => {
+    expect(await a.json("GET", "/ws/tasks")).toEqual({
+      status: 400,
+      body: {
+        error: "InvalidRequest",
+        message: '/ws/tasks is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)',
+      },
+    });
+  });
 });

@@ -205,7 +205,9 @@ describe("GET /metrics", () => {
     const closed = new Promise<void>((resolve) => (ws.onclose = () => resolve()));
     ws.close();
     await closed;
-    await scrapeUntil(a, (e) => subscribers(e, "websocket") === 0, "the WebSocket subscriber gone");
+    const afterWs = await scrapeUntil(a, (e) => subscribers(e, "websocket") === 0, "the WebSocket subscriber gone");
+    // The handshake answered 101 on the wire, and is counted so.
+    expect(valueOf(afterWs, "tasklane_http_requests_total", { route: "/ws/tasks", method: "GET", status: "101" })).toBe(1);
 
     // gRPC: a StreamTaskLogs of a held task stays open until the client cancels it.
     const held = await submitOk(a, commandSpec("true", [], { hold: true }));
