@@ -270,7 +270,7 @@ export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLim
       for (const r of requested(resources)) {
         if (support[r] === "none") {
           throw invalid(
-            `resources.${FIELD[r]}: cannot be enforced on this host (${notes[r]}); start the agent with --resource-limits=best-effort to accept limits it cannot enforce`,
+            `spec.resources.${FIELD[r]}: cannot be enforced on this host (${notes[r]}); start the agent with --resource-limits=best-effort to accept limits it cannot enforce`,
           );
         }
       }

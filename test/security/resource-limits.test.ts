@@ -98,9 +98,9 @@ describe("createResourceLimiter (unit)", () => {
     };
     expect(reject({ memoryBytes: MiB })).toBe("accepted");
     expect(reject({ pids: 8 })).toBe(
-      "resources.pids: cannot be enforced on this host (cgroups not used; RLIMIT_NPROC does not apply to root); start the agent with --resource-limits=best-effort to accept limits it cannot enforce",
+      "spec.resources.pids: cannot be enforced on this host (cgroups not used; RLIMIT_NPROC does not apply to root); start the agent with --resource-limits=best-effort to accept limits it cannot enforce",
     );
-    expect(reject({ memoryBytes: MiB, cpuMillis: 100 })).toStartWith("resources.cpuMillis: cannot be enforced on this host");
+    expect(reject({ memoryBytes: MiB, cpuMillis: 100 })).toStartWith("spec.resources.cpuMillis: cannot be enforced on this host");
 
     const lenient = createResourceLimiter({ mode: "best-effort", noCgroup: true, prlimit: "/usr/bin/prlimit", euid: 0 });
     lenient.check({ cpuMillis: 100, pids: 8 });
@@ -156,7 +156,7 @@ describe(`resource limits on this host (memory: ${here.support.memory}, cpu: ${h
     const r = await a.json("POST", "/api/v1/tasks", { spec }, a.bearer("alice"));
     expect(r.status).toBe(400);
     expect(r.body.error).toBe("InvalidRequest");
-    expect(r.body.message).toStartWith("resources.cpuMillis: cannot be enforced on this host (");
+    expect(r.body.message).toStartWith("spec.resources.cpuMillis: cannot be enforced on this host (");
     await using lenient = await startSecureAgent({ args: ["--resource-limits", "best-effort"] });
     const ok = await lenient.json("POST", "/api/v1/tasks?wait=true", { spec }, lenient.bearer("alice"));
     expect(ok.body.task.status.phase).toBe("succeeded");
@@ -166,7 +166,7 @@ describe(`resource limits on this host (memory: ${here.support.memory}, cpu: ${h
     await using a = await startSecureAgent();
     const r = await a.json("POST", "/api/v1/tasks", { spec: bashSpec("true", { resources: { pids: 16 } }) }, a.bearer("alice"));
     expect(r.status).toBe(400);
-    expect(r.body.message).toStartWith("resources.pids: cannot be enforced on this host (");
+    expect(r.body.message).toStartWith("spec.resources.pids: cannot be enforced on this host (");
     expect(r.body.message).toEndWith("start the agent with --resource-limits=best-effort to accept limits it cannot enforce");
   });
 
