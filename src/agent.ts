@@ -22,7 +22,7 @@ import { logTransitions } from "./observability/transition-log.ts";
 import { createCommandResolver } from "./runner/command-line.ts";
 import { createResourceLimiter, type ResourceLimiter } from "./runner/resource-limits.ts";
 import { createThreadRunner, type ThreadRunner } from "./runner/run-thread.ts";
-import { openStore } from "./store/open-store.ts";
+import { openStore, type OpenStoreOptions } from "./store/open-store.ts";
 import type { Store } from "./store/store.ts";
 import { PHASES, isTerminal, type Phase } from "./tasks/model.ts";
 import { createCapSweeps } from "./tasks/cap-sweeps.ts";
@@ -39,6 +39,7 @@ export interface Agent {
   readonly httpPort: number;
   readonly grpcPort: number;
   readonly service: TaskService;
+  /** Started, not stopping, and the store has not failed: what /readyz and gRPC health say. */
   readonly ready: boolean;
   start(): Promise<void>;
   /** Graceful stop; idempotent. */
@@ -50,6 +51,8 @@ export interface AgentOptions {
   logger?: Logger;
   clock?: () => number;
   random?: () => number;
+  /** Tuning and test seams of the SQLite store (e.g. a `syncWal` that fails); its `onFailure` is the agent's. */
+  storeOptions?: Omit<OpenStoreOptions, "onFailure">;
 }
 
 const HUB_FLUSH_MS = 100;
@@ -132,6 +135,11 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
     };
   }
 
+  /** Ready (started, not stopping) and the store can still make writes durable: /readyz and gRPC health. */
+  function serving(): boolean {
+    return ready && store?.failure === undefined;
+  }
+
   function countByPhase(): Record<Phase, number> {
     const out = {} as Record<Phase, number>;
     for (const p of PHASES) out[p] = store ? store.listTasks({ status: p, order: "asc", limit: 1, offset: 0 }).total : 0;
@@ -151,7 +159,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       return service;
     },
     get ready() {
-      return ready;
+      return serving();
     },
 
     async start() {
@@ -162,7 +170,15 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       for (const w of sec.policy.warnings) logger.warn(w);
       limiter = createResourceLimiter({ mode: config.resourceLimits });
       logger.info("resource limits", { mode: limiter.mode, ...limiter.support });
-      store = openStore(config.dataDir);
+      store = openStore(config.dataDir, {
+        ...opts.storeOptions,
+        // Sticky: no later write can be made durable. Not ready from now on, so traffic goes elsewhere;
+        // submits get 503 and no new run starts (supervisor.ts). A restart reopens the store.
+        onFailure: (err) => {
+          logger.error("store failed: not ready, no new work until the agent is restarted", { err });
+          grpc?.setServing(serving());
+        },
+      });
       storeOpen = true;
       // Loaded only with --control-plane: its transports bring a gRPC client and the discovery descriptors.
       if (config.controlPlane) {
@@ -199,7 +215,14 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         limiter,
         ...(runner ? { run: runner.run } : {}),
       });
-      service = createTaskService({ supervisor, store, hub, events, onWatchLagged: (n) => metrics?.lagged("watch", n) });
+      service = createTaskService({
+        supervisor,
+        store,
+        hub,
+        events,
+        onWatchLagged: (n) => metrics?.lagged("watch", n),
+        onSubmitted: () => metrics?.submitted(),
+      });
       const sup = supervisor;
       metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, activeSlots: () => st.activeTasks().map((t) => t.spec.slot), clock });
       logTransitions(events, logger);
@@ -253,8 +276,14 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         metricsText: () => m.exposition(),
         health: () => ({
           live: true,
-          ready,
-          checks: { storeOpen, httpListening: http !== undefined, grpcListening: grpcPort > 0, accepting: stopping === undefined },
+          ready: serving(),
+          checks: {
+            storeOpen,
+            storeWritable: st.failure === undefined,
+            httpListening: http !== undefined,
+            grpcListening: grpcPort > 0,
+            accepting: stopping === undefined,
+          },
         }),
         onInternal: (id, err, requestId) => logger.error("internal error", { correlationId: id, requestId, err }),
         logger,
@@ -301,8 +330,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       grpcPort = await grpc.listen(showAddress(config.grpcAddr)).catch((err: Error) => {
         throw new Error(`--grpc-addr ${err.message}`, { cause: err });
       });
-      grpc.setServing(true);
       ready = true;
+      grpc.setServing(serving()); // not when the store already failed (its recovery flush)
       fleet?.start();
       logger.info("tasklane ready", {
         version: VERSION,
@@ -334,13 +363,18 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         service?.close(); // REST waits answer, event streams end
         metrics?.close();
         storeOpen = false;
-        await store?.close();
+        // A failed store throws here (its failure): the stop goes on, and rejects with it at the end.
+        const storeError = await store?.close().then(
+          () => undefined,
+          (err: unknown) => ({ err }),
+        );
         // Let the answers above go out (≤ 1 s), then close what is left open.
         const drained = http?.stop(false);
         await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
         await grpc?.close(1000);
         if (opened) logger.info("tasklane stopped");
+        if (storeError) throw storeError.err;
       })();
       return stopping;
     },

@@ -49,6 +49,7 @@ export interface GrpcServer {
    * The first step of a stop: open streams end with UNAVAILABLE ("server is
    * shutting down") and pending long polls (WaitTask, RunTask) answer the task
    * as it is, as do any opened from now on; other calls are still served.
+   * Health `Watch` streams stay open (they report NOT_SERVING) until `close`.
    */
   endCalls(): void;
   /**

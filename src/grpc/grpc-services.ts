@@ -106,6 +106,7 @@ export interface GrpcServices {
   /** Serve one accepted connection (plaintext TCP, or TLS when `tls` was given). Ignored once closing. */
   accept(connection: Duplex): void;
   setServing(serving: boolean): void;
+  /** Open SoltiApi/AgentService streams end and long polls answer; health Watch streams stay open until `close`. */
   endCalls(): void;
   close(graceMs?: number): Promise<void>;
 }
@@ -124,7 +125,10 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
     bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),
     bindService(AgentService, createAgentServiceHandlers(opts), bindOpts),
   ].map((s) => guardService(s));
-  const health = createHealthService({}, { shutdown: shutdown.signal });
+  // Health Watch streams outlive `endCalls`: a watcher must see NOT_SERVING when a stop begins
+  // and keep it through the drain; they end (UNAVAILABLE) only when the server closes.
+  const healthEnd = new AbortController();
+  const health = createHealthService({}, { shutdown: healthEnd.signal });
   services.push(health.bound);
   const reflection = createReflectionService([
     file_solti_v1_api,
@@ -154,6 +158,8 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
     closing ??= new Promise<void>((resolve) => {
       setServing(false);
       shutdown.abort();
+      // After the turn in which the Watch streams wrote the NOT_SERVING just set (when it was new).
+      setImmediate(() => healthEnd.abort());
       if (!injector) {
         server.forceShutdown();
         resolve();

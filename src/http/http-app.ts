@@ -60,6 +60,18 @@ function unroutable(url: string): AgentError {
 /** The watch over WebSocket (CONTRACT §2). */
 const WS_ROUTE = "/ws/tasks";
 
+/**
+ * A plain GET of the WebSocket route: 426 Upgrade Required (RFC 9110 §15.5.22, with the
+ * `Upgrade` it needs) and the usual envelope, labelled `InvalidRequest`: a mistake of the request.
+ */
+function upgradeRequired(): Response {
+  const message = `${WS_ROUTE} is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)`;
+  return new Response(JSON.stringify({ error: "InvalidRequest", message }), {
+    status: 426,
+    headers: { "content-type": "application/json", upgrade: "websocket", connection: "Upgrade" },
+  });
+}
+
 /** The query parameters each route takes; any other is a 400 (list-query.ts). */
 const SUBMIT_QUERY = new Set(["wait", "timeoutMs"]);
 const LOGS_QUERY = new Set(["after", "follow"]);
@@ -191,7 +203,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .onError(({ code, error, request, set }) => {
       if (code === "NOT_FOUND") {
         // The WebSocket route matches upgrades only: a plain GET of it is a mistake of the request, not an unknown route.
-        if (requestPath(request.url) === WS_ROUTE) return errorBody(invalid(`${WS_ROUTE} is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)`));
+        if (requestPath(request.url) === WS_ROUTE) return upgradeRequired();
         return errorBody(new AgentError("NotFound", "no such route"));
       }
       if (code === "PARSE") {

@@ -66,9 +66,13 @@ type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
 const exhaustive: [MissingCode] extends [never] ? true : MissingCode = true;
 void exhaustive;
 
-/** The error responses, by HTTP status: component name and text. */
+/** The error responses, by HTTP status: component name (the error label, but for 426) and text. */
 const ERROR_RESPONSES = {
-  400: ["InvalidRequest", "InvalidRequest: malformed JSON, wrong content type or a validation failure; the message names the field and the bad value."],
+  400: [
+    "InvalidRequest",
+    "InvalidRequest: malformed JSON, wrong content type, an unknown query parameter or a validation failure; the message names the field and the bad value. " +
+      "On any route: a request whose Host header cannot be routed (missing, malformed, or shorter than 3 characters over HTTPS).",
+  ],
   401: ["Unauthenticated", "Unauthenticated: auth is on and the bearer token is missing or unknown."],
   403: ["PermissionDenied", "PermissionDenied: the token's role may not do this (e.g. a viewer submits)."],
   404: ["TaskNotFound", "TaskNotFound: unknown task id (also for a task owned by someone else); NotFound for an unknown route."],
@@ -76,9 +80,10 @@ const ERROR_RESPONSES = {
     "PayloadTooLarge",
     "PayloadTooLarge: the request body is larger than 4 MiB (4194304 bytes), rejected before parsing; or the spec holds more text than a task may (4128768 bytes: every task must fit one 4 MiB gRPC message).",
   ],
+  426: ["UpgradeRequired", "InvalidRequest, with 426 Upgrade Required: a GET of the WebSocket route without `Upgrade: websocket`; open it with a WebSocket client, or use GET /api/v1/events (SSE)."],
   429: ["RateLimited", "RateLimited: the principal's rate limit is exhausted; see Retry-After."],
   500: ["Internal", "Internal: a bug. The message repeats the correlation id under which the cause is logged (with the request id)."],
-  503: ["Unavailable", "Unavailable: the agent is shutting down, or the slot's queue is full."],
+  503: ["Unavailable", "Unavailable: the agent is shutting down, the slot's queue is full, or the agent's store has failed (then /readyz is 503 too, until a restart)."],
 } as const;
 type ErrorStatus = keyof typeof ERROR_RESPONSES;
 
@@ -90,8 +95,15 @@ function errors(...statuses: ErrorStatus[]): Responses {
   return out;
 }
 
+/**
+ * Errors every route can answer, the public probes included: an unroutable
+ * Host (400), a declared body over 4 MiB (413, checked on every route whether
+ * it reads a body or not), a bug (500).
+ */
+const EVERY_ROUTE: ErrorStatus[] = [400, 413, 500];
+
 /** Errors any authenticated API route can answer. */
-const COMMON: ErrorStatus[] = [401, 403, 429, 500];
+const COMMON: ErrorStatus[] = [...EVERY_ROUTE, 401, 403, 429];
 
 function json(description: string, schema: Schema): Responses[string] {
   return { description, content: { "application/json": { schema } } };
@@ -172,6 +184,7 @@ export const routeDocs = {
       labelParam,
       query("createdAfter", "created after this time, Unix ms", { type: "integer" }),
       query("createdBefore", "created before this time, Unix ms", { type: "integer" }),
+      query("owner", "only tasks of this owner (auth on: an admin's filter; other principals only ever see their own tasks)", { type: "string" }),
       query("order", "by creation", { type: "string", enum: ["asc", "desc"], default: "asc" }),
       query("limit", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
       query("offset", "items to skip", { type: "integer", minimum: 0, default: 0 }),
@@ -234,9 +247,9 @@ export const routeDocs = {
     operationId: "restartTask",
     tags: ["tasks"],
     summary: "Run a terminal task again",
-    description: "A new attempt of a terminal task; the run history is kept.",
+    description: "A new attempt of a terminal task; the run history is kept. A task that is not terminal is a 400 InvalidRequest.",
     parameters: [idParam],
-    responses: { "200": taskBody("the task"), ...errors(404, 503, ...COMMON) },
+    responses: { "200": taskBody("the task"), ...errors(400, 404, 503, ...COMMON) },
   },
   waitTask: {
     operationId: "waitTask",
@@ -262,11 +275,16 @@ export const routeDocs = {
     summary: "Watch task changes (WebSocket)",
     description:
       "A GET with `Upgrade: websocket`. Each server message is one JSON WatchMessage: `{\"event\":\"task_update\",\"task\":…}`, `{\"event\":\"task_deleted\",\"task\":{\"metadata\":{\"id\"}}}` or `{\"event\":\"lagged\",\"skipped\":N}`. " +
-      "A request refused before the upgrade (authentication, rate limit) gets the usual error response; a failure while subscribing (e.g. a bad `after`) is sent as `{\"event\":\"error\",\"error\",\"message\"}`, then the socket is closed.",
+      "A request refused before the upgrade (authentication, rate limit) gets the usual error response; so does a handshake whose only subprotocol is `bearer.<token>` " +
+      "(400: answering it would echo the token; offer e.g. `tasklane` next to it), and a GET without `Upgrade: websocket` (426, error `InvalidRequest`). " +
+      "A failure while subscribing (a bad query such as `after=x` or an unknown parameter) is sent as `{\"event\":\"error\",\"error\",\"message\"}`, then the socket is closed.",
     parameters: [
       afterParam,
       query("slot", "only tasks of this slot", { type: "string" }),
       labelParam,
+      query("token", "a principal's token, for clients that cannot set headers (prefer the `bearer.<token>` subprotocol: query strings tend to end up in proxy logs)", {
+        type: "string",
+      }),
       { name: "Upgrade", in: "header", required: true, schema: { type: "string", enum: ["websocket"] } },
     ],
     responses: {
@@ -274,7 +292,7 @@ export const routeDocs = {
         description: "Switching Protocols; the messages that follow are WatchMessage JSON texts",
         content: { "application/json": { schema: schemaRef("WatchMessage") } },
       },
-      ...errors(...COMMON),
+      ...errors(426, ...COMMON),
     },
   },
   info: {
@@ -306,18 +324,20 @@ export const routeDocs = {
     summary: "Liveness",
     description: "200 while the process is alive and serving HTTP.",
     security: [],
-    responses: { "200": json("alive", schemaRef("Liveness")), ...errors(500) },
+    responses: { "200": json("alive", schemaRef("Liveness")), ...errors(...EVERY_ROUTE) },
   },
   readyz: {
     operationId: "getReadiness",
     tags: ["agent"],
     summary: "Readiness",
-    description: "200 once the store is open and both servers listen; 503 before that and from the first moment of a shutdown. The gRPC health service mirrors it.",
+    description:
+      "200 once the store is open and both servers listen; 503 before that, from the first moment of a shutdown, and for good once the store has failed (a lost commit or a failed fsync: `storeWritable` false). " +
+      "The gRPC health service mirrors it.",
     security: [],
     responses: {
       "200": json("ready", schemaRef("Readiness")),
       "503": json("not ready; `checks` says why", schemaRef("Readiness")),
-      ...errors(500),
+      ...errors(...EVERY_ROUTE),
     },
   },
   openapi: {

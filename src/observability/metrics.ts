@@ -12,9 +12,10 @@
  * of start-up (its module graph, node:http among it, and the default
  * collectors) and is not needed to serve: it is loaded on the first scrape,
  * together with the standard process metrics (`process_*`, `nodejs_*`, names
- * unchanged), which are registered then — the event-loop-lag and GC figures
- * cover the time since that first scrape; CPU, memory, handles and start time
- * are absolute.
+ * unchanged), which are registered then — the event-loop-lag figures cover
+ * the time since that first scrape; CPU, memory, handles and start time are
+ * absolute. Bun reports no garbage collections to prom-client, so there is no
+ * GC metric.
  */
 import { Type, type Static } from "@sinclair/typebox";
 import type { Registry } from "prom-client";
@@ -57,6 +58,12 @@ export interface Metrics {
   grpcRequest(method: string, code: string, seconds: number): void;
   /** A streaming subscriber opened; call the returned function (idempotent) when it closes. */
   streamOpened(transport: StreamTransport): () => void;
+  /**
+   * One task accepted: its submit is durable and about to be answered as
+   * such. Not counted from the task's first transition, which comes before
+   * the flush that can still fail (a submit answered 500 is no acceptance).
+   */
+  submitted(): void;
   /** Events skipped for a slow subscriber of the live logs or of the task watch. */
   lagged(kind: "logs" | "watch", skipped: number): void;
   /** Stop listening to task events. */
@@ -77,8 +84,18 @@ export interface MetricsDeps {
 /** Label values used for methods outside this set are folded into `OTHER`. */
 const HTTP_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
-/** Default process metrics whose names break the conventions (gauges ending in `_total`); their labelled siblings stay. */
-const NONCONFORMING_DEFAULTS = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
+/**
+ * Default process metrics left out: gauges whose names break the conventions
+ * (ending in `_total`; their labelled siblings stay), and the GC histogram,
+ * which never gets a sample on Bun (it has no `gc` performance entries): an
+ * empty family would read as "no garbage collection".
+ */
+const LEFT_OUT_DEFAULTS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+  "nodejs_gc_duration_seconds",
+];
 
 const RATE_WINDOW_S = 60;
 
@@ -91,8 +108,8 @@ type Exposed = KeyedScalar | KeyedHistogram;
 /**
  * A prom-client registry with the agent's metrics and the standard process
  * metrics, created on the first scrape. The process metrics register once per
- * process (each registration starts an event-loop monitor and a GC observer
- * that are never stopped), so they live in a registry of their own, merged in.
+ * process (each registration starts an event-loop monitor that is never
+ * stopped), so they live in a registry of their own, merged in.
  */
 let processRegistry: Promise<Registry> | undefined;
 
@@ -100,7 +117,7 @@ function processMetrics(): Promise<Registry> {
   processRegistry ??= import("prom-client").then(({ Registry, collectDefaultMetrics }) => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    for (const name of NONCONFORMING_DEFAULTS) registry.removeSingleMetric(name);
+    for (const name of LEFT_OUT_DEFAULTS) registry.removeSingleMetric(name);
     return registry;
   });
   return processRegistry;
@@ -181,7 +198,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     new KeyedHistogram("tasklane_submit_to_start_seconds", "Time from submission to the start of the first run.", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300]),
   );
   const logLines = add(new KeyedScalar("tasklane_log_lines_total", "Output lines read from runs, by stream.", "counter", ["stream"]));
-  const logBytes = add(new KeyedScalar("tasklane_log_bytes_total", "Output bytes read from runs, by stream.", "counter", ["stream"]));
+  const logBytes = add(
+    new KeyedScalar("tasklane_log_bytes_total", "Output bytes read from runs' pipes (all of them: terminators and the cut part of long lines too), by stream.", "counter", ["stream"]),
+  );
   const laggedTotal = add(
     new KeyedScalar("tasklane_lagged_events_total", "Events dropped for slow subscribers (reported to them as lagged), by kind: live logs or task watch.", "counter", ["kind"]),
   );
@@ -213,11 +232,6 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
   const unlisten = deps.events.add({
     transition(task, prev) {
-      if (prev === undefined) {
-        submitted.inc();
-        submittedTotal++;
-        submitRate.add();
-      }
       if (task.status.phase === "running" && prev !== "running" && task.status.attempt === 1) {
         startLatency.observe([], Math.max(0, clock() - task.metadata.createdAt) / 1000);
       }
@@ -279,6 +293,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         if (open) subscribers.inc([transport], -1);
         open = false;
       };
+    },
+    submitted() {
+      submitted.inc();
+      submittedTotal++;
+      submitRate.add();
     },
     lagged(kind, skipped) {
       laggedTotal.inc([kind], skipped);

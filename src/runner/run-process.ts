@@ -41,10 +41,14 @@ export interface RunSpec {
   maxLineBytes: number;
   /**
    * Called once per read chunk with the lines it completed (never an empty
-   * array), in order per stream. Exceptions are swallowed so that a consumer
-   * bug cannot stop the pipes from being drained.
+   * array), in order per stream. `bytes` is how many bytes were read from the
+   * stream's pipe since the previous call for it (a chunk that completed no
+   * line is counted with the next call), so over a run the calls add up to
+   * exactly what the process wrote: line terminators, "\r" of CRLF, invalid
+   * UTF-8 and the dropped part of an over-long line included. Exceptions are
+   * swallowed so that a consumer bug cannot stop the pipes from being drained.
    */
-  onLines(stream: StreamKind, lines: string[], ts: number): void;
+  onLines(stream: StreamKind, lines: string[], ts: number, bytes: number): void;
 }
 
 /** How a run ended. */
@@ -143,28 +147,34 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   }
 
   const cancels: (() => Promise<void>)[] = [];
-  const emit = (stream: StreamKind, lines: string[]) => {
-    if (lines.length === 0) return;
-    try {
-      spec.onLines(stream, lines, now());
-    } catch {
-      // see RunSpec.onLines
-    }
-  };
   const pump = async (stream: ReadableStream<Uint8Array>, kind: StreamKind) => {
     const reader = stream.getReader();
     cancels.push(() => reader.cancel());
     const splitter = createLineSplitter(spec.maxLineBytes);
+    // Bytes read and not yet reported: a chunk without a newline is reported with the line it starts.
+    let unreported = 0;
+    const emit = (lines: string[]) => {
+      if (lines.length === 0) return;
+      const bytes = unreported;
+      unreported = 0;
+      try {
+        spec.onLines(kind, lines, now(), bytes);
+      } catch {
+        // see RunSpec.onLines
+      }
+    };
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        emit(kind, splitter.push(value));
+        unreported += value.length;
+        emit(splitter.push(value));
       }
     } catch {
       // a stream error ends the output like EOF
     }
-    emit(kind, splitter.end());
+    // Every byte read is in a line by now: what no line completed is the partial last line.
+    emit(splitter.end());
   };
   let pumpsDone = false;
   const pumps = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]).then(() => void (pumpsDone = true));

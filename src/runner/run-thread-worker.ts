@@ -26,7 +26,7 @@ self.onmessage = (e: MessageEvent<ToRunner[]>) => {
       continue;
     }
     const id = m.id;
-    const handle = startRun({ ...m.spec, onLines: (stream, lines, ts) => send({ t: "lines", id, stream, lines, ts }) });
+    const handle = startRun({ ...m.spec, onLines: (stream, lines, ts, bytes) => send({ t: "lines", id, stream, lines, ts, bytes }) });
     runs.set(id, handle);
     send({ t: "process", id, process: handle.process });
     void handle.result.then((result) => {

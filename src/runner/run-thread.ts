@@ -38,7 +38,7 @@ export type ToRunner = { t: "start"; id: number; spec: ThreadRunSpec } | { t: "s
 export type FromRunner =
   | { t: "ready"; id: 0 }
   | { t: "process"; id: number; process: RunProcess | undefined }
-  | { t: "lines"; id: number; stream: StreamKind; lines: string[]; ts: number }
+  | { t: "lines"; id: number; stream: StreamKind; lines: string[]; ts: number; bytes: number }
   | { t: "result"; id: number; result: RunResult };
 
 /** Starts runs on a runner thread; `run` has the signature of `startRun`. */
@@ -109,9 +109,9 @@ class ThreadRun implements RunHandle {
     this.resolveIdentity(p);
   }
 
-  lines(stream: StreamKind, lines: string[], ts: number): void {
+  lines(stream: StreamKind, lines: string[], ts: number, bytes: number): void {
     try {
-      this.spec.onLines(stream, lines, ts);
+      this.spec.onLines(stream, lines, ts, bytes);
     } catch {
       // see RunSpec.onLines
     }
@@ -162,7 +162,7 @@ export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner
       }
       const r = runs.get(m.id);
       if (!r) continue;
-      if (m.t === "lines") r.lines(m.stream, m.lines, m.ts);
+      if (m.t === "lines") r.lines(m.stream, m.lines, m.ts, m.bytes);
       else if (m.t === "process") r.identify(m.process);
       else {
         runs.delete(m.id);

@@ -41,6 +41,7 @@ export function createMemoryStore(): Store {
 
   return {
     kind: "memory",
+    failure: undefined, // nothing to commit or sync: it cannot fail
 
     putTask(task) {
       live();

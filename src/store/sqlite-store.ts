@@ -58,6 +58,11 @@ export interface SqliteStoreOptions {
   beforeCommit?: () => void;
   /** Test seam: how the WAL file is synced (default `fs.fsync`, which runs off the event loop). */
   syncWal?: (fd: number, done: (err: Error | null) => void) => void;
+  /**
+   * Told once, synchronously, when the store fails for good (`Store.failure`
+   * is set by then), e.g. so the agent stops saying it is ready.
+   */
+  onFailure?: (failure: Error) => void;
 }
 
 /** The SQLite store with its group-commit accounting. */
@@ -490,9 +495,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     const done = (err: Error | null) => {
       syncing = false;
       if (err) {
-        failure ??= new Error(`store ${path}: fsync of the write-ahead log failed, committed writes may not be durable: ${messageOf(err)}`, {
-          cause: err,
-        });
+        fail(new Error(`store ${path}: fsync of the write-ahead log failed, committed writes may not be durable: ${messageOf(err)}`, { cause: err }));
       } else syncs++;
       inflight = [];
       for (const w of waiters) w.resolve(); // rejects when failed
@@ -514,9 +517,20 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
    */
   function lose(b: Batch, what: string, err: unknown): void {
     detach(b);
-    failure ??= new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err });
-    for (const w of b.waiters) w.reject(failure);
+    fail(new Error(`store ${path}: ${what}, writes were lost: ${messageOf(err)}`, { cause: err }));
+    for (const w of b.waiters) w.reject(failure!);
     recent.clear();
+  }
+
+  /** The store has failed for good: the first failure is kept (and told), later ones are its consequences. */
+  function fail(err: Error): void {
+    if (failure) return;
+    failure = err;
+    try {
+      opts.onFailure?.(err);
+    } catch {
+      // a listener's bug must not change what the store's callers are told
+    }
   }
 
   function listStatement(sql: string): Statement<{ body: string; n: number }, Bindings> {
@@ -555,6 +569,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const store: SqliteStore = {
     kind: `sqlite:${path}`,
     path,
+    get failure() {
+      return failure;
+    },
     get commits() {
       return commits;
     },

@@ -27,6 +27,14 @@ export interface StoreStats {
 export interface Store {
   /** Human-readable kind, e.g. `memory` or `sqlite:/var/lib/tasklane/tasklane.db`. */
   readonly kind: string;
+  /**
+   * Why the store has failed for good (a commit that was lost, an fsync of
+   * the write-ahead log that failed), or `undefined` while it works. Once set
+   * it stays: every later `flush()` rejects with it, so nothing written from
+   * then on can be promised durable. Only reopening the store (restarting the
+   * agent) clears it.
+   */
+  readonly failure: Error | undefined;
   /** Insert or replace a task (keyed by `metadata.id`). */
   putTask(task: Task): void;
   /**

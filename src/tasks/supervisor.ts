@@ -82,8 +82,8 @@ export interface SupervisorStats {
 export interface Supervisor {
   /** Store and admit a validated spec. Synchronous: the caller awaits `store.flush()` before answering. */
   submit(spec: TaskSpec, owner?: string): { task: Task; admission: AdmissionOutcome };
-  /** Stop without purge; resolves with the final task (a terminal task is returned as is). */
-  cancel(id: string): Promise<Task | undefined>;
+  /** Stop without purge; resolves with the final task (a terminal task is returned as is). `error`: the task's error (default `canceled`). */
+  cancel(id: string, error?: string): Promise<Task | undefined>;
   /** Release a task submitted with `hold: true`; other tasks are returned unchanged. */
   start(id: string): Task | undefined;
   /** Run a terminal task again as a new attempt, history kept. */
@@ -242,9 +242,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     pump();
   }
 
-  /** Launch waiting tasks while there is capacity. */
+  /**
+   * Launch waiting tasks while there is capacity. None once the store has
+   * failed: a run started then could not be recorded, and the restart that
+   * brings the agent back would find its task pending and run it again.
+   */
   function pump(): void {
-    while (!shuttingDown && running < limits.maxConcurrent) {
+    while (!shuttingDown && store.failure === undefined && running < limits.maxConcurrent) {
       const entry = waiting.pop();
       if (!entry) return;
       const st = active.get(entry.id);
@@ -303,10 +307,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       timeoutMs: spec.timeout,
       killGraceMs: spec.killGraceMs ?? limits.killGraceMs,
       maxLineBytes: limits.maxLineBytes,
-      onLines(stream, lines, ts) {
+      onLines(stream, lines, ts, bytes) {
         hub.lines(id, attempt, stream, lines, ts);
-        let bytes = 0;
-        for (const line of lines) bytes += Buffer.byteLength(line) + 1;
         events.output(stream, lines.length, bytes);
       },
     });
@@ -402,6 +404,17 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }, delay);
   }
 
+  /**
+   * New work is refused while the agent stops, and once the store has failed
+   * (see `pump`): the caller gets 503 before any task is created or started.
+   */
+  function checkAccepting(): void {
+    if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+    if (store.failure !== undefined) {
+      throw new AgentError("Unavailable", "the agent's store has failed (see the agent's log): no work is accepted until the agent is restarted");
+    }
+  }
+
   /** A task about to enter a busy slot with `queue` admission needs room in the slot's bounded queue (else 503). */
   function checkQueueRoom(spec: TaskSpec, owner: string | undefined): void {
     const l = lanes.get(laneKey(owner, spec.slot));
@@ -484,7 +497,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   return {
     submit(spec, owner) {
-      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      checkAccepting();
       deps.limiter?.check(spec.resources);
       if (!spec.hold) checkQueueRoom(spec, owner);
       const now = clock();
@@ -500,10 +513,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       return { task: state.task, admission };
     },
 
-    async cancel(id) {
+    async cancel(id, error = "canceled") {
       const state = active.get(id);
       if (!state) return store.getTask(id);
-      await stopForGood(state, "canceled", "canceled");
+      await stopForGood(state, "canceled", error);
       return store.getTask(id);
     },
 
@@ -511,7 +524,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const state = active.get(id);
       if (!state) return store.getTask(id);
       if (state.where !== "held") return state.task;
-      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      checkAccepting();
       checkQueueRoom(state.task.spec, state.task.metadata.owner);
       const { hold: _hold, ...rest } = state.task.spec;
       write(state, state.task.status, rest);
@@ -520,7 +533,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     restart(id) {
-      if (shuttingDown) throw new AgentError("Unavailable", "agent is shutting down");
+      checkAccepting();
       if (active.has(id)) throw invalid(`task ${id} is not terminal; only a terminal task can be restarted`);
       const task = store.getTask(id);
       if (!task) return undefined;

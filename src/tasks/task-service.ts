@@ -72,7 +72,12 @@ export interface TaskServiceDeps {
   /** Lines of stdout/stderr returned by submit-and-wait (default 100). */
   outputTail?: number;
   onWatchLagged?: (skipped: number) => void;
+  /** A submitted task became durable: its submit is about to be answered as accepted (metrics count it here). */
+  onSubmitted?: (task: Task) => void;
 }
+
+/** The error of a task whose submit was answered with an error because the store failed. */
+export const SUBMIT_NOT_DURABLE = "canceled: its submit failed (the store could not record it)";
 
 /** Longest wait a client may ask for (10 minutes). */
 export const MAX_WAIT_MS = 600_000;
@@ -176,8 +181,17 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
       requireWrite(caller);
       const spec = parseTaskSpec(input);
       const { task, admission } = supervisor.submit(spec, caller.principal?.name);
-      await store.flush();
-      return { taskId: task.metadata.id, admission, task: supervisor.activeTask(task.metadata.id) ?? task };
+      const id = task.metadata.id;
+      try {
+        await store.flush();
+      } catch (err) {
+        // The caller is told the submit failed (and may retry elsewhere): the task must not run on
+        // here. It may have started already (admission is synchronous); it is canceled without waiting.
+        void supervisor.cancel(id, SUBMIT_NOT_DURABLE).catch(() => {});
+        throw err;
+      }
+      deps.onSubmitted?.(task);
+      return { taskId: id, admission, task: supervisor.activeTask(id) ?? task };
     },
 
     requireWrite,

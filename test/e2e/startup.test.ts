@@ -63,7 +63,7 @@ describe("start-up", () => {
         else if (res) before.push({ status: res.status, body: await res.json() });
         else await new Promise<void>((r) => setImmediate(r));
       }
-      expect(ready).toEqual({ status: "ready", checks: { storeOpen: true, httpListening: true, grpcListening: true, accepting: true } });
+      expect(ready).toEqual({ status: "ready", checks: { storeOpen: true, storeWritable: true, httpListening: true, grpcListening: true, accepting: true } });
       for (const b of before) expect(b).toMatchObject({ status: 503, body: { status: "not ready" } });
       expect(await unary(health, "Check", { service: "solti.v1.SoltiApi" })).toEqual({ status: "SERVING" });
       // Recovery ran before ready: the task interrupted by the previous agent's death is closed (restart: never).

@@ -187,6 +187,56 @@ describe("health", () => {
     });
   });
 
+  test("a stop's first step (NOT_SERVING and endCalls in one tick) reaches Watch, which stays open until close", async () => {
+    await using s = await startServer();
+    const h = health(s);
+    const watches = ["", "solti.v1.SoltiApi", "tasklane.v1.AgentService"].map((service) => {
+      const stream = serverStream<{ status: string }>(h, "Watch", { service });
+      const seen: string[] = [];
+      const notServing = new Promise<void>((resolve) =>
+        stream.on("data", (m: { status: string }) => {
+          seen.push(m.status);
+          if (m.status === "NOT_SERVING") resolve();
+        }),
+      );
+      return { done: collect(stream), first: new Promise((r) => stream.once("data", r)), notServing, seen };
+    });
+    await Promise.all(watches.map((w) => w.first));
+    // What agent.stop() does first: not ready, then end the API's streams and long polls.
+    s.server.setServing(false);
+    s.server.endCalls();
+    // (A watch that ended instead fails the checks below rather than hanging.)
+    await Promise.all(watches.map((w) => Promise.race([w.notServing, w.done])));
+    expect(watches.map((w) => w.seen)).toEqual([["SERVING", "NOT_SERVING"], ["SERVING", "NOT_SERVING"], ["SERVING", "NOT_SERVING"]]);
+    // Still open through the drain: a call on the same connection is answered, no watch has ended.
+    expect(await unary(h, "Check", { service: "" })).toEqual({ status: "NOT_SERVING" });
+    let ended = false;
+    void Promise.race(watches.map((w) => w.done)).then(() => (ended = true));
+    await unary(h, "List", {});
+    expect(ended).toBe(false);
+    await s.server.close(60_000);
+    for (const w of watches) {
+      expect(await w.done).toEqual({
+        code: grpc.status.UNAVAILABLE,
+        details: "server is shutting down",
+        messages: [{ status: "SERVING" }, { status: "NOT_SERVING" }],
+      });
+    }
+  });
+
+  test("close() while SERVING still tells Watch NOT_SERVING before its stream ends", async () => {
+    await using s = await startServer();
+    const stream = serverStream<{ status: string }>(health(s), "Watch", { service: "" });
+    const done = collect(stream);
+    await new Promise((r) => stream.once("data", r));
+    await s.server.close(60_000);
+    expect(await done).toEqual({
+      code: grpc.status.UNAVAILABLE,
+      details: "server is shutting down",
+      messages: [{ status: "SERVING" }, { status: "NOT_SERVING" }],
+    });
+  });
+
   test("Watch of an unknown service says SERVICE_UNKNOWN", async () => {
     await using s = await startServer();
     const stream = serverStream<{ status: string }>(health(s), "Watch", { service: "nope" });

@@ -147,9 +147,11 @@ describe("GET /ws/tasks", () => {
       });
     }
   });
-  test("a plain GET of the WebSocket route is a 400 that says how to open it, not a 404 'no such route'", async () => {
-    expect(await a.json("GET", "/ws/tasks")).toEqual({
-      status: 400,
+  test("a plain GET of the WebSocket route is a 426 that says how to open it, not a 404 'no such route'", async () => {
+    const res = await a.request("GET", "/ws/tasks");
+    expect(res.headers.get("upgrade")).toBe("websocket");
+    expect({ status: res.status, body: await res.json() }).toEqual({
+      status: 426,
       body: {
         error: "InvalidRequest",
         message: '/ws/tasks is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)',

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../src/observability/logger.ts";
-import { protoClient, unary } from "../grpc/proto-client.ts";
+import * as grpc from "@grpc/grpc-js";
+import { collect, protoClient, serverStream, unary } from "../grpc/proto-client.ts";
 import { bashSpec, commandSpec, startAgent } from "../helpers/start-agent.ts";
 import { getTask, makeFifo, release, submitOk, waitForLine, waitTerminal } from "../helpers/task-control.ts";
 import { collectLogger } from "./collect-logger.ts";
@@ -48,7 +49,7 @@ describe("health and readiness", () => {
     expect(await a.json("GET", "/healthz")).toEqual({ status: 200, body: { status: "alive" } });
     expect(await a.json("GET", "/readyz")).toEqual({
       status: 200,
-      body: { status: "ready", checks: { storeOpen: true, httpListening: true, grpcListening: true, accepting: true } },
+      body: { status: "ready", checks: { storeOpen: true, storeWritable: true, httpListening: true, grpcListening: true, accepting: true } },
     });
   });
 
@@ -57,29 +58,53 @@ describe("health and readiness", () => {
     const fifo = makeFifo(dir, "term");
     const a = await startAgent();
     const health = protoClient("grpc/health/v1/health.proto", "grpc.health.v1.Health", a.agent.grpcPort);
+    let released = false;
     try {
       expect(await unary(health, "Check", { service: "" })).toEqual({ status: "SERVING" });
       // A task that, on SIGTERM, holds on until the test releases it: shutdown takes as long as the test wants.
       const script = `trap 'echo got-term; read -r _ < "${fifo}"; exit 0' TERM\necho ready\nsleep 600 & wait $!\n`;
       const { id } = await submitOk(a, bashSpec(script, { killGraceMs: 60_000 }));
       await waitForLine(a, id, (l) => l === "ready");
+      // A Watch-based checker (grpc-js client-side health checking, a mesh) hears of the stop too.
+      const watch = serverStream<{ status: string }>(health, "Watch", { service: "" });
+      const watched = collect(watch);
+      const seen: string[] = [];
+      const notServing = new Promise<void>((resolve) =>
+        watch.on("data", (m: { status: string }) => {
+          seen.push(m.status);
+          if (m.status === "NOT_SERVING") resolve();
+        }),
+      );
+      await new Promise((r) => watch.once("data", r));
 
       const stopped = a.agent.stop();
       expect(a.agent.ready).toBe(false);
       const ready = await a.json("GET", "/readyz");
       expect(ready).toEqual({
         status: 503,
-        body: { status: "not ready", checks: { storeOpen: true, httpListening: true, grpcListening: true, accepting: false } },
+        body: { status: "not ready", checks: { storeOpen: true, storeWritable: true, httpListening: true, grpcListening: true, accepting: false } },
       });
       expect((await a.json("GET", "/healthz")).status).toBe(200);
       expect(await unary(health, "Check", { service: "" })).toEqual({ status: "NOT_SERVING" });
       expect(await unary(health, "Check", { service: "solti.v1.SoltiApi" })).toEqual({ status: "NOT_SERVING" });
       // The work has not stopped yet: the task is still running (it got TERM and is waiting for us).
       expect((await getTask(a, id)).status.phase).toBe("running");
+      // The watcher got NOT_SERVING, and its stream stays open through the drain (a watch that ended instead fails here).
+      await Promise.race([notServing, watched]);
+      expect(seen).toEqual(["SERVING", "NOT_SERVING"]);
+      let ended = false;
+      void watched.then(() => (ended = true));
+      await unary(health, "List", {});
+      expect(ended).toBe(false);
 
+      released = true;
       await release(fifo);
       await stopped;
+      // It ends when the server closes.
+      expect(await watched).toEqual({ code: grpc.status.UNAVAILABLE, details: "server is shutting down", messages: [{ status: "SERVING" }, { status: "NOT_SERVING" }] });
     } finally {
+      // A failed check above must not leave the stop waiting out the task's 60 s grace.
+      if (!released) await release(fifo).catch(() => {});
       health.close();
       await a[Symbol.asyncDispose]();
       rmSync(dir, { recursive: true, force: true });

@@ -76,6 +76,25 @@ describe("GET /metrics", () => {
     expect(after.samples.some((s) => Object.values(s.labels).some((v) => v.includes(id)))).toBe(false);
   });
 
+  test("tasklane_log_bytes_total counts the bytes read from the pipes, not the lines kept", async () => {
+    for (const spawnOn of ["main", "thread"]) {
+      await using a = await startAgent({ args: ["--max-line", "1KiB", "--spawn-on", spawnOn] });
+      const before = await scrape(a);
+      // A 1 MiB line (kept: 1 KiB + marker), CRLF, two invalid UTF-8 bytes (kept: two U+FFFD), a last line without newline.
+      const script = "head -c 1048576 /dev/zero | tr '\\0' a; printf '\\n'; printf 'x\\r\\n'; printf '\\377\\376\\n'; printf y; printf 'e\\r\\n' >&2";
+      const { id } = await submitOk(a, bashSpec(script));
+      expect((await waitTerminal(a, id)).status.phase).toBe("succeeded");
+      const after = await scrape(a);
+      const delta = (name: string, stream: string) => valueOf(after, name, { stream }) - valueOf(before, name, { stream });
+      expect({
+        spawnOn,
+        stdoutBytes: delta("tasklane_log_bytes_total", "stdout"),
+        stderrBytes: delta("tasklane_log_bytes_total", "stderr"),
+        stdoutLines: delta("tasklane_log_lines_total", "stdout"),
+      }).toEqual({ spawnOn, stdoutBytes: 1_048_577 + 3 + 3 + 1, stderrBytes: 3, stdoutLines: 4 });
+    }
+  });
+
   test("a failing run is counted by its outcome", async () => {
     await using a = await startAgent();
     const before = await scrape(a);

@@ -11,6 +11,7 @@ import { openApiPath } from "../../src/http/openapi.ts";
 import { TaskRunSchema, TaskSchema } from "../../src/tasks/model.ts";
 import type { TaskService } from "../../src/tasks/task-service.ts";
 import { commandSpec, startAgent } from "../helpers/start-agent.ts";
+import { rawExchange } from "../helpers/raw-http.ts";
 import { submitOk, waitTerminal } from "../helpers/task-control.ts";
 
 type Json = Record<string, any>;
@@ -125,6 +126,7 @@ describe("GET /openapi.json", () => {
       "query:label",
       "query:createdAfter",
       "query:createdBefore",
+      "query:owner",
       "query:order",
       "query:limit",
       "query:offset",
@@ -135,6 +137,13 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(op("post", "/api/v1/tasks").responses).sort()).toEqual(["200", "201", "400", "401", "403", "413", "429", "500", "503"]);
     expect(Object.keys(op("get", "/api/v1/tasks/{id}/logs").responses["200"].content)).toEqual(["text/event-stream"]);
     expect(op("get", "/ws/tasks").responses["101"]).toBeDefined();
+    expect(params(op("get", "/ws/tasks"))).toEqual(["query:after", "query:slot", "query:label", "query:token", "header:Upgrade"]);
+    // Every route, the public probes included, can answer 400 (an unroutable Host), 413 (a declared body over 4 MiB) and 500.
+    for (const [path, item] of Object.entries(doc.paths as Json)) {
+      for (const [method, o] of Object.entries(item as Json)) {
+        expect(Object.keys(o.responses).filter((st) => ["400", "413", "500"].includes(st)).sort(), `${method.toUpperCase()} ${path}`).toEqual(["400", "413", "500"]);
+      }
+    }
 
     // Error responses carry the {error, message} envelope with every label.
     const errorSchema = doc.components.schemas.Error;
@@ -142,7 +151,7 @@ describe("GET /openapi.json", () => {
     expect(errorSchema.properties.error.anyOf.map((x: Json) => x.const).sort()).toEqual(
       ["InvalidRequest", "Unauthenticated", "PermissionDenied", "TaskNotFound", "NotFound", "PayloadTooLarge", "RateLimited", "Unavailable", "Internal"].sort(),
     );
-    for (const status of ["400", "401", "403", "404", "413", "429", "500", "503"]) {
+    for (const status of ["400", "401", "403", "404", "413", "426", "429", "500", "503"]) {
       const used = Object.values(doc.paths as Json).some((item: Json) => Object.values(item).some((o: Json) => o.responses?.[status]?.$ref));
       expect(used, `status ${status} documented`).toBe(true);
     }
@@ -150,6 +159,75 @@ describe("GET /openapi.json", () => {
       expect(r.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
       expect(r.headers["X-Request-Id"]).toBeDefined();
     }
+  });
+
+  test("every query parameter a route takes and every status it answered here are documented", async () => {
+    await using a = await startAgent();
+    const doc = (await (await a.request("GET", "/openapi.json")).json()) as Json;
+    const port = a.agent.httpPort;
+    const ops = Object.entries(doc.paths as Json).flatMap(([path, item]) => Object.entries(item as Json).map(([method, o]) => ({ method: method.toUpperCase(), path, o: o as Json })));
+    const documentedQuery = (o: Json) => ((o.parameters ?? []) as Json[]).filter((p) => p.in === "query").map((p) => p.name as string).sort();
+    const answered = new Map<string, Set<string>>();
+    const saw = (method: string, path: string, status: number) => {
+      const key = `${method} ${path}`;
+      if (!answered.has(key)) answered.set(key, new Set());
+      answered.get(key)!.add(String(status));
+    };
+    /** The allowed keys named by a 400 for the unknown parameter `zzz`; none when the route ignores parameters. */
+    const allowedBy = (message: string | undefined) => /^unknown query parameter "zzz"; allowed: (.*)$/.exec(message ?? "")?.[1]!.split(", ").sort() ?? [];
+    const unknownId = "tsk_01JR0000000000000000000000";
+    const rawStatus = async (request: string) => Number((await rawExchange(port, [Buffer.from(request)])).head.split(" ")[1]);
+
+    // Query parameters: every route that takes some answers an unknown one with a 400 naming them.
+    for (const { method, path, o } of ops) {
+      const target = `${path.replace("{id}", unknownId)}?zzz=1`;
+      if (path === "/ws/tasks") {
+        // Checked once the socket is open: the error message names them.
+        const ws = new WebSocket(`ws://127.0.0.1:${port}${target}`);
+        const message = await new Promise<Json>((resolve, reject) => {
+          ws.onmessage = (e) => resolve(JSON.parse(String(e.data)));
+          ws.onclose = () => reject(new Error("closed without a message"));
+        });
+        ws.close();
+        expect({ route: `${method} ${path}`, query: documentedQuery(o) }).toEqual({ route: `${method} ${path}`, query: allowedBy(message.message) });
+        saw(method, path, 101);
+        continue;
+      }
+      const res = await a.request(method, target);
+      const body = await res.text();
+      const message = res.status === 400 ? (JSON.parse(body) as Json).message : undefined;
+      expect({ route: `${method} ${path}`, query: documentedQuery(o) }).toEqual({ route: `${method} ${path}`, query: allowedBy(message) });
+      saw(method, path, res.status);
+    }
+
+    // 413 on every route: a declared body over 4 MiB is refused before anything else reads it.
+    for (const { method, path } of ops) {
+      const status = await rawStatus(`${method} ${path.replace("{id}", unknownId)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n`);
+      expect(`${method} ${path}: ${status}`).toBe(`${method} ${path}: 413`);
+      saw(method, path, status);
+    }
+
+    // 400 for a restart of a task that is not terminal.
+    const { id } = await submitOk(a, commandSpec("sleep", ["30"]));
+    const restart = await a.json("POST", `/api/v1/tasks/${id}/restart`);
+    expect(restart.body.error).toBe("InvalidRequest");
+    saw("POST", "/api/v1/tasks/{id}/restart", restart.status);
+    await a.request("POST", `/api/v1/tasks/${id}/cancel`);
+
+    // The WebSocket route: a handshake offering only bearer.<token>, and a GET that is no upgrade.
+    const upgrade = "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    saw("GET", "/ws/tasks", await rawStatus(`GET /ws/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n${upgrade}Sec-WebSocket-Protocol: bearer.abc\r\n\r\n`));
+    const plain = await a.request("GET", "/ws/tasks");
+    expect(((await plain.json()) as Json).error).toBe("InvalidRequest");
+    saw("GET", "/ws/tasks", plain.status);
+
+    const undocumented = [...answered].flatMap(([route, statuses]) => {
+      const [method, path] = route.split(" ") as [string, string];
+      const documented = Object.keys(doc.paths[path][method.toLowerCase()].responses);
+      return [...statuses].filter((st) => !documented.includes(st)).map((st) => `${route} ${st}`);
+    });
+    expect(undocumented).toEqual([]);
+    expect(answered.get("GET /ws/tasks")?.has("400")).toBe(true); // the bearer-only handshake
   });
 
   test("the documented task shapes match what the agent answers", async () => {

@@ -7,7 +7,9 @@ export interface LineCollector {
   /** Every onLines call: the stream and how many lines it carried. */
   readonly calls: { stream: StreamKind; count: number }[];
   readonly timestamps: number[];
-  onLines(stream: StreamKind, lines: string[], ts: number): void;
+  /** Bytes read per stream, summed over the onLines calls. */
+  readonly bytes: Record<StreamKind, number>;
+  onLines(stream: StreamKind, lines: string[], ts: number, bytes: number): void;
   /** Resolves with the first line of `stream` matching `re`; rejects if `result` settles first without one. */
   waitFor(stream: StreamKind, re: RegExp, result: Promise<RunResult>): Promise<string>;
 }
@@ -16,14 +18,17 @@ export function createLineCollector(): LineCollector {
   const lines: Record<StreamKind, string[]> = { stdout: [], stderr: [] };
   const calls: { stream: StreamKind; count: number }[] = [];
   const timestamps: number[] = [];
+  const bytes: Record<StreamKind, number> = { stdout: 0, stderr: 0 };
   let wake: () => void = () => {};
   let changed = new Promise<void>((r) => (wake = r));
   return {
     lines,
     calls,
     timestamps,
-    onLines(stream, batch, ts) {
+    bytes,
+    onLines(stream, batch, ts, n) {
       calls.push({ stream, count: batch.length });
+      bytes[stream] += n;
       timestamps.push(ts);
       lines[stream].push(...batch);
       const w = wake;

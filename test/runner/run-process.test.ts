@@ -208,6 +208,20 @@ describe("startRun", () => {
     expect(out.lines.stdout).toEqual(["a".repeat(1000) + truncationMarker(99_000), "tail"]);
   });
 
+  test("bytes: what the process wrote, once each (cut lines, CRLF, invalid UTF-8, a last line without newline)", async () => {
+    const out = createLineCollector();
+    const script =
+      "head -c 1048576 /dev/zero | tr '\\0' a; printf '\\n'; printf 'x\\r\\n'; printf '\\377\\376\\n'; printf y; " +
+      "printf 'e\\r\\n' >&2; head -c 5000 /dev/zero | tr '\\0' b >&2";
+    await using run = startRun(spec(sh(script), out, { maxLineBytes: 1000 }));
+    expect((await run.result).exitCode).toBe(0);
+    expect(out.lines).toEqual({
+      stdout: ["a".repeat(1000) + truncationMarker(1_047_576), "x", "\uFFFD\uFFFD", "y"],
+      stderr: ["e", "b".repeat(1000) + truncationMarker(4000)],
+    });
+    expect(out.bytes).toEqual({ stdout: 1_048_577 + 3 + 3 + 1, stderr: 3 + 5000 });
+  });
+
   test("timestamps come from the injected clock", async () => {
     let t = 1_000;
     const out = createLineCollector();

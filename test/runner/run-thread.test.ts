@@ -105,6 +105,16 @@ describe("createThreadRunner", () => {
     expect(out.lines.stderr).toEqual(["done"]);
   });
 
+  test("the bytes read cross the threads with the lines", async () => {
+    await using threads = runner();
+    const out = createLineCollector();
+    const script = "head -c 300000 /dev/zero | tr '\\0' a; printf '\\nx\\r\\ny'; printf 'e\\n' >&2";
+    const r = await threads.run(spec(sh(script), out, { maxLineBytes: 100 })).result;
+    expect(r.exitCode).toBe(0);
+    expect(out.lines).toEqual({ stdout: ["a".repeat(100) + " …[truncated 299900 bytes]", "x", "y"], stderr: ["e"] });
+    expect(out.bytes).toEqual({ stdout: 300_000 + 1 + 3 + 1, stderr: 2 });
+  });
+
   test("an exception in onLines does not stop the run", async () => {
     await using threads = runner();
     let calls = 0;

@@ -265,6 +265,7 @@ describe("group commit", () => {
     using dir = tempDir();
     const path = dbPath(dir.path);
     let failNext = false;
+    const told: string[] = [];
     const store = createSqliteStore({
       path,
       commitIntervalMs: HOUR,
@@ -274,14 +275,19 @@ describe("group commit", () => {
           throw new Error("disk I/O error");
         }
       },
+      onFailure: (err) => told.push(`${err.message} (failure set: ${store.failure === err})`),
     });
     store.putTask(makeTask({ id: "kept" }));
     await store.flush();
+    expect(store.failure).toBeUndefined();
 
     failNext = true;
     store.putTask(makeTask({ id: "lost" }));
     const message = `store ${path}: commit failed, writes were lost: disk I/O error`;
     const results = await Promise.allSettled([store.flush(), store.flush()]);
+    // Sticky and told once, when it happened (readiness reads `failure`; the agent is told to stop serving).
+    expect(store.failure?.message).toBe(message);
+    expect(told).toEqual([`${message} (failure set: true)`]);
     expect(results.map((r) => (r.status === "rejected" ? String(r.reason) : "fulfilled"))).toEqual([
       `Error: ${message}`,
       `Error: ${message}`,
@@ -295,6 +301,7 @@ describe("group commit", () => {
 
     store.putTask(makeTask({ id: "later" }));
     await expect(store.flush()).rejects.toThrow(message);
+    expect(told).toHaveLength(1); // told once, not per rejected flush
     await expect(store.close()).rejects.toThrow(message);
 
     const reopened = createSqliteStore({ path });
@@ -393,15 +400,20 @@ describe("WAL fsync off the event loop", () => {
     using dir = tempDir();
     const path = dbPath(dir.path);
     const held = heldSyncs();
-    const store = createSqliteStore({ path, commitIntervalMs: HOUR, syncWal: held.syncWal });
+    const told: Error[] = [];
+    const store = createSqliteStore({ path, commitIntervalMs: HOUR, syncWal: held.syncWal, onFailure: (err) => told.push(err) });
     store.putTask(makeTask({ id: "a" }));
     const first = store.flush();
     expect(await settled(first)).toBe(false);
+    expect(store.failure).toBeUndefined();
     held.complete(new Error("EIO: i/o error"));
     const message = `store ${path}: fsync of the write-ahead log failed, committed writes may not be durable: EIO: i/o error`;
+    expect(store.failure?.message).toBe(message);
+    expect(told.map((e) => e.message)).toEqual([message]);
     await expect(first).rejects.toThrow(message);
     store.putTask(makeTask({ id: "b" }));
     await expect(store.flush()).rejects.toThrow(message);
+    expect(told).toHaveLength(1);
     // The writes are committed (reads see them); only their durability is in doubt.
     expect(store.getTask("a")?.metadata.id).toBe("a");
     await expect(store.close()).rejects.toThrow(message);

@@ -435,6 +435,7 @@ describe.each(implementations)("%s store", (_name, create) => {
       store.putTask(makeTask({ id: "a" }));
       await store.flush();
       await store.flush();
+      expect(store.failure).toBeUndefined(); // a working store has not failed (a closed one neither)
       await store.close();
       await store.close();
       expect(() => store.getTask("a")).toThrow("closed");
