@@ -8,14 +8,25 @@
  */
 import { existsSync, unlinkSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import type { CommandMode, ScriptMode, ScriptRuntime } from "../tasks/model.ts";
 import { clip } from "../errors.ts";
 
+/** Where a run looks for its command: its working directory and its `PATH` (both default to the agent's). */
+export interface LookupContext {
+  cwd?: string;
+  path?: string;
+}
+
 /** Resolves executable names to absolute paths. */
 export interface CommandResolver {
-  /** Absolute path of `name` on PATH, or `name` itself if it contains '/' and exists; undefined if not found. */
-  which(name: string): string | undefined;
+  /**
+   * Absolute path of `name`: a bare name is looked up on `ctx.path` (the run's
+   * PATH, else the agent's); a name with '/' is taken relative to `ctx.cwd` (the
+   * run's working directory, else the agent's), as a shell in that directory
+   * would; undefined if not found.
+   */
+  which(name: string, ctx?: LookupContext): string | undefined;
 }
 
 /** How long a path found to exist is taken as existing without another `stat`. */
@@ -32,28 +43,35 @@ export function createCommandResolver(now: () => number = () => performance.now(
   const cache = new Map<string, string>();
   const seen = new Map<string, number>();
   return {
-    which(name) {
+    which(name, ctx = {}) {
       if (name.includes("/")) {
+        const path = isAbsolute(name) ? name : resolve(ctx.cwd ?? process.cwd(), name);
         const t = now();
-        const at = seen.get(name);
-        if (at !== undefined && t - at < PATH_SEEN_MS) return name;
-        if (!existsSync(name)) {
-          seen.delete(name);
+        const at = seen.get(path);
+        if (at !== undefined && t - at < PATH_SEEN_MS) return path;
+        if (!existsSync(path)) {
+          seen.delete(path);
           return undefined;
         }
         if (seen.size >= 1024) seen.clear();
-        seen.set(name, t);
-        return name;
+        seen.set(path, t);
+        return path;
       }
-      const hit = cache.get(name);
+      // The agent's own PATH is the common case: keyed by the name alone.
+      const own = ctx.path === undefined || ctx.path === process.env.PATH;
+      const key = own ? name : `${ctx.path}\u0000${name}`;
+      const hit = cache.get(key);
       if (hit !== undefined) return hit;
       let found: string | undefined;
       try {
-        found = Bun.which(name) ?? undefined;
+        found = (own ? Bun.which(name) : Bun.which(name, { PATH: ctx.path ?? "" })) ?? undefined;
       } catch {
         return undefined; // a name the lookup refuses (e.g. longer than a path may be) is not found
       }
-      if (found !== undefined) cache.set(name, found);
+      if (found !== undefined) {
+        if (cache.size >= 1024) cache.clear();
+        cache.set(key, found);
+      }
       return found;
     },
   };
@@ -93,17 +111,17 @@ function isSafeFileStem(taskId: string): boolean {
  */
 export async function prepareArgv(
   mode: CommandMode | ScriptMode,
-  opts: { taskId: string; scriptDir: string; resolver: CommandResolver },
+  opts: { taskId: string; scriptDir: string; resolver: CommandResolver; lookup?: LookupContext },
 ): Promise<PreparedArgv> {
   if ("command" in mode) {
     const { command, args } = mode.command;
-    const resolved = opts.resolver.which(command);
+    const resolved = opts.resolver.which(command, opts.lookup);
     if (resolved === undefined) return { ok: false, error: `command not found: ${clip(command)}` };
     return { ok: true, argv: [resolved, ...args] };
   }
   const { runtime, body, args } = mode.script;
   const interpreter = interpreterFor(runtime);
-  const resolved = opts.resolver.which(interpreter);
+  const resolved = opts.resolver.which(interpreter, opts.lookup);
   if (resolved === undefined) return { ok: false, error: `interpreter ${clip(interpreter)} not found on PATH` };
   if (!isSafeFileStem(opts.taskId)) return { ok: false, error: `invalid task id for a script file: ${opts.taskId}` };
   const scriptPath = scriptPathOf(opts.scriptDir, opts.taskId);

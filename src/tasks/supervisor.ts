@@ -282,7 +282,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     // script file does wait, so a script's run is also stored before (a crash then still finds it).
     if ("script" in sub.mode) store.putRun(id, runRec);
     // Never throws by contract; a throw anyway must fail this run, not leave it running for good.
-    const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver }).catch(
+    // The command is looked up as the run will see it: relative to its cwd, on the PATH its env gives it.
+    const lookup = { cwd: sub.cwd, path: sub.env.findLast((kv) => kv.key === "PATH")?.value ?? deps.baseEnv.PATH };
+    const prepared = await prepareArgv(sub.mode, { taskId: id, scriptDir: deps.scriptDir, resolver: deps.resolver, lookup }).catch(
       (err: unknown): PreparedArgv => ({ ok: false, error: `cannot prepare the command line: ${err instanceof Error ? err.message : String(err)}` }),
     );
     if (state.stopping || shuttingDown || !prepared.ok) {

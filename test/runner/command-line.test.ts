@@ -48,6 +48,38 @@ describe("createCommandResolver", () => {
   });
 });
 
+describe("the run's own cwd and PATH", () => {
+  test("a relative command is the file in the run's cwd (as a shell there would find it), not in the agent's", () => {
+    const r = createCommandResolver();
+    const dir = mkdtempSync(join(tmp, "wd-"));
+    Bun.spawnSync(["bash", "-c", 'printf "#!/bin/sh\necho ran\n" > run.sh && chmod +x run.sh'], { cwd: dir });
+    expect(r.which("./run.sh", { cwd: dir })).toBe(join(dir, "run.sh"));
+    expect(r.which("./run.sh")).toBeUndefined(); // not in the agent's own cwd
+    expect(r.which("./run.sh", { cwd: tmp })).toBeUndefined();
+  });
+
+  test("a bare name is looked up on the run's PATH; the agent's PATH stays the default", () => {
+    const r = createCommandResolver();
+    const bin = mkdtempSync(join(tmp, "bin-"));
+    Bun.spawnSync(["bash", "-c", 'printf "#!/bin/sh\necho mine\n" > mytool-xyz && chmod +x mytool-xyz'], { cwd: bin });
+    expect(r.which("mytool-xyz")).toBeUndefined();
+    expect(r.which("mytool-xyz", { path: `${bin}:/usr/bin:/bin` })).toBe(join(bin, "mytool-xyz"));
+    expect(r.which("mytool-xyz", { path: "/usr/bin:/bin" })).toBeUndefined();
+    // An interpreter shadowed on the run's PATH is the run's one.
+    Bun.spawnSync(["bash", "-c", 'printf "#!/bin/sh\necho fake\n" > bash && chmod +x bash'], { cwd: bin });
+    expect(r.which("bash", { path: `${bin}:/usr/bin:/bin` })).toBe(join(bin, "bash"));
+    expect(r.which("bash")).toBe(Bun.which("bash")!);
+  });
+
+  test("prepareArgv passes the lookup context for commands and interpreters", async () => {
+    const r = createCommandResolver();
+    const dir = mkdtempSync(join(tmp, "wd-"));
+    Bun.spawnSync(["bash", "-c", 'printf "#!/bin/sh\necho ran\n" > run.sh && chmod +x run.sh'], { cwd: dir });
+    const prepared = await prepareArgv({ command: { command: "./run.sh", args: ["a"] } }, { taskId: taskId(), scriptDir: tmp, resolver: r, lookup: { cwd: dir } });
+    expect(prepared).toEqual({ ok: true, argv: [join(dir, "run.sh"), "a"] });
+  });
+});
+
 test("interpreterFor", () => {
   expect(interpreterFor("bash")).toBe("bash");
   expect(interpreterFor("python")).toBe("python3");

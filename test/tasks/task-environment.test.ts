@@ -5,6 +5,9 @@
  * same variables; a task with variables gets both.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { isOwnEnvironment } from "../../src/runner/run-process.ts";
 import { createServiceRig, type ServiceRig } from "../helpers/service-rig.ts";
 
@@ -42,6 +45,26 @@ describe("task environment", () => {
     const extended = await lines([{ key: "TASKLANE_TASK_VAR", value: "x y" }]);
     expect(extended).toContain("TASKLANE_TASK_VAR=x y");
     for (const l of expected) expect(extended).toContain(l);
+  });
+
+  test("the command is found where the run will look: ./x in its cwd, a bare name on the PATH of its env", async () => {
+    rig = createServiceRig({ baseEnv: own() });
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-lookup-"));
+    try {
+      writeFileSync(join(dir, "run.sh"), "#!/bin/sh\necho from-cwd\n", { mode: 0o755 });
+      mkdirSync(join(dir, "bin"));
+      writeFileSync(join(dir, "bin", "mytool-xyz"), "#!/bin/sh\necho from-path\n", { mode: 0o755 });
+      const spec = (command: string, extra: Record<string, unknown>) => ({
+        slot: `lookup-${crypto.randomUUID().slice(0, 8)}`,
+        kind: { subprocess: { mode: { command: { command, args: [] } }, ...extra } },
+      });
+      const relative = await rig.service.run(spec("./run.sh", { cwd: dir }), {}, 10_000);
+      expect({ phase: relative.task.status.phase, out: relative.output.stdout }).toEqual({ phase: "succeeded", out: ["from-cwd"] });
+      const onPath = await rig.service.run(spec("mytool-xyz", { env: [{ key: "PATH", value: `${dir}/bin:/usr/bin:/bin` }] }), {}, 10_000);
+      expect({ phase: onPath.task.status.phase, out: onPath.output.stdout }).toEqual({ phase: "succeeded", out: ["from-path"] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("with a filtered base: only the base and the task's variables", async () => {
