@@ -4,7 +4,7 @@
  * work and listens; `stop()` reverses it: not ready → stop accepting → stop
  * runs (TERM → grace → KILL) → flush → close servers.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
@@ -82,6 +82,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
   let grpc: ReturnType<typeof createGrpcServer> | undefined;
   let grpcPort = 0;
   let fleet: FleetLink | undefined;
+  /** The script files' directory of an agent without a store (`--data-dir :memory:`): removed at the stop. */
+  let memoryScriptDir: string | undefined;
   let ready = false;
   let storeOpen = false;
   let security: Security | undefined;
@@ -187,6 +189,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       }
       const scriptDir = config.dataDir === ":memory:" ? join(tmpdir(), `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
+      // Without a store every task ends with the agent: so do their script files (bodies may hold secrets).
+      if (config.dataDir === ":memory:") memoryScriptDir = scriptDir;
       const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
       const st = store;
       hub = createLogHub({
@@ -373,6 +377,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
         await grpc?.close(1000);
+        if (memoryScriptDir !== undefined) rmSync(memoryScriptDir, { recursive: true, force: true });
         if (opened) logger.info("tasklane stopped");
         if (storeError) throw storeError.err;
       })();

@@ -5,6 +5,9 @@
  * and a listen failure names the flag and the address.
  */
 import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { binaryPath, startBinary } from "./binary.ts";
 
 const ARGS = ["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir", ":memory:"];
@@ -44,5 +47,25 @@ describe("compiled binary: start and stop", () => {
     const pids = new Set<number>();
     for (let i = 0; i < 20; i++) pids.add(((await (await fetch(`${first.url}/api/v1/info`)).json()) as { pid: number }).pid);
     expect([...pids]).toEqual([first.proc.pid]);
+  });
+
+  test("without a store (--data-dir :memory:) the script files go with the agent", async () => {
+    const agent = await startBinary();
+    const dir = join(tmpdir(), `tasklane-scripts-${agent.proc.pid}`);
+    try {
+      const body = Buffer.from("echo hi\n").toString("base64");
+      const res = await fetch(`${agent.url}/api/v1/tasks?wait=true`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ spec: { slot: "s", kind: { subprocess: { mode: { script: { runtime: "bash", body } } } } } }),
+      });
+      expect(((await res.json()) as { task: { status: { phase: string } } }).task.status.phase).toBe("succeeded");
+      expect(readdirSync(dir).length).toBe(1);
+      expect(await agent.stop()).toBe(0);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await agent[Symbol.asyncDispose]();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
