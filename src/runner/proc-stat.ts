@@ -1,5 +1,5 @@
 /**
- * Process-group liveness and identity from `/proc` (Linux).
+ * Process-group and session liveness and identity from `/proc` (Linux).
  *
  * A run records `{pid, pgid, startTime}` so that crash recovery can kill a
  * leftover process group without ever hitting a process that merely reuses
@@ -7,6 +7,15 @@
  * runs no code, and where PID 1 does not reap orphans (minimal containers)
  * a killed grandchild stays a zombie forever — treating it as alive would make
  * every stop wait for a group that can never disappear.
+ *
+ * Every run is a session of its own (run-process.ts: sid = pgid = the leader's
+ * pid). A process of the run may start another process group inside that
+ * session (coreutils `timeout`, bash `set -m`), which `kill(-pgid)` misses;
+ * the kernel has no "signal a session", so the stop paths and crash recovery
+ * find those processes by field 6 of `/proc/<pid>/stat`. That is a scan of
+ * every process of the host (≈ 10 µs per process), so it is made only when a
+ * run is stopped or recovered — never after a normal exit — and concurrent
+ * requests share one scan ({@link sessionMembers}, {@link killLeftoverGroup}).
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -16,6 +25,8 @@ export interface ProcStat {
   state: string;
   /** Field 5: process group id. */
   pgrp: number;
+  /** Field 6: session id. */
+  session: number;
   /** Field 22: start time in clock ticks since boot, as text (exact, comparable as an integer). */
   startTime: string;
   /** Fields 14 and 15: CPU time in user and kernel mode so far, clock ticks (all threads). */
@@ -34,9 +45,10 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const fields = text.slice(close + 2).split(" ");
   const state = fields[0];
   const pgrp = Number(fields[2]);
+  const session = Number(fields[3]);
   const startTime = fields[19];
-  if (!state || !Number.isInteger(pgrp) || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, pgrp, startTime, utime: Number(fields[11]), stime: Number(fields[12]) };
+  if (!state || !Number.isInteger(pgrp) || !Number.isInteger(session) || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state, pgrp, session, startTime, utime: Number(fields[11]), stime: Number(fields[12]) };
 }
 
 /** Reads and parses `/proc/<pid>/stat`; undefined if the process does not exist (or no /proc). */
@@ -138,25 +150,121 @@ function hasProc(): boolean {
   return procAvailable;
 }
 
-/** Live (non-zombie) members of a process group, found by scanning `/proc/*\/stat`. */
-function liveMembers(pgid: number, first: boolean): { pid: number; stat: ProcStat }[] {
-  const found: { pid: number; stat: ProcStat }[] = [];
+/** A live process found by a scan of `/proc`, with its stat as read then. */
+export interface ProcMember {
+  pid: number;
+  stat: ProcStat;
+}
+
+let scans = 0;
+/**
+ * How many full scans of `/proc` this thread has made so far. For tests and
+ * benchmarks: a run whose leader exits on its own with nothing left in its
+ * group makes none.
+ */
+export function procScans(): number {
+  return scans;
+}
+
+/** Live (non-zombie) processes that `keep` accepts, found by scanning `/proc/*\/stat`. */
+function scanProc(keep: (stat: ProcStat) => boolean, first = false): ProcMember[] {
+  const found: ProcMember[] = [];
   let names: string[];
   try {
     names = readdirSync("/proc");
   } catch {
     return found;
   }
+  scans++;
   for (const name of names) {
     const c = name.charCodeAt(0);
     if (c < 48 || c > 57) continue; // not a pid directory
     const pid = Number(name);
     const stat = readProcStat(pid);
-    if (!stat || stat.pgrp !== pgid || isDead(pid, stat)) continue;
+    if (!stat || !keep(stat) || isDead(pid, stat)) continue;
     found.push({ pid, stat });
     if (first) break;
   }
   return found;
+}
+
+/** Live (non-zombie) members of a process group. */
+function liveMembers(pgid: number, first: boolean): ProcMember[] {
+  return scanProc((stat) => stat.pgrp === pgid, first);
+}
+
+/**
+ * Whether the process a scan found is still that process and alive: same
+ * session and start time, not a zombie. One read of its stat.
+ */
+export function stillLive(m: ProcMember): boolean {
+  const now = readProcStat(m.pid);
+  return now !== undefined && now.session === m.stat.session && now.startTime === m.stat.startTime && !isDead(m.pid, now);
+}
+
+/**
+ * Sends `sig` to a process a scan found, if it is still that process
+ * ({@link stillLive}): a pid freed and reused since the scan is left alone.
+ * Returns whether the signal was sent.
+ */
+export function signalMember(m: ProcMember, sig: NodeJS.Signals): boolean {
+  if (!stillLive(m)) return false;
+  try {
+    process.kill(m.pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether pid `sid` now belongs to another process than the session leader
+ * recorded with `startTime` (compared within {@link START_TIME_TOLERANCE_TICKS}).
+ * A session id stays taken while any process of the session is left, so then
+ * that session is gone and `sid` names somebody else's. One read.
+ */
+export function sessionReused(sid: number, startTime: string | undefined): boolean {
+  if (startTime === undefined) return false;
+  const now = readProcStat(sid);
+  return now !== undefined && !sameStartTime(now.startTime, startTime);
+}
+
+/** Sessions asked for since the last scan, each with the callers waiting for it. */
+let sessionQueries: Map<number, ((members: ProcMember[]) => void)[]> | undefined;
+
+/**
+ * The live (non-zombie) processes of session `sid`, from a scan of `/proc`
+ * that starts after this call: on the next turn of the event loop, one scan
+ * for every session asked for until then (stopping a thousand runs at once
+ * costs a few scans, not a thousand). Empty without `/proc`. Never rejects.
+ */
+export function sessionMembers(sid: number): Promise<ProcMember[]> {
+  if (!hasProc()) return Promise.resolve([]);
+  const { promise, resolve } = Promise.withResolvers<ProcMember[]>();
+  if (sessionQueries === undefined) {
+    sessionQueries = new Map();
+    setImmediate(answerSessionQueries);
+  }
+  const waiting = sessionQueries.get(sid);
+  if (waiting) waiting.push(resolve);
+  else sessionQueries.set(sid, [resolve]);
+  return promise;
+}
+
+function answerSessionQueries(): void {
+  const queries = sessionQueries;
+  sessionQueries = undefined;
+  if (!queries) return;
+  const found = new Map<number, ProcMember[]>();
+  try {
+    for (const m of scanProc((stat) => queries.has(stat.session))) {
+      const list = found.get(m.stat.session);
+      if (list) list.push(m);
+      else found.set(m.stat.session, [m]);
+    }
+  } finally {
+    for (const [sid, waiting] of queries) for (const resolve of waiting) resolve(found.get(sid) ?? []);
+  }
 }
 
 /**
@@ -191,28 +299,134 @@ export function createGroupProbe(pgid: number): () => boolean {
   };
 }
 
+/** Every live process by session, from one scan shared by the calls of one synchronous turn. */
+let turnSessions: Map<number, ProcMember[]> | undefined;
+function sessionsThisTurn(): Map<number, ProcMember[]> {
+  if (turnSessions === undefined) {
+    const bySession = new Map<number, ProcMember[]>();
+    for (const m of scanProc(() => true)) {
+      const list = bySession.get(m.stat.session);
+      if (list) list.push(m);
+      else bySession.set(m.stat.session, [m]);
+    }
+    turnSessions = bySession;
+    queueMicrotask(() => (turnSessions = undefined));
+  }
+  return turnSessions;
+}
+
+/** How many more scans look for processes forked into a killed session while it was being killed. */
+const RECHECK_PASSES = 5;
+/** A session killed by recovery: the leader's recorded start time, and the earliest a member may have started (ticks). */
+interface KilledSession {
+  recorded: string;
+  since: bigint;
+}
+/** Sessions killed this turn (by sid), rechecked on the next one. */
+let recheckQueue: Map<number, KilledSession> | undefined;
+
+function recheckLater(sid: number, killed: KilledSession): void {
+  if (recheckQueue === undefined) {
+    const queue = new Map<number, KilledSession>();
+    recheckQueue = queue;
+    setImmediate(() => {
+      recheckQueue = undefined;
+      recheck(queue, RECHECK_PASSES);
+    });
+  }
+  recheckQueue.set(sid, killed);
+}
+
 /**
- * Crash recovery: SIGKILLs a leftover process group of a run, but only when it
- * is that run's group as far as /proc can tell — (a) the leader still exists with the recorded
- * start time (within {@link START_TIME_TOLERANCE_TICKS}), or (b) the leader is gone and some
- * live member of the group started no earlier than that. Without a recorded start
- * time nothing is killed. Returns whether a signal was sent.
+ * SIGKILLs what is still alive in the sessions (processes a member forked
+ * between the scan and its own SIGKILL), with one scan for all of them per
+ * pass; again on the next turn while a pass found something.
+ */
+function recheck(sessions: Map<number, KilledSession>, passes: number): void {
+  for (const [sid, killed] of sessions) if (sessionReused(sid, killed.recorded)) sessions.delete(sid);
+  if (sessions.size === 0) return;
+  const found = scanProc((stat) => {
+    const killed = sessions.get(stat.session);
+    return killed !== undefined && BigInt(stat.startTime) >= killed.since;
+  });
+  for (const m of found) signalMember(m, "SIGKILL");
+  if (found.length === 0 || passes <= 1) return;
+  const left = new Map<number, KilledSession>();
+  for (const m of found) left.set(m.stat.session, sessions.get(m.stat.session)!);
+  setImmediate(() => recheck(left, passes - 1));
+}
+
+/**
+ * SIGKILLs every live process of session `sid` that started no earlier than
+ * its leader, recorded with start time `recorded` (a process of the session
+ * cannot predate it; without a recorded time: every process of the session),
+ * from a scan shared with the other calls of this turn; with a recorded time,
+ * looks again on the next turn for processes forked meanwhile. Returns
+ * whether a signal was sent. Nothing without `/proc`.
+ */
+function killSession(sid: number, recorded: string | undefined): boolean {
+  if (!hasProc()) return false;
+  const since = recorded === undefined ? 0n : BigInt(recorded) - BigInt(START_TIME_TOLERANCE_TICKS);
+  let sent = false;
+  for (const m of sessionsThisTurn().get(sid) ?? []) {
+    if (BigInt(m.stat.startTime) >= since && signalMember(m, "SIGKILL")) sent = true;
+  }
+  if (recorded !== undefined) recheckLater(sid, { recorded, since });
+  return sent;
+}
+
+/**
+ * A run that lost the thread watching it (run-thread.ts): SIGKILLs its process
+ * group and every other process of its session — only when the leader started
+ * it (`pgid` = `pid`); with a recorded start time, only while its pid is not
+ * another process's ({@link sessionReused}) and only processes that started
+ * no earlier than that (within {@link START_TIME_TOLERANCE_TICKS}).
+ */
+export function killRunSession(proc: { pid: number; pgid: number; startTime?: string }): void {
+  try {
+    process.kill(-proc.pgid, "SIGKILL");
+  } catch {
+    // gone
+  }
+  if (proc.pgid !== proc.pid) return;
+  const recorded = proc.startTime !== undefined && /^\d+$/.test(proc.startTime) ? proc.startTime : undefined;
+  if (!sessionReused(proc.pid, recorded)) killSession(proc.pid, recorded);
+}
+
+/**
+ * Crash recovery: SIGKILLs what is left of a run — its process group and, when
+ * its leader started a session of its own (`pgid` = `pid`, every run since
+ * run-process.ts uses `detached`), every other process of that session
+ * (other process groups: coreutils `timeout`, bash `set -m`) — but only when
+ * it is that run's as far as /proc can tell: (a) the leader still exists with
+ * the recorded start time (within {@link START_TIME_TOLERANCE_TICKS}), or
+ * (b) the leader is gone and some live member of the group (or session)
+ * started no earlier than that; of the session only such members are killed.
+ * Without a recorded start time nothing is killed. The calls of one
+ * synchronous turn (recovery of every interrupted run) share one scan of
+ * `/proc`; one more scan per turn on the following turns kills what the
+ * session's processes forked meanwhile. Returns whether a signal was sent.
  */
 export function killLeftoverGroup(proc: { pid: number; pgid: number; startTime?: string }): boolean {
   const recorded = proc.startTime;
   if (recorded === undefined || !/^\d+$/.test(recorded)) return false;
+  const since = BigInt(recorded) - BigInt(START_TIME_TOLERANCE_TICKS);
+  const ownSession = proc.pgid === proc.pid && hasProc();
   const leader = readProcStat(proc.pid);
   if (leader && !isDead(proc.pid, leader)) {
     if (!sameStartTime(leader.startTime, recorded) || leader.pgrp !== proc.pgid) return false; // pid reused
   } else {
-    const since = BigInt(recorded) - BigInt(START_TIME_TOLERANCE_TICKS);
-    const ours = liveMembers(proc.pgid, false).some((m) => BigInt(m.stat.startTime) >= since);
-    if (!ours) return false;
+    // The group is part of the session: its members are among the session's.
+    const members = ownSession ? (sessionsThisTurn().get(proc.pid) ?? []) : liveMembers(proc.pgid, false);
+    if (!members.some((m) => BigInt(m.stat.startTime) >= since)) return false;
   }
+  let sent = false;
   try {
     process.kill(-proc.pgid, "SIGKILL");
-    return true;
+    sent = true;
   } catch {
-    return false;
+    // the group is empty; what is left is in other groups of the session
   }
+  if (ownSession && killSession(proc.pid, recorded)) sent = true;
+  return sent;
 }

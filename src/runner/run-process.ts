@@ -1,12 +1,17 @@
 /**
- * Runs one attempt of a task as its own process group and reports the outcome.
+ * Runs one attempt of a task as its own session and reports the outcome.
  *
  * The child is spawned `detached` (setsid: its own session and process group,
- * pgid = pid), so stopping targets the whole group: SIGTERM, up to
- * `killGraceMs` for it to disappear, then SIGKILL. No process of the group
- * outlives the run — also when the leader exits on its own and leaves a
- * background child behind. Output is read with `getReader()` loops, split into
- * lines per stream and handed over as one array per chunk.
+ * sid = pgid = pid). Stopping the run (`stop`, the timeout) targets the whole
+ * session: SIGTERM to the group and to every process in another group of the
+ * session (coreutils `timeout`, bash `set -m`; found in `/proc`, see
+ * proc-stat.ts), up to `killGraceMs` for all of it to disappear, then SIGKILL
+ * the same way. When the leader exits on its own, what it left in its process
+ * group is stopped the same way, but the session is not searched: that would
+ * cost a scan of `/proc` per task on the hot path. Only a process that starts
+ * a session of its own (`setsid`, a detaching daemon) escapes a stop. Output
+ * is read with `getReader()` loops, split into lines per stream and handed
+ * over as one array per chunk.
  *
  * A failed process is a result (exit code, signal, stop reason, spawn error);
  * nothing here throws or rejects.
@@ -17,7 +22,7 @@ import { isAbsolute } from "node:path";
 import { clip } from "../errors.ts";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
 import { createLineSplitter } from "./line-splitter.ts";
-import { createGroupProbe, estimateStartTime } from "./proc-stat.ts";
+import { createGroupProbe, estimateStartTime, sessionMembers, sessionReused, signalMember, stillLive, type ProcMember } from "./proc-stat.ts";
 
 /** Why a run was stopped from outside; the first reason given wins. */
 export type StopReason = "timeout" | "canceled" | "replaced" | "deleted" | "shutdown";
@@ -77,7 +82,11 @@ export interface RunHandle {
   readonly identified: Promise<RunProcess | undefined>;
   /** Settles once the whole group is gone and both pipes are drained. Never rejects. */
   readonly result: Promise<RunResult>;
-  /** TERM → grace → KILL of the group. Idempotent: the first reason wins, every call awaits the same result. */
+  /**
+   * TERM → grace → KILL of the group and, when the leader has not exited yet,
+   * of every other process of its session. Idempotent: the first reason wins,
+   * every call awaits the same result.
+   */
   stop(reason: StopReason): Promise<RunResult>;
   /** `stop("shutdown")`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -128,13 +137,22 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const graceMs = Number.isFinite(spec.killGraceMs) && spec.killGraceMs > 0 ? spec.killGraceMs : 0;
   const pid = proc.pid;
   const pgid = pid; // detached: the child is the leader of a new session and group
+  const sid = pid;
   const startTime = estimateStartTime(beforeSpawn, performance.now());
   const groupAlive = createGroupProbe(pgid);
   const info: RunProcess = startTime === undefined ? { pid, pgid } : { pid, pgid, startTime };
   const timers = createTimers();
   let stoppedBy: StopReason | undefined;
   let leaderExited = false;
-  let groupGone = false; // once true, never signal -pgid again (the id may be reused)
+  let groupGone = false; // once true, never signal -pgid or the session again (the id may be reused)
+  /** Stopped before the leader exited: signal and wait for the whole session, not only the group. */
+  let wholeSession = false;
+  /** SIGKILL was sent: every process found in the session from now on gets it too. */
+  let killing = false;
+  /** Session members outside the group that got SIGTERM (by pid); made by the first stop. */
+  let termed: Set<number> | undefined;
+  /** A session member found alive by the last scan: re-checked first, one read instead of a scan. */
+  let lingering: ProcMember | undefined;
   let settled = false;
   let termination: Promise<void> | undefined;
 
@@ -188,13 +206,51 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     }
   };
 
-  /** Waits up to `ms` for the leader to exit and the group to be empty. */
+  /**
+   * One scan of the session (shared with the other runs asking on this turn):
+   * signals what it finds in the current phase — while terminating, SIGTERM
+   * (and SIGCONT) once to each process outside the group, which `-pgid` does
+   * not reach; once killing, SIGKILL to all of them, also to any forked since
+   * the last scan. Returns whether any process of the session is alive.
+   */
+  const sweepSession = async (): Promise<boolean> => {
+    const members = await sessionMembers(sid);
+    // The leader's pid held by another process: nothing of the session is left, and sid is somebody else's.
+    if (groupGone || sessionReused(sid, startTime)) return false;
+    for (const m of members) {
+      if (killing) signalMember(m, "SIGKILL");
+      else if (m.stat.pgrp !== pgid && !(termed ??= new Set()).has(m.pid)) {
+        termed.add(m.pid);
+        if (signalMember(m, "SIGTERM")) signalMember(m, "SIGCONT");
+      }
+    }
+    lingering = members[0];
+    return members.length > 0;
+  };
+
+  /** Whether anything of the run is left: the group, and when stopped, the rest of the session. */
+  const anyAlive = async (): Promise<boolean> => {
+    if (groupAlive()) return true;
+    if (!wholeSession) return false;
+    if (lingering !== undefined && stillLive(lingering)) return true;
+    return sweepSession();
+  };
+
+  /** `sig` to the group, then (when stopped) to the rest of the session. */
+  const signalAll = async (sig: "SIGTERM" | "SIGKILL") => {
+    if (sig === "SIGKILL") killing = true;
+    signalGroup(sig);
+    if (sig === "SIGTERM") signalGroup("SIGCONT"); // a stopped (SIGSTOP) member can only act on TERM once continued
+    if (wholeSession && !groupGone) await sweepSession();
+  };
+
+  /** Waits up to `ms` for the leader to exit and the group (when stopped: the session) to be empty. */
   const waitGone = async (ms: number): Promise<boolean> => {
     const deadline = performance.now() + ms;
     if (!leaderExited) await Promise.race([exited, timers.delay(ms)]);
     if (!leaderExited) return false;
     for (let interval = POLL_FIRST_MS; ; interval = Math.min(interval * 2, POLL_MAX_MS)) {
-      if (!groupAlive()) return (groupGone = true);
+      if (!(await anyAlive())) return (groupGone = true);
       const left = deadline - performance.now();
       if (left <= 0) return false;
       await timers.delay(Math.min(interval, left));
@@ -202,21 +258,22 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   };
 
   const terminateGroup = async () => {
-    if (leaderExited && !groupAlive()) {
+    // The hot path: the leader exited on its own and left nothing in its group.
+    // kill(-pgid, 0) answers ESRCH, and /proc is not read at all.
+    if (leaderExited && !wholeSession && !groupAlive()) {
       groupGone = true;
       return;
     }
-    signalGroup("SIGTERM");
-    signalGroup("SIGCONT"); // a stopped (SIGSTOP) member can only act on TERM once continued
+    await signalAll("SIGTERM");
     if (await waitGone(graceMs)) return;
-    signalGroup("SIGKILL");
+    await signalAll("SIGKILL");
     await waitGone(KILL_WAIT_MS);
   };
   const terminate = () => (termination ??= terminateGroup());
 
   const result = (async (): Promise<RunResult> => {
     await exited;
-    await terminate(); // leftover members of the group (backgrounded children)
+    await terminate(); // leftover members of the group (backgrounded children); of the session when stopped
     // Usually the pipes reached EOF with the exit: no drain timer then.
     const drained = pumpsDone || (await Promise.race([pumps.then(() => true), timers.delay(DRAIN_MS).then(() => false)]));
     if (!drained) {
@@ -238,7 +295,10 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     result,
     stop(reason) {
       if (!settled) {
-        if (stoppedBy === undefined && !leaderExited) stoppedBy = reason;
+        if (stoppedBy === undefined && !leaderExited) {
+          stoppedBy = reason;
+          wholeSession = true;
+        }
         void terminate();
       }
       return result;

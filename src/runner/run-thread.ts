@@ -19,13 +19,15 @@
  *
  * The worker starts with the first run, is referenced only while runs are in
  * flight (an idle runner thread does not keep the process alive) and ends with
- * `close()`. If it fails, its runs end as failed (their process groups are
- * killed) and the next run starts a new one; a worker that cannot start at all
- * makes the runner fall back to spawning on the calling thread.
+ * `close()`. If it fails, its runs end as failed (their process groups and
+ * the rest of their sessions are killed) and the next run starts a new one;
+ * a worker that cannot start at all makes the runner fall back to spawning
+ * on the calling thread.
  */
 import { dirname, join } from "node:path";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
 import { microtaskBatch } from "./microtask-batch.ts";
+import { killRunSession } from "./proc-stat.ts";
 import { startRun, type RunHandle, type RunResult, type RunSpec, type StopReason } from "./run-process.ts";
 
 /** A run's spec as it crosses to the worker. */
@@ -196,15 +198,9 @@ export function createThreadRunner(opts: ThreadRunnerOptions = {}): ThreadRunner
     }
   };
 
-  /** End a run the worker can no longer report on: kill its group, fail it. */
+  /** End a run the worker can no longer report on: kill its group and the rest of its session, fail it. */
   const abandon = (r: ThreadRun, error: string) => {
-    if (r.process) {
-      try {
-        process.kill(-r.process.pgid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    if (r.process) killRunSession(r.process);
     const now = Date.now();
     r.settle({ spawnError: error, startedAt: now, finishedAt: now });
   };

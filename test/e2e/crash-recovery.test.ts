@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { processGone } from "../helpers/process.ts";
 import { readSse } from "../helpers/sse.ts";
+import { groupAndSession, otherGroupsScript, sessionCleanup, sessionPids, waitSessionEmpty } from "../runner/session.ts";
 import { startBinary, type RunningBinary } from "./binary.ts";
 
 const dirs: string[] = [];
@@ -17,6 +18,7 @@ function tempDir(): string {
 }
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
+const cleanup = sessionCleanup();
 
 async function submit(agent: RunningBinary, spec: Record<string, unknown>): Promise<string> {
   const res = await fetch(`${agent.url}/api/v1/tasks`, {
@@ -115,6 +117,33 @@ describe("crash safety of the compiled binary", () => {
         expect(oneShotLogs).toContain('"type":"runFinished","attempt":1');
         const retryLogs = await (await fetch(`${b.url}/api/v1/tasks/${ids.retrying}/logs?follow=false`)).text();
         expect(retryLogs).toContain('"line":"second-attempt"');
+      } finally {
+        expect(await b.stop()).toBe(0);
+      }
+    });
+  }
+
+  for (const spawnOn of ["main", "thread"]) {
+    test(`recovery kills what an interrupted run left in other process groups of its session (--spawn-on ${spawnOn})`, async () => {
+      const dataDir = tempDir();
+      const args = ["--spawn-on", spawnOn];
+      const a = await startBinary({ dataDir, args });
+      let id: string;
+      let sid: number;
+      try {
+        id = await submit(a, { slot: "S", kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(otherGroupsScript()) } } } } });
+        const pids = [];
+        for (const re of [/^timeout-child (\d+)$/, /^job (\d+)$/]) pids.push(Number((await waitForLine(a, id, re))[1]));
+        sid = cleanup.add(groupAndSession(pids[1]!)![1]);
+        for (const pid of pids) expect(groupAndSession(pid)![0]).not.toBe(sid); // outside the run's group
+      } finally {
+        await a.stop("SIGKILL");
+      }
+      expect(sessionPids(sid)).toHaveLength(4); // the run outlived the agent: leader, timeout, its child, the job
+      const b = await startBinary({ dataDir, args });
+      try {
+        expect(await waitSessionEmpty(sid)).toEqual([]);
+        expect((await waitTerminal(b, id)).status).toEqual({ phase: "failed", attempt: 1, error: "interrupted: agent restarted" });
       } finally {
         expect(await b.stop()).toBe(0);
       }

@@ -13,12 +13,14 @@ import {
   START_TIME_TOLERANCE_TICKS,
 } from "../../src/runner/proc-stat.ts";
 import { processGone } from "../helpers/process.ts";
+import { groupAndSession, otherGroupsScript, sessionCleanup, sessionPids, waitSessionEmpty } from "./session.ts";
 
 const SLEEP = Bun.which("sleep")!;
 const TREE = join(import.meta.dir, "..", "fixtures", "runner-tree.sh");
 const tmp = realpathSync(mkdtempSync(join(tmpdir(), "proc-stat-test-")));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const NO_SUCH_PID = 2_000_000_000;
+const cleanup = sessionCleanup();
 
 /** A detached `sleep` (its own group); killed when disposed. */
 function spawnSleeper(cmd: string[] = [SLEEP, "1000"]) {
@@ -40,6 +42,7 @@ describe("parseProcStat", () => {
     expect(parseProcStat(`4242 (a) b (c) ${fields.join(" ")} 100 200\n`)).toEqual({
       state: "S",
       pgrp: 4242,
+      session: 4242,
       startTime: "987654",
       utime: 37,
       stime: 5,
@@ -64,7 +67,7 @@ describe("readProcStartTime", () => {
     using proc = spawnSleeper([odd, "1000"]);
     const stat = readProcStat(proc.pid)!;
     expect(readFileSync(`/proc/${proc.pid}/comm`, "utf8")).toBe("a) b (c\n");
-    expect(stat).toEqual({ state: stat.state, pgrp: proc.pid, startTime: readProcStartTime(proc.pid)!, utime: expect.any(Number), stime: expect.any(Number) });
+    expect(stat).toEqual({ state: stat.state, pgrp: proc.pid, session: proc.pid, startTime: readProcStartTime(proc.pid)!, utime: expect.any(Number), stime: expect.any(Number) });
     expect([stat.utime, stat.stime].every((t) => Number.isInteger(t) && t >= 0)).toBe(true);
     expect(BigInt(stat.startTime)).toBeGreaterThanOrEqual(BigInt(readProcStartTime(process.pid)!));
   });
@@ -141,6 +144,47 @@ describe("killLeftoverGroup", () => {
         // gone
       }
     }
+  });
+
+  /**
+   * A detached bash (its own session) running {@link otherGroupsScript}, or only
+   * starting it and exiting (`leave`): resolves once both children print their pid.
+   */
+  async function sessionWithOtherGroups(leave: boolean) {
+    const script = leave ? otherGroupsScript().replace(/\nwait$/, "\nexit 0") : otherGroupsScript();
+    const leader = Bun.spawn({ cmd: ["bash", "-c", script], stdin: "ignore", stdout: "pipe", stderr: "ignore", detached: true });
+    const sid = cleanup.add(leader.pid);
+    const startTime = readProcStartTime(leader.pid)!;
+    const reader = leader.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!(/^timeout-child \d+$/m.test(text) && /^job \d+$/m.test(text))) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`the children did not start: ${JSON.stringify(text)}`);
+      text += value;
+    }
+    void reader.cancel().catch(() => {});
+    if (leave) expect(await leader.exited).toBe(0);
+    const others = sessionPids(sid).filter((pid) => pid !== sid);
+    expect(others).toHaveLength(3); // timeout, its child, the job
+    for (const pid of others) expect(groupAndSession(pid)![0]).not.toBe(sid);
+    return { leader, sid, startTime };
+  }
+
+  test("kills the processes in other groups of the run's session too (leader alive)", async () => {
+    const { leader, sid, startTime } = await sessionWithOtherGroups(false);
+    expect(killLeftoverGroup({ pid: sid, pgid: sid, startTime })).toBe(true);
+    expect(await leader.exited).not.toBe(0);
+    expect(await waitSessionEmpty(sid)).toEqual([]);
+  });
+
+  test("leader gone and its group empty: the rest of the session is killed, unless it predates the recorded start", async () => {
+    const { sid, startTime } = await sessionWithOtherGroups(true);
+    expect(groupAlive(sid)).toBe(false); // what is left is outside the leader's group
+    const later = String(BigInt(startTime) + 1_000n);
+    expect(killLeftoverGroup({ pid: sid, pgid: sid, startTime: later })).toBe(false);
+    expect(sessionPids(sid)).toHaveLength(3);
+    expect(killLeftoverGroup({ pid: sid, pgid: sid, startTime })).toBe(true);
+    expect(await waitSessionEmpty(sid)).toEqual([]);
   });
 
   test("nothing to kill: no such group", () => {
