@@ -356,10 +356,17 @@ function describeSpawnError(err: unknown, cmd: string): string {
 }
 
 /** "SIGTERM" for both `"SIGTERM"` and `15` (Bun types allow a number). */
-function signalName(sig: string | number): string {
+/** Linux's first real-time signal as the C library counts it (glibc keeps 32 and 33 for itself). */
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
+
+/** `SIGKILL` for 9; real-time signals as `SIGRTMIN+n` (as `kill -l` names them); any other number as itself. */
+export function signalName(sig: string | number): string {
   if (typeof sig === "string") return sig;
   const name = Object.entries(osConstants.signals).find(([, n]) => n === sig)?.[0];
-  return name ?? `signal ${sig}`;
+  if (name !== undefined) return name;
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return `SIGRTMIN+${sig - SIGRTMIN}`;
+  return String(sig);
 }
 
 /**

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { truncationMarker } from "../../src/runner/line-splitter.ts";
 import { groupAlive, readProcStartTime, readProcStat, sameStartTime } from "../../src/runner/proc-stat.ts";
-import { startRun } from "../../src/runner/run-process.ts";
+import { signalName, startRun } from "../../src/runner/run-process.ts";
 import { processGone } from "../helpers/process.ts";
 import { createLineCollector } from "./line-collector.ts";
 import { FIXTURES, runSpec as spec, runnerTempDir, sh, TREE } from "./run-spec.ts";
@@ -26,6 +26,13 @@ describe("startRun", () => {
     const r = await run.result;
     expect(r).toEqual({ exitCode: 3, startedAt: r.startedAt, finishedAt: r.finishedAt });
     expect(out.lines).toEqual({ stdout: [], stderr: ["oops"] });
+  });
+
+  test("death by a real-time signal is named as kill -l names it (SIGRTMIN+n), not 'signal 40'", async () => {
+    await using run = startRun(spec(sh("kill -40 $$"), createLineCollector()));
+    const r = await run.result;
+    expect(r.signal).toBe("SIGRTMIN+6");
+    expect([signalName(9), signalName(34), signalName(64), signalName(99)]).toEqual(["SIGKILL", "SIGRTMIN+0", "SIGRTMIN+30", "99"]);
   });
 
   test("death by signal: signal set, exitCode absent", async () => {
