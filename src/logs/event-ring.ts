@@ -10,6 +10,13 @@
  *   copy of anything, never slows `append` or other subscribers, and when its
  *   cursor falls behind the oldest retained event it receives one `lagged`
  *   record with the exact number of events it missed, then jumps forward.
+ * - Numbering may jump (`skipTo`), e.g. above ids a crashed agent may have
+ *   handed out without storing them; a *marker* event then stands for the
+ *   gap (see `isMarker`), so a reader passing over it is told with one
+ *   `lagged` record whose `skipped` counts the ids it passes over.
+ * - A cursor past the head is not from this ring's numbering (another agent
+ *   life, a restored store, a client's mistake): the reader starts over from
+ *   0 and is told with a `lagged` record first.
  */
 import type { Subscription } from "./subscription.ts";
 
@@ -27,8 +34,11 @@ export interface EventRing<E> {
   append(events: readonly E[]): void;
   /**
    * A cursor over the ring. Without `after` it starts at the oldest retained
-   * event; with `after` it delivers events with id > `after` (clamped to the
-   * head), preceded by a lagged record if some of them are gone. `follow:
+   * event (after a marker that is the oldest); with `after` it delivers events
+   * with id > `after`, preceded by a lagged record if some of them are gone.
+   * An `after` past the head cannot be served: the subscriber starts over from
+   * 0 and its first record is a lagged one (the one that says what is gone
+   * below the oldest retained event, or `skipped` 0 with id 0). `follow:
    * false` delivers what is there at subscribe time and finishes; `follow:
    * true` then waits for live events until the ring is ended or closed.
    * Records are shared by all subscribers: treat them as read-only.
@@ -46,6 +56,13 @@ export interface EventRing<E> {
    * continues after the last record. A gap between seeded ids reads as lagged.
    */
   seed(records: readonly Numbered<E>[]): void;
+  /**
+   * The next appended event gets an id of at least `id`: the ids passed over
+   * are never used. A reader crossing them gets a lagged record counting them;
+   * append a marker event (`isMarker`) right after to make that record one
+   * that `onLagged` does not count (the gap is no slow reader's loss).
+   */
+  skipTo(id: number): void;
   /**
    * No more events for now: following subscribers drain to the head and
    * finish, new ones deliver what is retained and finish. Events appended
@@ -70,10 +87,23 @@ export interface EventRingOptions<E> {
   maxBytes?: number;
   /** Size of one event in bytes; required with `maxBytes`. */
   sizeOf?: (event: E) => number;
-  /** Build the marker event telling a subscriber it missed exactly `skipped` events. */
+  /**
+   * Build the event telling a subscriber it missed `skipped` events: the exact
+   * number, except across a marker's gap (the ids passed over, see `isMarker`).
+   */
   lagged: (skipped: number) => E;
-  /** Called once per lagged marker handed out (metrics). */
+  /** Called once per lagged marker handed out (metrics), except those standing for a marker (`isMarker`). */
   onLagged?: (skipped: number) => void;
+  /**
+   * Recognizes a marker: an appended (or seeded) event that stands for a gap in
+   * the numbering before it, e.g. ids a crashed agent may have handed out
+   * without storing them. A reader passing over the gap receives, instead of
+   * the marker, one lagged record with the marker's id and `skipped` = the ids
+   * it passes over; a reader whose cursor is just before the marker receives
+   * the marker itself. Only looked at where a reader crosses a gap and at
+   * subscribe, never per delivered event.
+   */
+  isMarker?: (event: E) => boolean;
   /** Called when the last subscriber detaches (not after `close()`). */
   onIdle?: () => void;
 }
@@ -96,6 +126,8 @@ class RingSubscription<E> implements Subscription<Numbered<E>>, AsyncIterator<Nu
     /** Highest id this subscription may deliver (the head at subscribe time unless following). */
     readonly limit: number,
     readonly follow: boolean,
+    /** The cursor asked for was past the head: the first read starts with a lagged record. */
+    public resync: boolean,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterator<Numbered<E>[], undefined> {
@@ -140,6 +172,7 @@ class Ring<E> implements EventRing<E> {
   private readonly sizeOf: ((event: E) => number) | undefined;
   private readonly lagged: (skipped: number) => E;
   private readonly onLagged: ((skipped: number) => void) | undefined;
+  private readonly isMarker: ((event: E) => boolean) | undefined;
   private readonly onIdle: (() => void) | undefined;
   private readonly bounded: boolean;
   // Grown on demand up to `capacity` (most tasks log far fewer events than they may keep).
@@ -170,6 +203,7 @@ class Ring<E> implements EventRing<E> {
     this.sizeOf = sizeOf;
     this.lagged = opts.lagged;
     this.onLagged = opts.onLagged;
+    this.isMarker = opts.isMarker;
     this.onIdle = opts.onIdle;
     this.bounded = maxBytes !== undefined;
   }
@@ -271,11 +305,24 @@ class Ring<E> implements EventRing<E> {
   read(sub: RingSubscription<E>): Numbered<E>[] {
     const out: Numbered<E>[] = [];
     let last = sub.cursor;
+    if (sub.resync) {
+      // Starting over from 0 (see `subscribe`): a lagged record first, also when nothing is gone.
+      sub.resync = false;
+      if (this.count > 0 ? this.at(0).id === 1 : this.next === 1) out.push(this.lagRecord(0, 0));
+    }
     for (let k = this.firstAfter(last); k < this.count; k++) {
       const record = this.at(k);
       if (record.id > sub.limit) break;
-      // The lagged record takes the id of the last skipped event, so resuming from it continues here.
-      if (record.id > last + 1) out.push(this.lagRecord(record.id - 1, record.id - 1 - last));
+      if (record.id > last + 1) {
+        if (this.isMarker?.(record.event)) {
+          // A gap in the numbering: one lagged record in the marker's place, counting every id passed over.
+          out.push({ id: record.id, event: this.lagged(record.id - last) });
+          last = record.id;
+          continue;
+        }
+        // The lagged record takes the id of the last skipped event, so resuming from it continues here.
+        out.push(this.lagRecord(record.id - 1, record.id - 1 - last));
+      }
       out.push(record);
       last = record.id;
     }
@@ -310,9 +357,20 @@ class Ring<E> implements EventRing<E> {
   subscribe({ after, follow }: { after?: number; follow: boolean }): Subscription<Numbered<E>> {
     if (after !== undefined && Number.isNaN(after)) throw new RangeError("subscribe: after is NaN");
     const head = this.next - 1;
-    const cursor =
-      after === undefined ? (this.count > 0 ? this.at(0).id - 1 : head) : Math.max(0, Math.min(Math.floor(after), head));
-    const sub = new RingSubscription<E>(this, cursor, follow ? Number.POSITIVE_INFINITY : head, follow);
+    let cursor: number;
+    let resync = false;
+    if (after === undefined) {
+      // From the oldest retained event; a marker there stands for what is before it: start after it.
+      const oldest = this.count > 0 ? this.at(0) : undefined;
+      cursor = oldest === undefined ? head : this.isMarker?.(oldest.event) ? oldest.id : oldest.id - 1;
+    } else if (after > head) {
+      // Not a cursor of this ring's numbering: start over from 0, told with a lagged record (see `read`).
+      cursor = 0;
+      resync = true;
+    } else {
+      cursor = Math.max(0, Math.floor(after));
+    }
+    const sub = new RingSubscription<E>(this, cursor, follow ? Number.POSITIVE_INFINITY : head, follow, resync);
     if (this.isClosed) sub.done = true;
     else this.subs.add(sub);
     return sub;
@@ -345,6 +403,11 @@ class Ring<E> implements EventRing<E> {
     }
     this.next = Math.max(this.next, prev + 1);
     this.wake();
+  }
+
+  skipTo(id: number): void {
+    if (!Number.isSafeInteger(id)) throw new RangeError(`skipTo: id must be a safe integer, got ${id}`);
+    if (id > this.next) this.next = id;
   }
 
   end(): void {

@@ -7,6 +7,14 @@
  * not yet persisted events to the sink — at most `retain` per task, so a
  * chatty task never costs one write per line. Events evicted before a flush
  * are not persisted; a reader replaying from the sink sees them as `lagged`.
+ *
+ * Ids across restarts. After a clean stop every event is stored and a task's
+ * ids continue after its newest stored one. After a crash (kill -9, power
+ * loss) the events numbered since the last committed flush are lost, but
+ * their ids may have reached clients, so they must never name other events:
+ * `afterUncleanStop` moves each task that was running or retrying on past
+ * every id the crashed agent may have handed out, and stores a marker there
+ * (see `MAX_UNSTORED_IDS` for the bound).
  */
 import type { LogEvent, LogRecord, StreamKind } from "../tasks/model.ts";
 import { createEventRing, type EventRing } from "./event-ring.ts";
@@ -66,11 +74,23 @@ export interface LogHub {
   drop(taskId: string): void;
   /** Free the ring of an ended task with no subscribers, persisting it first; otherwise a no-op. */
   evict(taskId: string): void;
+  /**
+   * The previous agent stopped uncleanly (or it is not known that it stopped
+   * cleanly): each of `taskIds` — the tasks that were running or waiting to
+   * retry, whose newest events may be lost — continues `MAX_UNSTORED_IDS`
+   * above its newest stored id, past every id the previous agent may have
+   * handed out, after a stored marker (a reader passing over it gets one
+   * `lagged`). Call before those tasks log anything; the markers are written
+   * to the sink at once (the caller commits them before serving readers).
+   */
+  afterUncleanStop(taskIds: Iterable<string>): void;
   /** Persist retained, not yet persisted events of dirty tasks (at most `retain` per task). */
   flush(): void;
   stats(): LogHubStats;
   /** Flush, then close every subscription and forget every task. */
   close(): void;
+  /** `close()` was called and its flush wrote every event to the sink: the next agent's ids may continue right after them. */
+  readonly closedClean: boolean;
 }
 
 export interface LogHubOptions {
@@ -81,10 +101,44 @@ export interface LogHubOptions {
   sink?: LogSink;
   /** Called with the exact count each time a slow subscriber skips events (metrics). */
   onLagged?: (skipped: number) => void;
+  /** Write a task to the sink at once when it has numbered more than this many ids past the last written (default and most: `DEFAULT_FLUSH_AHEAD`). */
+  flushAhead?: number;
 }
 
 /** Fixed per-event overhead in the byte estimate. */
 const EVENT_OVERHEAD = 64;
+
+/**
+ * Most ids a task numbers beyond the newest one written to the sink: past it
+ * `append` writes the task at once instead of waiting for the next timed
+ * flush (every 100 ms in the agent). 2^20 is ten times what the fastest task
+ * measured (2.4 M lines/s, bench/README.md, benchmark 3) logs in 100 ms, so
+ * it only acts when the flush timer is held up.
+ */
+export const DEFAULT_FLUSH_AHEAD = 2 ** 20;
+
+/**
+ * Bound on the ids a task may have handed out above its newest *committed*
+ * (crash-surviving) stored event: at most `flushAhead` (2^20) are not yet
+ * written to the sink, and written ones commit with the store's next commit
+ * (at most 2 ms later, or once the fsync in flight completes). The remaining
+ * 2^24 - 2^20 ≈ 15.7 M ids are 6.5 s of the fastest task measured (2.4 M
+ * lines/s) waiting for one commit. After an unclean stop a task continues
+ * above its newest stored id + this bound; each crash so costs a task at most
+ * 2^24 ids, and ids stay exact integers (below 2^53) for 2^29 crashes.
+ */
+export const MAX_UNSTORED_IDS = 2 ** 24;
+
+/**
+ * Stored where a task's numbering jumps after an unclean stop (see
+ * `afterUncleanStop`); readers passing over the jump get one `lagged` instead.
+ * `skipped: 1` is what a reader whose cursor is just before it passed over.
+ */
+const GAP_MARKER: LogEvent = { type: "lagged", skipped: 1 };
+
+function isGapMarker(event: LogEvent): boolean {
+  return event.type === "lagged";
+}
 
 function eventSize(event: LogEvent): number {
   switch (event.type) {
@@ -121,10 +175,16 @@ interface TaskLog {
 /** Create the log hub. Starts no timers: the owner drives `flush()`. */
 export function createLogHub(opts: LogHubOptions): LogHub {
   const { retain, retainBytes, sink } = opts;
+  const flushAhead = opts.flushAhead ?? DEFAULT_FLUSH_AHEAD;
+  // MAX_UNSTORED_IDS is reasoned from the default: a larger value would not be covered by it.
+  if (!Number.isInteger(flushAhead) || flushAhead < 1 || flushAhead > DEFAULT_FLUSH_AHEAD) {
+    throw new RangeError(`log hub flushAhead must be an integer 1..${DEFAULT_FLUSH_AHEAD}, got ${flushAhead}`);
+  }
   const tasks = new Map<string, TaskLog>();
   const dirty = new Set<string>();
   let laggedTotal = 0;
   let closed = false;
+  let closedClean = false;
 
   function onLagged(skipped: number): void {
     laggedTotal += skipped;
@@ -140,6 +200,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
       ...(retainBytes !== undefined ? { maxBytes: retainBytes, sizeOf: eventSize } : {}),
       lagged: laggedEvent,
       onLagged,
+      isMarker: isGapMarker,
       onIdle: () => {
         if (log.transient && log.ring.ended && !dirty.has(taskId) && tasks.get(taskId) === log) {
           tasks.delete(taskId);
@@ -169,7 +230,16 @@ export function createLogHub(opts: LogHubOptions): LogHub {
 
   function append(taskId: string, log: TaskLog, events: readonly LogEvent[]): void {
     log.ring.append(events);
-    if (sink !== undefined) dirty.add(taskId);
+    if (sink === undefined) return;
+    dirty.add(taskId);
+    // Keeps the ids that a crash can lose within MAX_UNSTORED_IDS, however late the timed flush is.
+    if (log.ring.nextId - 1 - log.persisted > flushAhead) {
+      try {
+        flushTask(taskId, log);
+      } catch {
+        // it stays dirty: the next flush() retries and reports the error
+      }
+    }
   }
 
   function flushTask(taskId: string, log: TaskLog): void {
@@ -302,6 +372,29 @@ export function createLogHub(opts: LogHubOptions): LogHub {
 
     flush,
 
+    afterUncleanStop(taskIds) {
+      if (sink === undefined) return;
+      for (const taskId of taskIds) {
+        const log = writable(taskId);
+        if (log === undefined) return;
+        // Ids up to newest stored + MAX_UNSTORED_IDS may have reached readers: the marker comes right after them.
+        log.ring.skipTo(log.ring.nextId + MAX_UNSTORED_IDS);
+        append(taskId, log, [GAP_MARKER]);
+        // Written now, not at the next timed flush: a second crash must continue above it.
+        if (dirty.has(taskId)) {
+          try {
+            flushTask(taskId, log);
+          } catch {
+            // it stays dirty: the next flush() retries and reports the error
+          }
+        }
+      }
+    },
+
+    get closedClean() {
+      return closedClean;
+    },
+
     stats() {
       let events = 0;
       let subscribers = 0;
@@ -317,6 +410,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
       closed = true;
       try {
         flush();
+        closedClean = true;
       } finally {
         for (const log of tasks.values()) log.ring.close();
         tasks.clear();

@@ -136,6 +136,44 @@ function filterSubscription<T>(inner: Subscription<T>, keep: (item: T) => boolea
   };
 }
 
+/**
+ * Meta key of the event numbering across agent lives: `{"clean":true,"watch":H}`
+ * once the agent stopped cleanly (H = its last watch id, every log event
+ * stored), `{"clean":false,"watch":R}` while it runs (R = the highest watch id
+ * it may hand out before it writes a new value). Read and replaced at start.
+ */
+export const EVENT_IDS_META_KEY = "event_ids";
+
+/**
+ * Watch ids reserved at a time. The reservation is extended when half of it
+ * is left, so a crash loses at most this many ids. Every watch event follows
+ * a store write of its task in the same turn, and the store commits at least
+ * every 1000 writes (and 2 ms after a write), so the extension is committed
+ * long before the 2^15 ids left are used.
+ */
+export const WATCH_ID_RESERVATION = 2 ** 16;
+
+interface IdState {
+  clean: boolean;
+  watch: number;
+}
+
+function readIdState(store: Store): IdState | undefined {
+  const raw = store.getMeta(EVENT_IDS_META_KEY);
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(raw) as Partial<IdState>;
+    if (typeof v.clean === "boolean" && Number.isSafeInteger(v.watch) && (v.watch as number) >= 0) return { clean: v.clean, watch: v.watch as number };
+  } catch {
+    // unreadable: as after a crash that left nothing to go by
+  }
+  return { clean: false, watch: 0 };
+}
+
+function writeIdState(store: Store, state: IdState): void {
+  store.setMeta(EVENT_IDS_META_KEY, JSON.stringify(state));
+}
+
 /** Create the domain service over a supervisor and a store. */
 export function createTaskService(deps: TaskServiceDeps): TaskService & { close(): void } {
   const { supervisor, store, hub, events } = deps;
@@ -144,7 +182,39 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     capacity: deps.watchRetain ?? 4096,
     lagged: (skipped) => ({ type: "lagged", skipped }),
     onLagged: deps.onWatchLagged,
+    isMarker: (e) => e.type === "lagged",
   });
+
+  // Event ids continue across agent lives (CONTRACT §3, docs/api.md "Logs" and "Watch").
+  const previous = readIdState(store);
+  if (previous?.clean) {
+    // Nothing was lost: a watcher's cursor from then is exact (older ones get lagged with the exact count).
+    watchRing.skipTo(previous.watch + 1);
+  } else if (previous !== undefined) {
+    // A crash: ids up to the reservation may have been handed out for changes no one will see again.
+    // A marker after them: a watcher resuming from before gets one lagged counting the ids it passes over.
+    watchRing.skipTo(previous.watch + 1);
+    watchRing.append([{ type: "lagged", skipped: 1 }]);
+  }
+  // (No state: a new store, or one from a build that numbered from 1 at every start: from 1.)
+  if (previous?.clean !== true) {
+    // Tasks that were running or waiting to retry may have logged events the crash lost (a task
+    // that never started has no events; a finished one had them all written when it finished).
+    const started = store.activeTasks().filter((t) => t.status.attempt > 0);
+    if (started.length > 0) hub.afterUncleanStop(started.map((t) => t.metadata.id));
+  }
+  let watchReserved = 0;
+  let closedIds = false;
+  function reserveWatchIds(): void {
+    watchReserved = watchRing.nextId - 1 + WATCH_ID_RESERVATION;
+    try {
+      writeIdState(store, { clean: false, watch: watchReserved });
+    } catch {
+      // A failed store reports itself; nothing written from now on survives anyway.
+    }
+  }
+  // Committed with recovery's writes, before the agent serves anyone.
+  reserveWatchIds();
 
   function wake(id: string, task: Task | undefined): void {
     const set = waiters.get(id);
@@ -153,15 +223,18 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     for (const fn of set) fn(task);
   }
 
+  function watchAppend(event: WatchEvent): void {
+    watchRing.append([event]);
+    if (watchRing.nextId > watchReserved - WATCH_ID_RESERVATION / 2) reserveWatchIds();
+  }
+
   const unlisten = events.add({
     transition(task) {
-      watchRing.append([{ type: "task", task }]);
+      watchAppend({ type: "task", task });
       if (isTerminal(task.status.phase)) wake(task.metadata.id, task);
     },
     deleted(task) {
-      watchRing.append([
-        { type: "deleted", id: task.metadata.id, owner: task.metadata.owner, slot: task.spec.slot, labels: task.spec.labels },
-      ]);
+      watchAppend({ type: "deleted", id: task.metadata.id, owner: task.metadata.owner, slot: task.spec.slot, labels: task.spec.labels });
       wake(task.metadata.id, undefined);
     },
   });
@@ -303,6 +376,14 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     close() {
       unlisten();
       watchRing.close();
+      // The next agent continues right after the last watch id; after its log ids too when the hub
+      // (closed first by the agent) stored every event and the store lost nothing.
+      try {
+        if (!closedIds) writeIdState(store, { clean: hub.closedClean && store.failure === undefined, watch: watchRing.nextId - 1 });
+        closedIds = true;
+      } catch {
+        // A failed or closed store: the next agent takes this stop for a crash.
+      }
       for (const id of [...waiters.keys()]) wake(id, lookup(id, {}));
     },
   };

@@ -4,8 +4,11 @@
  * with ?after= and Last-Event-ID.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Task } from "../../src/tasks/model.ts";
-import { commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { bashSpec, commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { readSse, type SseEvent } from "../helpers/sse.ts";
 import { submitOk, waitTerminal } from "../helpers/task-control.ts";
 
@@ -157,5 +160,72 @@ describe("GET /ws/tasks", () => {
         message: '/ws/tasks is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)',
       },
     });
+  });
+});
+
+describe("watch ids across agent restarts", () => {
+  test("after a clean stop ids continue: a watcher resumes where it was; an older cursor gets lagged with the exact count", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tasklane-watch-restart-"));
+    try {
+      let taskId: string;
+      let last = 0;
+      const first = await startAgent({ dataDir });
+      try {
+        const res = await fetch(`${first.url}/api/v1/events`, { signal: AbortSignal.timeout(10_000) });
+        for (const n of [1, 2]) await waitTerminal(first, (await submitOk(first, commandSpec("true", [], { slot: `quick-${n}` }))).id);
+        // Runs again after the restart: the next agent changes it. (It ends by itself once the dir is gone.)
+        const spec = bashSpec(`while [ -d ${dataDir} ]; do sleep 0.1; done`, {
+          restart: { type: "onFailure" },
+          backoff: { jitter: "none", firstMs: 1, maxMs: 1, factor: 1 },
+        });
+        taskId = (await submitOk(first, spec)).id;
+        const stream = readSse(res)[Symbol.asyncIterator]();
+        for (let r = await stream.next(); !r.done; r = await stream.next()) {
+          last = r.value.id!;
+          if (r.value.event === "task" && r.value.data.metadata.id === taskId && r.value.data.status.phase === "running") break;
+        }
+        const stopped = first.agent.stop();
+        // The stop changes the task and ends the stream: read it to the end, so `last` is the agent's last id.
+        for (let r = await stream.next(); !r.done; r = await stream.next()) last = r.value.id!;
+        await stopped;
+      } finally {
+        await first.agent.stop();
+      }
+      expect(last).toBeGreaterThan(2);
+
+      await using second = await startAgent({ dataDir });
+      const resume = (headers: Record<string, string>) =>
+        fetch(`${second.url}/api/v1/events`, { headers, signal: AbortSignal.timeout(10_000) });
+      const rerun = { id: last + 1, event: "task", status: { phase: "running", attempt: 2 } };
+      // Nothing was lost: the new agent's first change is the next id, without lagged.
+      const [next] = await watchFor(await resume({ "Last-Event-ID": String(last) }), taskId, 1);
+      expect({ id: next!.id, event: next!.event, status: next!.data.status }).toEqual(rerun);
+      // Two changes of the previous agent are not retained: exactly two skipped, then the same change.
+      const older: SseEvent[] = [];
+      for await (const e of readSse(await resume({ "Last-Event-ID": String(last - 2) }))) {
+        older.push(e);
+        if (e.event === "task" && e.data.metadata.id === taskId) break;
+      }
+      expect(older.map((e) => (e.event === "lagged" ? { id: e.id, lagged: e.data.skipped } : { id: e.id, event: e.event, status: e.data.status }))).toEqual([
+        { id: last, lagged: 2 },
+        rerun,
+      ]);
+      expect((await second.request("POST", `/api/v1/tasks/${taskId}/cancel`)).status).toBe(200);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test("a cursor past the newest id gets lagged, then what is retained", async () => {
+    const { id } = await submitOk(a, commandSpec("true", [], { slot: "past-head" }));
+    await waitTerminal(a, id);
+    const got: SseEvent[] = [];
+    for await (const e of readSse(await events("?after=999999999&slot=past-head"))) {
+      got.push(e);
+      if (e.event === "task" && e.data.status.phase === "succeeded") break;
+    }
+    // As from 0: the lagged record counts what is gone below the oldest retained change (none here).
+    expect(got[0]).toEqual({ id: 0, event: "lagged", data: { type: "lagged", skipped: 0 } });
+    expect(got.slice(1).map((e) => e.data.status.phase)).toEqual(["pending", "running", "succeeded"]);
   });
 });

@@ -3,12 +3,13 @@ import { createEventRing, type EventRing, type Numbered } from "../../src/logs/e
 
 type Ev = { kind: "v"; v: number } | { kind: "lag"; skipped: number };
 
-function ring(capacity: number, extra: { maxBytes?: number; onLagged?: (n: number) => void } = {}): EventRing<Ev> {
+function ring(capacity: number, extra: { maxBytes?: number; onLagged?: (n: number) => void; markers?: boolean } = {}): EventRing<Ev> {
   return createEventRing<Ev>({
     capacity,
     lagged: (skipped) => ({ kind: "lag", skipped }),
     ...(extra.maxBytes !== undefined ? { maxBytes: extra.maxBytes, sizeOf: () => 10 } : {}),
     ...(extra.onLagged !== undefined ? { onLagged: extra.onLagged } : {}),
+    ...(extra.markers ? { isMarker: (e: Ev) => e.kind === "lag" } : {}),
   });
 }
 
@@ -63,13 +64,88 @@ describe("event ring", () => {
       [{ id: 3, event: { kind: "lag", skipped: 3 } }, ...recs(4, 8)],
     ]);
     expect(await collect(r.subscribe({ after: 8, follow: false }))).toEqual([]);
-    // A cursor beyond the head is clamped to it: live events are not swallowed.
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("a cursor past the head starts over: a lagged record, then everything retained, then live events", async () => {
+    const lags: number[] = [];
+    const r = ring(5, { onLagged: (n) => lags.push(n) });
+    r.append(values(1, 8)); // retains 4..8
+    // Not this ring's numbering: what is below the oldest retained is reported as skipped (as from 0).
     const it = r.subscribe({ after: 500, follow: true })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ done: false, value: [{ id: 3, event: { kind: "lag", skipped: 3 } }, ...recs(4, 8)] });
     const pending = it.next();
     r.append(values(9, 9));
     expect(await pending).toEqual({ done: false, value: recs(9, 9) });
     await it.return?.();
     expect(r.subscribers).toBe(0);
+
+    // Nothing gone: still one lagged record first (id 0, nothing skipped), so the client knows to re-sync.
+    const whole = ring(10, { onLagged: (n) => lags.push(n) });
+    whole.append(values(1, 3));
+    expect(await collect(whole.subscribe({ after: 4, follow: false }))).toEqual([[{ id: 0, event: { kind: "lag", skipped: 0 } }, ...recs(1, 3)]]);
+    // A ring that has numbered nothing yet, and one whose events are all gone.
+    const empty = ring(10);
+    const first = empty.subscribe({ after: 7, follow: true })[Symbol.asyncIterator]();
+    expect(await first.next()).toEqual({ done: false, value: [{ id: 0, event: { kind: "lag", skipped: 0 } }] });
+    const later = first.next();
+    empty.append(values(1, 1));
+    expect(await later).toEqual({ done: false, value: recs(1, 1) });
+    await first.return?.();
+    const gone = ring(10);
+    gone.seed([]);
+    gone.skipTo(6);
+    expect(await collect(gone.subscribe({ after: 9, follow: false }))).toEqual([[{ id: 5, event: { kind: "lag", skipped: 5 } }]]);
+    expect(lags).toEqual([3, 0]);
+  });
+
+  test("skipTo leaves a gap in the numbering; a marker after it is one lagged record for readers passing over it", async () => {
+    const lags: number[] = [];
+    const r = ring(10, { onLagged: (n) => lags.push(n), markers: true });
+    r.append(values(1, 3));
+    expect(() => r.skipTo(1.5)).toThrow(RangeError);
+    r.skipTo(2); // never backwards
+    expect(r.nextId).toBe(4);
+    r.skipTo(100);
+    expect(r.nextId).toBe(100);
+    r.append([{ kind: "lag", skipped: 1 }]); // the marker, id 100
+    r.append([v(101), v(102)]);
+    const marker: Numbered<Ev> = { id: 100, event: { kind: "lag", skipped: 1 } };
+
+    // Passing over the gap: the marker's id, every id passed over counted; not a slow reader's loss.
+    expect(await collect(r.subscribe({ after: 2, follow: false }))).toEqual([
+      [...recs(3, 3), { id: 100, event: { kind: "lag", skipped: 97 } }, ...recs(101, 102)],
+    ]);
+    expect(await collect(r.subscribe({ after: 50, follow: false }))).toEqual([
+      [{ id: 100, event: { kind: "lag", skipped: 50 } }, ...recs(101, 102)],
+    ]);
+    // Just before the marker: the marker itself (it passes over one id); at or after it: nothing of it.
+    expect(await collect(r.subscribe({ after: 99, follow: false }))).toEqual([[marker, ...recs(101, 102)]]);
+    expect(await collect(r.subscribe({ after: 100, follow: false }))).toEqual([recs(101, 102)]);
+    // Without a cursor: from the oldest retained, which shows the gap like any reader crossing it.
+    expect(await collect(r.subscribe({ follow: false }))).toEqual([
+      [...recs(1, 3), { id: 100, event: { kind: "lag", skipped: 97 } }, ...recs(101, 102)],
+    ]);
+    expect(lags).toEqual([]);
+
+    // A marker that is the oldest retained record is skipped by a reader without a cursor...
+    const seeded = ring(10, { onLagged: (n) => lags.push(n), markers: true });
+    seeded.seed([marker, { id: 101, event: v(101) }]);
+    expect(await collect(seeded.subscribe({ follow: false }))).toEqual([recs(101, 101)]);
+    // ...and one past eviction gets one lagged record for both the evicted events and the gap.
+    expect(await collect(seeded.subscribe({ after: 7, follow: false }))).toEqual([[{ id: 100, event: { kind: "lag", skipped: 93 } }, ...recs(101, 101)]]);
+    // A cursor inside the gap that the ring has not numbered yet is not past the head.
+    const open = ring(10, { markers: true });
+    open.append(values(1, 2));
+    open.skipTo(50);
+    open.append([{ kind: "lag", skipped: 1 }]);
+    const it = open.subscribe({ after: 30, follow: true })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ done: false, value: [{ id: 50, event: { kind: "lag", skipped: 20 } }] });
+    const pending = it.next();
+    open.append(values(51, 51));
+    expect(await pending).toEqual({ done: false, value: recs(51, 51) });
+    await it.return?.();
+    expect(lags).toEqual([]);
   });
 
   test("follow:false delivers what is retained at subscribe time and finishes", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createLogHub, type LogSink } from "../../src/logs/log-hub.ts";
+import { createLogHub, MAX_UNSTORED_IDS, type LogSink } from "../../src/logs/log-hub.ts";
 import type { LogEvent, LogRecord } from "../../src/tasks/model.ts";
 
 /** In-memory sink that records every call. */
@@ -200,6 +200,86 @@ describe("log hub", () => {
       numbered([{ type: "runStarted", attempt: 3, startedAt: 5 }], 7),
     );
     third.close();
+  });
+
+  test("after an unclean stop a task continues above every id the crashed hub may have handed out", async () => {
+    const { sink, data } = memorySink();
+    const crashed = createLogHub({ retain: 10, sink });
+    crashed.runStarted("t", 1, 0);
+    crashed.lines("t", 1, "stdout", ["a", "b", "c"], 1);
+    crashed.flush(); // 1..4 stored
+    const reader = crashed.subscribe("t", { follow: true })[Symbol.asyncIterator]();
+    crashed.lines("t", 1, "stdout", ["d", "e"], 2); // 5, 6: handed out, never stored
+    const seen = await reader.next();
+    expect(seen.done ? [] : seen.value.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(crashed.closedClean).toBe(false); // it dies here: no close()
+
+    const after = createLogHub({ retain: 10, sink });
+    after.afterUncleanStop(["t"]);
+    const gap = 4 + MAX_UNSTORED_IDS + 1;
+    // The marker is stored at once: a second crash continues above it.
+    expect(data.get("t")?.at(-1)).toEqual({ id: gap, event: { type: "lagged", skipped: 1 } });
+    after.runFinished("t", 1, undefined, 3);
+    after.end("t");
+    const finished: LogRecord = { id: gap + 1, event: { type: "runFinished", attempt: 1, finishedAt: 3 } };
+    // Whatever the reader got before the crash, it is told, and nothing it saw is named again.
+    for (const cursor of [6, 5, 4, 2]) {
+      const expected: LogRecord[] = [
+        ...numbered([chunk(1, "stdout", 1, "b", 1), chunk(1, "stdout", 2, "c", 1)], 3).filter((r) => r.id > cursor),
+        { id: gap, event: { type: "lagged", skipped: gap - Math.max(cursor, 4) } },
+        finished,
+      ];
+      expect(await collect(after.subscribe("t", { after: cursor, follow: false }))).toEqual(expected);
+    }
+    // A new reader sees the gap too; none of it counts as a slow reader's loss.
+    expect((await collect(after.subscribe("t", { follow: false }))).map((r) => r.id)).toEqual([1, 2, 3, 4, gap, gap + 1]);
+    expect(after.stats().lagged).toBe(0);
+
+    // A second crash before anything is stored after the marker: above it again.
+    after.lines("t", 1, "stdout", ["lost"], 4); // gap + 2, not stored
+    const again = createLogHub({ retain: 10, sink });
+    again.afterUncleanStop(["t"]);
+    expect(data.get("t")?.at(-1)).toEqual({ id: gap + 1 + MAX_UNSTORED_IDS + 1, event: { type: "lagged", skipped: 1 } });
+    again.runStarted("t", 2, 5);
+    again.close();
+    expect(again.closedClean).toBe(true);
+
+    // After a clean stop ids simply continue.
+    const clean = createLogHub({ retain: 10, sink });
+    clean.runStarted("t", 3, 6);
+    clean.close();
+    expect(data.get("t")?.slice(-2).map((r) => r.id)).toEqual([gap + MAX_UNSTORED_IDS + 3, gap + MAX_UNSTORED_IDS + 4]);
+  });
+
+  test("a task that numbers flushAhead ids past the last written is written at once, without a flush", () => {
+    const { sink, appends } = memorySink();
+    const hub = createLogHub({ retain: 100, sink, flushAhead: 5 });
+    hub.runStarted("t", 1, 0);
+    hub.lines("t", 1, "stdout", ["1", "2", "3", "4"], 1);
+    expect(appends).toEqual([]); // 5 ids ahead: still waiting for the timed flush
+    hub.lines("t", 1, "stdout", ["5"], 1);
+    expect(appends).toEqual([{ taskId: "t", ids: [1, 2, 3, 4, 5, 6] }]);
+    hub.lines("t", 1, "stdout", ["6", "7", "8", "9", "10", "11"], 1);
+    expect(appends[1]).toEqual({ taskId: "t", ids: [7, 8, 9, 10, 11, 12] });
+    expect(() => createLogHub({ retain: 1, flushAhead: 0 })).toThrow(RangeError);
+    hub.close();
+  });
+
+  test("closedClean only when close() wrote every event", () => {
+    const failing: LogSink = {
+      append() {
+        throw new Error("disk gone");
+      },
+      load: () => [],
+    };
+    const hub = createLogHub({ retain: 10, sink: failing });
+    hub.runStarted("t", 1, 0);
+    expect(() => hub.close()).toThrow("disk gone");
+    expect(hub.closedClean).toBe(false);
+    const fine = createLogHub({ retain: 10 });
+    expect(fine.closedClean).toBe(false);
+    fine.close();
+    expect(fine.closedClean).toBe(true);
   });
 
   test("drop closes subscriptions; evict frees only ended, unwatched tasks and persists them first", async () => {
