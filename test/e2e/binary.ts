@@ -2,7 +2,8 @@
  * The compiled executable under test: `$TASKLANE_BIN` when set (CI builds it
  * once), otherwise built here once per test process into a temp dir.
  */
-import { mkdtempSync } from "node:fs";
+import { afterAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -74,5 +75,18 @@ export async function startBinary(opts: { args?: string[]; cwd?: string; env?: R
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
     },
+  };
+}
+
+/** A temp dir maker for one test file: every dir it made is removed after the file's tests. */
+export function tempDirs(prefix: string): () => string {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  return () => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(d);
+    return d;
   };
 }

@@ -1,21 +1,11 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { processGone } from "../helpers/process.ts";
 import { readSse } from "../helpers/sse.ts";
 import { groupAndSession, otherGroupsScript, sessionCleanup, sessionPids, waitSessionEmpty } from "../runner/session.ts";
-import { startBinary, type RunningBinary } from "./binary.ts";
+import { startBinary, tempDirs, type RunningBinary } from "./binary.ts";
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "tasklane-crash-"));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs("tasklane-crash-");
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const cleanup = sessionCleanup();

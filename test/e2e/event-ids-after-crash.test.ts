@@ -4,22 +4,11 @@
  * after the restart, and a client resuming with its last id is told with
  * `lagged` that events may be gone, then gets what happened since.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { readSse, type SseEvent } from "../helpers/sse.ts";
-import { startBinary, type RunningBinary } from "./binary.ts";
+import { startBinary, tempDirs, type RunningBinary } from "./binary.ts";
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "tasklane-ids-crash-"));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs("tasklane-ids-crash-");
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const script = (body: string, extra: Record<string, unknown> = {}) => ({

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAgent, type Agent } from "../../src/agent.ts";
+import { createAgent, type Agent, type AgentOptions } from "../../src/agent.ts";
 import { parseConfig, type Config } from "../../src/config.ts";
 import { silentLogger, type Logger } from "../../src/observability/logger.ts";
 
@@ -37,6 +37,8 @@ export interface StartOptions {
   random?: () => number;
   /** Clock for task timestamps (createdAt, updatedAt, run times); default Date.now. */
   clock?: () => number;
+  /** Options of the SQLite store (test seams such as `syncWal`). */
+  storeOptions?: AgentOptions["storeOptions"];
 }
 
 export async function startAgent(opts: StartOptions = {}): Promise<TestAgent> {
@@ -47,7 +49,10 @@ export async function startAgent(opts: StartOptions = {}): Promise<TestAgent> {
     ["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir, "--kill-grace-ms", "2000", ...(opts.args ?? [])],
     env,
   );
-  const agent = createAgent({ ...config, ...opts.overrides }, { logger: opts.logger ?? silentLogger, random: opts.random, clock: opts.clock });
+  const agent = createAgent(
+    { ...config, ...opts.overrides },
+    { logger: opts.logger ?? silentLogger, random: opts.random, clock: opts.clock, ...(opts.storeOptions ? { storeOptions: opts.storeOptions } : {}) },
+  );
   await agent.start();
   const url = `http://127.0.0.1:${agent.httpPort}`;
   const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
@@ -68,8 +73,11 @@ export async function startAgent(opts: StartOptions = {}): Promise<TestAgent> {
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
     async [Symbol.asyncDispose]() {
-      await agent.stop();
-      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+      try {
+        await agent.stop();
+      } finally {
+        if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+      }
     },
   };
 }

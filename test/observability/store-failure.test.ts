@@ -8,16 +8,11 @@
  * not go on running.
  */
 import { describe, expect, test } from "bun:test";
-import { fsync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { fsync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { createAgent } from "../../src/agent.ts";
-import { parseConfig } from "../../src/config.ts";
 import { SUBMIT_NOT_DURABLE } from "../../src/tasks/task-service.ts";
 import { protoClient, serverStream, unary } from "../grpc/proto-client.ts";
-import type { TestAgent } from "../helpers/start-agent.ts";
-import { commandSpec } from "../helpers/start-agent.ts";
+import { commandSpec, startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { blockSpec, getRuns, getTask, makeFifo, release, submit, submitOk, tempDir, waitTerminal } from "../helpers/task-control.ts";
 import { collectLogger, type LogLine } from "./collect-logger.ts";
 import { parseExposition, valueOf } from "./prom-text.ts";
@@ -26,41 +21,16 @@ const UNAVAILABLE = "the agent's store has failed (see the agent's log): no work
 
 /** A real agent on a SQLite data dir whose WAL fsyncs fail once `failing` is set. */
 async function startAgentWithFailingSync(args: string[] = []) {
-  const dir = mkdtempSync(join(tmpdir(), "tasklane-store-failure-"));
   const state = { failing: false };
   const syncWal = (fd: number, done: (err: Error | null) => void) => {
     if (state.failing) setImmediate(() => done(Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" })));
     else fsync(fd, done);
   };
   const { logger, lines, waitFor } = collectLogger();
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" };
-  const config = parseConfig(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dir, "--kill-grace-ms", "2000", ...args], env);
-  const agent = createAgent(config, { logger, storeOptions: { syncWal } });
-  await agent.start();
-  const url = `http://127.0.0.1:${agent.httpPort}`;
-  const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    fetch(url + path, {
-      method,
-      headers: body !== undefined ? { "content-type": "application/json", ...headers } : headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  const a: TestAgent = {
-    agent,
-    url,
-    grpcAddr: `127.0.0.1:${agent.grpcPort}`,
-    dataDir: dir,
-    request,
-    async json(method, path, body, headers) {
-      const res = await request(method, path, body, headers);
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
-    },
-    async [Symbol.asyncDispose]() {
-      await agent.stop().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  const health = protoClient("grpc/health/v1/health.proto", "grpc.health.v1.Health", agent.grpcPort);
+  const started = await startAgent({ persistent: true, args, logger, storeOptions: { syncWal } });
+  // Its stop rejects with the store's failure (tested below): disposal only cleans up.
+  const a: TestAgent = { ...started, [Symbol.asyncDispose]: () => Promise.resolve(started[Symbol.asyncDispose]()).catch(() => {}) };
+  const health = protoClient("grpc/health/v1/health.proto", "grpc.health.v1.Health", started.agent.grpcPort);
   return { a, state, lines, waitFor, health };
 }
 
