@@ -90,3 +90,14 @@ export function tempDirs(prefix: string): () => string {
     return d;
   };
 }
+
+/** POST a task spec to a running binary; answers its id (the answer must be a 201). */
+export async function submitTo(agent: RunningBinary, spec: Record<string, unknown>): Promise<string> {
+  const res = await fetch(`${agent.url}/api/v1/tasks`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ spec }),
+  });
+  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { task_id: string }).task_id;
+}

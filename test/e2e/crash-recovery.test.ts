@@ -3,22 +3,12 @@ import { join } from "node:path";
 import { processGone } from "../helpers/process.ts";
 import { readSse } from "../helpers/sse.ts";
 import { groupAndSession, otherGroupsScript, sessionCleanup, sessionPids, waitSessionEmpty } from "../runner/session.ts";
-import { startBinary, tempDirs, type RunningBinary } from "./binary.ts";
+import { startBinary, submitTo as submit, tempDirs, type RunningBinary } from "./binary.ts";
 
 const tempDir = tempDirs("tasklane-crash-");
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const cleanup = sessionCleanup();
-
-async function submit(agent: RunningBinary, spec: Record<string, unknown>): Promise<string> {
-  const res = await fetch(`${agent.url}/api/v1/tasks`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ spec }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { task_id: string }).task_id;
-}
 
 async function getTask(agent: RunningBinary, id: string): Promise<any> {
   const res = await fetch(`${agent.url}/api/v1/tasks/${id}`);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { readSse, type SseEvent } from "../helpers/sse.ts";
-import { startBinary, tempDirs, type RunningBinary } from "./binary.ts";
+import { startBinary, submitTo as submit, tempDirs, type RunningBinary } from "./binary.ts";
 
 const tempDir = tempDirs("tasklane-ids-crash-");
 
@@ -16,16 +16,6 @@ const script = (body: string, extra: Record<string, unknown> = {}) => ({
   kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
   ...extra,
 });
-
-async function submit(agent: RunningBinary, spec: Record<string, unknown>): Promise<string> {
-  const res = await fetch(`${agent.url}/api/v1/tasks`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ spec }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { task_id: string }).task_id;
-}
 
 /** Read SSE events of `path` until `stop` says so (or the stream ends); bounded by a timeout. */
 async function readUntil(agent: RunningBinary, path: string, stop: (e: SseEvent, all: SseEvent[]) => boolean, headers: Record<string, string> = {}): Promise<SseEvent[]> {
