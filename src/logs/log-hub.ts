@@ -96,7 +96,7 @@ export interface LogHub {
 export interface LogHubOptions {
   /** Events kept per task (default in the agent: 1000). */
   retain: number;
-  /** Approximate bytes kept per task (line length + 64 per event). */
+  /** Approximate bytes kept per task (the line's UTF-8 bytes + 64 per event). */
   retainBytes?: number;
   sink?: LogSink;
   /** Called with the exact count each time a slow subscriber skips events (metrics). */
@@ -143,7 +143,7 @@ function isGapMarker(event: LogEvent): boolean {
 function eventSize(event: LogEvent): number {
   switch (event.type) {
     case "chunk":
-      return event.line.length + EVENT_OVERHEAD;
+      return Buffer.byteLength(event.line, "utf8") + EVENT_OVERHEAD; // bytes, not UTF-16 units (CJK: 3 bytes a character)
     case "runStarted":
     case "runFinished":
     case "lagged":

@@ -314,6 +314,14 @@ describe("log hub", () => {
     hub.close();
   });
 
+  test("retainBytes counts a line's UTF-8 bytes, not its UTF-16 units", () => {
+    const hub = createLogHub({ retain: 1000, retainBytes: 3 * (64 + 300) });
+    hub.runStarted("t", 1, 0);
+    hub.lines("t", 1, "stdout", Array.from({ length: 10 }, () => "字".repeat(100)), 1); // 300 bytes each
+    expect(hub.stats().events).toBe(3);
+    hub.close();
+  });
+
   test("close ends every subscription and later subscriptions finish at once", async () => {
     const hub = createLogHub({ retain: 10 });
     hub.runStarted("t", 1, 0);
