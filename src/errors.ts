@@ -51,6 +51,18 @@ export function clip(s: string, max = MAX_SHOWN): string {
   return `${s.slice(0, end)}…`;
 }
 
+/**
+ * Text from elsewhere (an answer, a reason) fit for one line of a message:
+ * whitespace runs collapsed to one space, cut by {@link clip}. Only the first
+ * `4 * max` characters are looked at, so megabytes cost no more than a line;
+ * text cut there ends with "…" too.
+ */
+export function clipLine(text: string, max = MAX_SHOWN): string {
+  const head = text.length > 4 * max ? text.slice(0, 4 * max) : text;
+  const line = head.replace(/\s+/g, " ").trim();
+  return head.length < text.length && line.length <= max ? `${line}…` : clip(line, max);
+}
+
 /** Shorthand for an unknown (or not visible to the caller) task; a long id is cut in the message. */
 export function taskNotFound(id: string): AgentError {
   // A path segment that is not valid percent-encoding reaches the service as null.

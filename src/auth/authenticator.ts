@@ -22,7 +22,7 @@
 import { AgentError, clip } from "../errors.ts";
 import type { Caller } from "../tasks/model.ts";
 import { DEFAULT_UNAUTHENTICATED, type BucketConfig, type PrincipalConfig } from "./auth-config.ts";
-import { requestPath, requestQuery } from "../http/request-path.ts";
+import { requestParams, requestPath } from "../http/request-path.ts";
 import { tokenDigest } from "./hash-token.ts";
 import { isLoopbackHost } from "./listen-policy.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limiter.ts";
@@ -89,7 +89,7 @@ function fromAuthorization(value: string | null | undefined): Presented | undefi
 function presentedHttp(request: Request, path: string): Presented | undefined {
   const header = fromAuthorization(request.headers.get("authorization"));
   if (header || path !== WS_PATH) return header;
-  const q = new URLSearchParams(requestQuery(request.url)).get("token");
+  const q = requestParams(request.url).get("token");
   if (q !== null && q !== "") return { token: q };
   const protocols = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   const carrier = protocols.find((p) => p.startsWith(WS_BEARER_PREFIX) && p.length > WS_BEARER_PREFIX.length);
@@ -104,16 +104,6 @@ export function addressOf(peer: string | undefined): string {
   if (bracketed) p = bracketed[1]!;
   else if (/^[^:]+:\d+$/.test(p)) p = p.slice(0, p.lastIndexOf(":"));
   return p.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "");
-}
-
-/** The host of a `Host` header value: `[::1]:8080` → `::1`, `localhost:8080` → `localhost`. */
-function hostOfHeader(value: string): string {
-  if (value.startsWith("[")) {
-    const end = value.indexOf("]");
-    return end < 0 ? value : value.slice(1, end);
-  }
-  const colon = value.lastIndexOf(":");
-  return colon < 0 ? value : value.slice(0, colon);
 }
 
 /** True for an `Origin` of a page served from this machine (`http://localhost:3000`); `null` (a sandboxed or file page) is not. */
@@ -141,7 +131,7 @@ function createBrowserGuard(checkHost: boolean): (request: Request) => void {
     if (!checkHost) return;
     const host = request.headers.get("host");
     if (host === null || host === "" || host === lastHost) return;
-    if (!isLoopbackHost(hostOfHeader(host))) {
+    if (!isLoopbackHost(addressOf(host))) { // `[::1]:8080` → `::1`, `localhost:8080` → `localhost`
       throw new AgentError(
         "PermissionDenied",
         `Host ${JSON.stringify(clip(host))} refused: with auth off the agent answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]); configure principals (tokens) to serve other names`,

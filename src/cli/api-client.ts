@@ -16,6 +16,7 @@
  * kill grace (at most 10 minutes) longer.
  */
 import type { LogEvent, Phase, Task, TaskRun, TaskSpecInput } from "../tasks/model.ts";
+import { clipLine } from "../errors.ts";
 import { CliError } from "./cli-error.ts";
 import { formatDuration } from "./format.ts";
 import { readSse } from "./sse-reader.ts";
@@ -143,12 +144,6 @@ export function reasonOf(err: unknown): string {
   return text || err.name;
 }
 
-/** At most `max` characters of `text` on one line. */
-function snippet(text: string, max = 80): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
-}
-
 function contentType(res: Response): string {
   return (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
 }
@@ -246,7 +241,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     const { error, message } = (typeof body === "object" && body !== null ? body : {}) as { error?: unknown; message?: unknown };
     if (typeof message !== "string") {
       const ct = contentType(res);
-      const shown = text.trim() && !ct.includes("html") ? `: ${snippet(text)}` : "";
+      const shown = text.trim() && !ct.includes("html") ? `: ${clipLine(text)}` : "";
       return notAgent(`${answered(res)}${shown}`);
     }
     // The agent's 401 speaks HTTP ("send Authorization: Bearer <token>"); say how the CLI sends one.
@@ -274,10 +269,10 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       try {
         value = JSON.parse(text);
       } catch {
-        throw notAgent(`HTTP ${res.status} with a body that is not JSON: ${snippet(text)}`);
+        throw notAgent(`HTTP ${res.status} with a body that is not JSON: ${clipLine(text)}`);
       }
       const checked = check(value);
-      if (checked === undefined) throw notAgent(`HTTP ${res.status} with JSON that is not ${what}: ${snippet(text)}`);
+      if (checked === undefined) throw notAgent(`HTTP ${res.status} with JSON that is not ${what}: ${clipLine(text)}`);
       return checked;
     } finally {
       sent.settle();
@@ -308,7 +303,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
         try {
           data = JSON.parse(f.data);
         } catch {
-          throw notAgent(`with an event that is not JSON: ${snippet(f.data)}`);
+          throw notAgent(`with an event that is not JSON: ${clipLine(f.data)}`);
         }
         yield { id, event: f.event, data };
       }
@@ -319,7 +314,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     }
   }
 
-  const badEvent = (what: string, data: unknown) => notAgent(`with an event that is not ${what}: ${snippet(JSON.stringify(data) ?? String(data))}`);
+  const badEvent = (what: string, data: unknown) => notAgent(`with an event that is not ${what}: ${clipLine(JSON.stringify(data) ?? String(data))}`);
   const seg = pathSegment;
 
   return {

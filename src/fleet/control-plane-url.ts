@@ -4,6 +4,7 @@
  * one place their rules live; `config.ts` calls these functions at start-up so
  * a bad URL stops the agent before anything is opened.
  */
+import { clip } from "../errors.ts";
 
 /** Where heartbeats go. */
 export type ControlPlaneTarget =
@@ -45,7 +46,7 @@ function shown(url: string): string {
   const prefix = /^[a-z][a-z0-9+.-]*:(\/\/)?/i.exec(url)?.[0].length ?? 0;
   const masked = at >= 0 ? `${url.slice(0, prefix)}***${url.slice(at)}` : url;
   const safe = masked.replace(/([?#])[^]*$/, "$1…");
-  return JSON.stringify(safe.length > MAX_SHOWN ? `${safe.slice(0, MAX_SHOWN)}…` : safe);
+  return JSON.stringify(clip(safe, MAX_SHOWN));
 }
 
 /**

@@ -3,6 +3,7 @@
  * heartbeat, over HTTP (proto3-JSON) or gRPC (binary protobuf).
  */
 import type { SyncRequest, SyncResponse } from "../gen/solti/discover/v1/discovery_pb.ts";
+import { clipLine } from "../errors.ts";
 
 /** Sends one heartbeat. */
 export interface SyncTransport {
@@ -39,8 +40,5 @@ export const MAX_DETAIL = 200;
  * must not flood the journal or `/api/v1/info`.
  */
 export function clipDetail(text: string): string {
-  // Only the head is looked at: a multi-megabyte reason costs no more than a short one.
-  const head = text.length > 4 * MAX_DETAIL ? text.slice(0, 4 * MAX_DETAIL) : text;
-  const line = head.replace(/\s+/g, " ").trim();
-  return line.length > MAX_DETAIL || head.length < text.length ? `${line.slice(0, MAX_DETAIL)}…` : line;
+  return clipLine(text, MAX_DETAIL);
 }

@@ -4,6 +4,7 @@
  * kind are rendered once, in `onError`, as `{"error", "message"}`.
  */
 import { Elysia } from "elysia";
+import { WS_BEARER_PREFIX, WS_PATH } from "../auth/authenticator.ts";
 import { AgentError, clip, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
@@ -13,7 +14,7 @@ import { silentLogger, type Logger } from "../observability/logger.ts";
 import { createOpenApi, routeDocs } from "./openapi.ts";
 import { createRequestLog, requestIdOf } from "./request-log.ts";
 import { checkDeclaredLength, readJsonBody } from "./read-body.ts";
-import { requestPath, routable } from "./request-path.ts";
+import { requestParams, requestPath, routable } from "./request-path.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
 
 export interface HttpAppDeps {
@@ -57,15 +58,13 @@ function unroutable(url: string): AgentError {
   );
 }
 
-/** The watch over WebSocket (CONTRACT §2). */
-const WS_ROUTE = "/ws/tasks";
 
 /**
  * A plain GET of the WebSocket route: 426 Upgrade Required (RFC 9110 §15.5.22, with the
  * `Upgrade` it needs) and the usual envelope, labelled `InvalidRequest`: a mistake of the request.
  */
 function upgradeRequired(): Response {
-  const message = `${WS_ROUTE} is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)`;
+  const message = `${WS_PATH} is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)`;
   return new Response(JSON.stringify({ error: "InvalidRequest", message }), {
     status: 426,
     headers: { "content-type": "application/json", upgrade: "websocket", connection: "Upgrade" },
@@ -168,14 +167,6 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
 const CALLER = Symbol("tasklane.caller");
 type WithCaller = { [CALLER]?: Caller };
 
-const NO_PARAMS = new URLSearchParams();
-
-/** Query parameters of a request URL, without parsing the whole URL (read-only: the empty set is shared). */
-function searchParamsOf(url: string): URLSearchParams {
-  const q = url.indexOf("?");
-  return q < 0 ? NO_PARAMS : new URLSearchParams(url.slice(q + 1));
-}
-
 /** Build the Elysia app (not listening). */
 export function createHttpApp(deps: HttpAppDeps) {
   const { service } = deps;
@@ -203,7 +194,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .onError(({ code, error, request, set }) => {
       if (code === "NOT_FOUND") {
         // The WebSocket route matches upgrades only: a plain GET of it is a mistake of the request, not an unknown route.
-        if (requestPath(request.url) === WS_ROUTE) return upgradeRequired();
+        if (requestPath(request.url) === WS_PATH) return upgradeRequired();
         return errorBody(new AgentError("NotFound", "no such route"));
       }
       if (code === "PARSE") {
@@ -217,7 +208,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       "/api/v1/tasks",
       async ({ body, request, server, set }) => {
         const caller = callerOf(set, request);
-        const params_ = searchParamsOf(request.url);
+        const params_ = requestParams(request.url);
         checkQueryKeys(params_, SUBMIT_QUERY);
         if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
           throw invalid('request body must be a JSON object like {"spec": {...}}');
@@ -253,7 +244,7 @@ export function createHttpApp(deps: HttpAppDeps) {
         },
       },
     )
-    .get("/api/v1/tasks", ({ request, set }) => service.list(parseListQuery(searchParamsOf(request.url)), callerOf(set, request)), {
+    .get("/api/v1/tasks", ({ request, set }) => service.list(parseListQuery(requestParams(request.url)), callerOf(set, request)), {
       detail: routeDocs.listTasks,
     })
     // The most frequent read: the task's JSON text goes out as stored, without a parse and re-stringify.
@@ -269,7 +260,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     })
     .get("/api/v1/tasks/:id/logs", ({ params, request, set }) => {
       const caller = callerOf(set, request);
-      const params_ = searchParamsOf(request.url);
+      const params_ = requestParams(request.url);
       checkQueryKeys(params_, LOGS_QUERY);
       const after = resumeCursor(params_, request);
       const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
@@ -294,7 +285,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     })
     .get("/api/v1/tasks/:id/wait", async ({ params, request, server, set }) => {
       const caller = callerOf(set, request);
-      const params_ = searchParamsOf(request.url);
+      const params_ = requestParams(request.url);
       checkQueryKeys(params_, WAIT_QUERY);
       const ms = waitMs(params_);
       holdOpen(server, request);
@@ -302,26 +293,26 @@ export function createHttpApp(deps: HttpAppDeps) {
     }, { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ request, set }) => {
       const caller = callerOf(set, request);
-      const params_ = searchParamsOf(request.url);
+      const params_ = requestParams(request.url);
       const filter = parseWatchFilter(params_, EVENTS_QUERY);
       const sub = service.watch({ after: resumeCursor(params_, request), ...filter }, caller);
       return sseResponse(sub, watchFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.watchTasks })
-    .ws(WS_ROUTE, {
+    .ws(WS_PATH, {
       detail: routeDocs.watchTasksWs,
       upgrade({ request, set }) {
         // Select the first offered subprotocol that carries no token: `bearer.<token>` is never echoed.
         const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
-        const pick = offered.find((p) => p !== "" && !p.startsWith("bearer."));
+        const pick = offered.find((p) => p !== "" && !p.startsWith(WS_BEARER_PREFIX));
         if (pick !== undefined) set.headers["sec-websocket-protocol"] = pick;
         // With nothing else offered the server would have to echo the token back (Bun picks the first offer).
-        else if (offered.some((p) => p.startsWith("bearer."))) {
+        else if (offered.some((p) => p.startsWith(WS_BEARER_PREFIX))) {
           throw invalid('Sec-WebSocket-Protocol: offer a subprotocol without the token (e.g. "tasklane") next to "bearer.<token>"; the server names the one it selects in its answer');
         }
       },
       open(ws) {
         const req = (ws.data as { request: Request }).request;
-        const params = searchParamsOf(req.url);
+        const params = requestParams(req.url);
         let sub: Subscription<WatchRecord>;
         try {
           // ws.data is a copy of the upgrade request's context: its caller was authenticated in onRequest.

@@ -26,6 +26,14 @@ export function requestQuery(url: string): string {
   return q < 0 ? "" : url.slice(q + 1);
 }
 
+const NO_PARAMS = new URLSearchParams();
+
+/** The query parameters of a request URL (read-only: the empty set is shared). */
+export function requestParams(url: string): URLSearchParams {
+  const query = requestQuery(url);
+  return query === "" ? NO_PARAMS : new URLSearchParams(query);
+}
+
 /** The path Elysia routes `url` by (its own search, from index 11 or 7). */
 function routedPath(url: string, standardHostname: boolean): string {
   const s = url.indexOf("/", standardHostname ? 11 : 7);

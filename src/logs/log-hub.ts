@@ -228,18 +228,22 @@ export function createLogHub(opts: LogHubOptions): LogHub {
     return log;
   }
 
+  /** Write a dirty task's unwritten events now, not at the next timed flush. */
+  function flushNow(taskId: string, log: TaskLog): void {
+    if (!dirty.has(taskId)) return;
+    try {
+      flushTask(taskId, log);
+    } catch {
+      // it stays dirty: the next flush() retries and reports the error
+    }
+  }
+
   function append(taskId: string, log: TaskLog, events: readonly LogEvent[]): void {
     log.ring.append(events);
     if (sink === undefined) return;
     dirty.add(taskId);
     // Keeps the ids that a crash can lose within MAX_UNSTORED_IDS, however late the timed flush is.
-    if (log.ring.nextId - 1 - log.persisted > flushAhead) {
-      try {
-        flushTask(taskId, log);
-      } catch {
-        // it stays dirty: the next flush() retries and reports the error
-      }
-    }
+    if (log.ring.nextId - 1 - log.persisted > flushAhead) flushNow(taskId, log);
   }
 
   function flushTask(taskId: string, log: TaskLog): void {
@@ -319,13 +323,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
       if (log === undefined) return;
       log.ring.end();
       // A finished task's output is persisted now, with its final state, not at the next timed flush.
-      if (dirty.has(taskId)) {
-        try {
-          flushTask(taskId, log);
-        } catch {
-          // it stays dirty: the next flush() retries and reports the error
-        }
-      }
+      flushNow(taskId, log);
     },
 
     reopen(taskId) {
@@ -381,13 +379,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
         log.ring.skipTo(log.ring.nextId + MAX_UNSTORED_IDS);
         append(taskId, log, [GAP_MARKER]);
         // Written now, not at the next timed flush: a second crash must continue above it.
-        if (dirty.has(taskId)) {
-          try {
-            flushTask(taskId, log);
-          } catch {
-            // it stays dirty: the next flush() retries and reports the error
-          }
-        }
+        flushNow(taskId, log);
       }
     },
 

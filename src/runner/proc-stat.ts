@@ -188,6 +188,17 @@ function scanProc(keep: (stat: ProcStat) => boolean, first = false): ProcMember[
   return found;
 }
 
+/** Scan results by session id. */
+function bySession(members: readonly ProcMember[]): Map<number, ProcMember[]> {
+  const found = new Map<number, ProcMember[]>();
+  for (const m of members) {
+    const list = found.get(m.stat.session);
+    if (list) list.push(m);
+    else found.set(m.stat.session, [m]);
+  }
+  return found;
+}
+
 /** Live (non-zombie) members of a process group. */
 function liveMembers(pgid: number, first: boolean): ProcMember[] {
   return scanProc((stat) => stat.pgrp === pgid, first);
@@ -255,13 +266,9 @@ function answerSessionQueries(): void {
   const queries = sessionQueries;
   sessionQueries = undefined;
   if (!queries) return;
-  const found = new Map<number, ProcMember[]>();
+  let found = new Map<number, ProcMember[]>();
   try {
-    for (const m of scanProc((stat) => queries.has(stat.session))) {
-      const list = found.get(m.stat.session);
-      if (list) list.push(m);
-      else found.set(m.stat.session, [m]);
-    }
+    found = bySession(scanProc((stat) => queries.has(stat.session)));
   } finally {
     for (const [sid, waiting] of queries) for (const resolve of waiting) resolve(found.get(sid) ?? []);
   }
@@ -303,13 +310,7 @@ export function createGroupProbe(pgid: number): () => boolean {
 let turnSessions: Map<number, ProcMember[]> | undefined;
 function sessionsThisTurn(): Map<number, ProcMember[]> {
   if (turnSessions === undefined) {
-    const bySession = new Map<number, ProcMember[]>();
-    for (const m of scanProc(() => true)) {
-      const list = bySession.get(m.stat.session);
-      if (list) list.push(m);
-      else bySession.set(m.stat.session, [m]);
-    }
-    turnSessions = bySession;
+    turnSessions = bySession(scanProc(() => true));
     queueMicrotask(() => (turnSessions = undefined));
   }
   return turnSessions;

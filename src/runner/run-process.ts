@@ -145,8 +145,6 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   let stoppedBy: StopReason | undefined;
   let leaderExited = false;
   let groupGone = false; // once true, never signal -pgid or the session again (the id may be reused)
-  /** Stopped before the leader exited: signal and wait for the whole session, not only the group. */
-  let wholeSession = false;
   /** SIGKILL was sent: every process found in the session from now on gets it too. */
   let killing = false;
   /** Session members outside the group that got SIGTERM (by pid); made by the first stop. */
@@ -231,7 +229,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   /** Whether anything of the run is left: the group, and when stopped, the rest of the session. */
   const anyAlive = async (): Promise<boolean> => {
     if (groupAlive()) return true;
-    if (!wholeSession) return false;
+    if (stoppedBy === undefined) return false; // not stopped: the group only
     if (lingering !== undefined && stillLive(lingering)) return true;
     return sweepSession();
   };
@@ -241,7 +239,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     if (sig === "SIGKILL") killing = true;
     signalGroup(sig);
     if (sig === "SIGTERM") signalGroup("SIGCONT"); // a stopped (SIGSTOP) member can only act on TERM once continued
-    if (wholeSession && !groupGone) await sweepSession();
+    if (stoppedBy !== undefined && !groupGone) await sweepSession(); // stopped: the whole session
   };
 
   /** Waits up to `ms` for the leader to exit and the group (when stopped: the session) to be empty. */
@@ -260,7 +258,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const terminateGroup = async () => {
     // The hot path: the leader exited on its own and left nothing in its group.
     // kill(-pgid, 0) answers ESRCH, and /proc is not read at all.
-    if (leaderExited && !wholeSession && !groupAlive()) {
+    if (leaderExited && stoppedBy === undefined && !groupAlive()) {
       groupGone = true;
       return;
     }
@@ -295,10 +293,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     result,
     stop(reason) {
       if (!settled) {
-        if (stoppedBy === undefined && !leaderExited) {
-          stoppedBy = reason;
-          wholeSession = true;
-        }
+        // Stopped before the leader exited: the whole session is signalled and waited for, not only the group.
+        if (stoppedBy === undefined && !leaderExited) stoppedBy = reason;
         void terminate();
       }
       return result;

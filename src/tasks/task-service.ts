@@ -187,14 +187,13 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
 
   // Event ids continue across agent lives (CONTRACT §3, docs/api.md "Logs" and "Watch").
   const previous = readIdState(store);
-  if (previous?.clean) {
-    // Nothing was lost: a watcher's cursor from then is exact (older ones get lagged with the exact count).
+  if (previous !== undefined) {
+    // After a clean stop nothing was lost: a watcher's cursor from then is exact (older ones get lagged
+    // with the exact count). After a crash ids up to the reservation may have been handed out for
+    // changes no one will see again: a marker after them, so a watcher resuming from before gets one
+    // lagged counting the ids it passes over.
     watchRing.skipTo(previous.watch + 1);
-  } else if (previous !== undefined) {
-    // A crash: ids up to the reservation may have been handed out for changes no one will see again.
-    // A marker after them: a watcher resuming from before gets one lagged counting the ids it passes over.
-    watchRing.skipTo(previous.watch + 1);
-    watchRing.append([{ type: "lagged", skipped: 1 }]);
+    if (!previous.clean) watchRing.append([{ type: "lagged", skipped: 1 }]);
   }
   // (No state: a new store, or one from a build that numbered from 1 at every start: from 1.)
   if (previous?.clean !== true) {
