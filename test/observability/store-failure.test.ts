@@ -133,6 +133,9 @@ describe("a store that fails for good", () => {
     const { a, state, health } = await startAgentWithFailingSync();
     await using _a = a;
     health.close();
+    // The agent's start-up commit is made durable in the background: a 201 waits for everything committed
+    // so far, so the failure below hits the submit's own commit, not that one.
+    await submitOk(a, commandSpec("true", [], { hold: true }));
     state.failing = true;
     const failed = await submit(a, commandSpec("sleep", ["600"], { slot: "long" }));
     expect(failed.status).toBe(500);
