@@ -21,9 +21,32 @@ export function checkDeclaredLength(request: Request, limit = MAX_BODY_BYTES): v
 export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
   checkDeclaredLength(request, limit);
   if (!request.body) return undefined;
+  // A declared length (checked above) is read in one call: no stream and reader per request
+  // (≈ 5 % of the main thread in benchmark 1). A chunked body is read piece by piece, capped as it comes.
+  const bytes = request.headers.has("content-length") ? new Uint8Array(await request.arrayBuffer()) : await readCapped(request.body, limit);
+  if (bytes.byteLength === 0) return undefined;
+  const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json" && !type.endsWith("+json")) {
+    throw invalid(`content-type must be application/json, got ${JSON.stringify(type || "(none)")}`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw invalid("request body is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw invalid(`malformed JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Read a body of unknown length, failing as soon as it passes `limit` bytes. */
+async function readCapped(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = request.body.getReader();
+  const reader = body.getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -34,20 +57,5 @@ export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Pr
     }
     chunks.push(value);
   }
-  if (size === 0) return undefined;
-  const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json" && !type.endsWith("+json")) {
-    throw invalid(`content-type must be application/json, got ${JSON.stringify(type || "(none)")}`);
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw invalid("request body is not valid UTF-8");
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw invalid(`malformed JSON: ${(err as Error).message}`);
-  }
+  return Buffer.concat(chunks);
 }
