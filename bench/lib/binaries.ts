@@ -4,7 +4,7 @@
  * baselines that must be "the same binary kind" — a compiled hello-world
  * Elysia and a compiled bare grpc-js echo server.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -13,7 +13,12 @@ let outDir: string | undefined;
 const cache = new Map<string, Promise<string>>();
 
 function dir(): string {
-  outDir ??= mkdtempSync(join(tmpdir(), "tasklane-bench-bin-"));
+  if (outDir === undefined) {
+    const made = mkdtempSync(join(tmpdir(), "tasklane-bench-bin-"));
+    // The executables (≈ 110 MiB each) go with the bench process.
+    process.once("exit", () => rmSync(made, { recursive: true, force: true }));
+    outDir = made;
+  }
   return outDir;
 }
 

@@ -9,13 +9,23 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
 let built: Promise<string> | undefined;
+let builtDir: string | undefined;
+
+/** Remove the executable built here (≈ 110 MiB), if any: test/setup.ts calls it after all tests. */
+export function removeBuiltBinary(): void {
+  if (builtDir !== undefined) rmSync(builtDir, { recursive: true, force: true });
+  builtDir = undefined;
+  built = undefined;
+}
 
 /** Path of the compiled binary, building it if needed. */
 export function binaryPath(): Promise<string> {
   const fromEnv = process.env.TASKLANE_BIN;
   if (fromEnv) return Promise.resolve(resolve(fromEnv));
   built ??= (async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "tasklane-bin-")), "tasklane");
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-bin-"));
+    builtDir = dir;
+    const out = join(dir, "tasklane");
     const root = resolve(import.meta.dir, "../..");
     const p = Bun.spawn(["bun", "build.ts", out], { cwd: root, stdout: "pipe", stderr: "pipe" });
     const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);
@@ -74,6 +84,8 @@ export async function startBinary(opts: { args?: string[]; cwd?: string; env?: R
     stop,
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
+      // A killed agent without a store leaves its script dir (a stopped one removes it).
+      if (opts.dataDir === undefined) rmSync(join(tmpdir(), `tasklane-scripts-${proc.pid}`), { recursive: true, force: true });
     },
   };
 }

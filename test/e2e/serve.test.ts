@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -88,6 +88,7 @@ describe("compiled binary", () => {
       expect(pidAlive(childPid)).toBe(false);
     } finally {
       await agent[Symbol.asyncDispose]();
+      rmSync(cwd, { recursive: true, force: true });
     }
   });
 
