@@ -17,7 +17,7 @@ import { runStandalone, since, type BenchContext } from "./lib/bench-context.ts"
 import { restSpawnerBinary } from "./lib/binaries.ts";
 import { spawnAndWait } from "./lib/drain.ts";
 import { readCpuMs } from "./lib/proc-rss.ts";
-import type { BenchResult } from "./lib/report.ts";
+import { noisyBaseline, type BenchResult } from "./lib/report.ts";
 import { startServer } from "./lib/server-process.ts";
 import { median } from "./lib/stats.ts";
 import { supervisordRate } from "./lib/supervisord-peer.ts";
@@ -142,6 +142,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: o / b,
       target: ">= 0.6x",
       pass: o / b >= 0.6,
+      ...noisyBaseline(baseRates, "spawns/s"),
       note: `${TASKS} tasks x ${ctx.rounds} rounds, REST submit, wait for the last ${CONCURRENCY} submitted, then count until all succeeded; agent CPU ${us(oursRuns)} us/task (all threads)`,
     },
   ];

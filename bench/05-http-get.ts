@@ -7,7 +7,7 @@ import { startAgent } from "./lib/agent-process.ts";
 import { runStandalone, type BenchContext } from "./lib/bench-context.ts";
 import { helloBinary } from "./lib/binaries.ts";
 import { httpLoad, type LoadResult } from "./lib/http-load.ts";
-import type { BenchResult } from "./lib/report.ts";
+import { noisyBaseline, type BenchResult } from "./lib/report.ts";
 import { startServer } from "./lib/server-process.ts";
 import { median } from "./lib/stats.ts";
 import { commandSpec, submit } from "./lib/task-spec.ts";
@@ -53,6 +53,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: o / b,
       target: ">= 0.6x",
       pass: o / b >= 0.6 && errors === 0,
+      ...noisyBaseline(
+        bases.map((x) => x.rps),
+        "req/s",
+      ),
       note: `${ours[0]?.tool}, ${DURATION_MS / 1000} s x ${ctx.rounds} rounds, errors ${errors}; baseline: compiled Elysia hello world`,
     },
     {

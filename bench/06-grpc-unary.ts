@@ -9,7 +9,7 @@ import { startAgent } from "./lib/agent-process.ts";
 import { runStandalone, type BenchContext } from "./lib/bench-context.ts";
 import { grpcEchoBinary } from "./lib/binaries.ts";
 import { rawGrpcClient, taskIdRequest } from "./lib/log-consumers.ts";
-import type { BenchResult } from "./lib/report.ts";
+import { noisyBaseline, type BenchResult } from "./lib/report.ts";
 import { startServer } from "./lib/server-process.ts";
 import { median } from "./lib/stats.ts";
 import { commandSpec, submit } from "./lib/task-spec.ts";
@@ -77,6 +77,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
         ratio: om / bm,
         target: ">= 0.8x",
         pass: om / bm >= 0.8,
+        ...noisyBaseline(b, "calls/s"),
         note: `${DURATION_MS / 1000} s x ${ctx.rounds} rounds; response ${size} B vs echo ${request.length} B; baseline: compiled bare grpc-js echo`,
       },
     ];

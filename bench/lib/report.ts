@@ -14,6 +14,12 @@ export interface BenchResult {
   target: string;
   /** undefined: informational row, not judged. */
   pass?: boolean;
+  /**
+   * Set when the machine was too noisy during the rounds for the row to be
+   * judged (e.g. the baseline's own rounds spread more than 2x): shown as
+   * NOISY, counted as not met, with this reason in the summary. Rerun.
+   */
+  noisy?: string;
   /** Anything a reader needs to interpret the row (rounds, lagged counts, peers…). */
   note?: string;
 }
@@ -30,7 +36,27 @@ export function fmt(n: number | undefined): string {
 }
 
 function verdict(r: BenchResult): string {
-  return r.pass === undefined ? "info" : r.pass ? "PASS" : "FAIL";
+  return r.pass === undefined ? "info" : r.noisy !== undefined ? "NOISY" : r.pass ? "PASS" : "FAIL";
+}
+
+/** Whether a judged row met its target (a noisy row did not: it was not measured well enough to say). */
+export function met(r: BenchResult): boolean {
+  return r.pass === true && r.noisy === undefined;
+}
+
+/**
+ * The baseline does the same work every round, so its rounds stay within
+ * ≈ 1.9x of each other on this kind of shared VM; beyond 2x the machine was
+ * too busy during the run for a ratio to it to mean anything (one run of
+ * benchmark 1 read 735–2 047 spawns/s and "passed").
+ */
+export const MAX_BASELINE_SPREAD = 2;
+
+/** `{ noisy }` for a judged row when the baseline's rounds (`values`, in `unit`) spread more than {@link MAX_BASELINE_SPREAD}. */
+export function noisyBaseline(values: readonly number[], unit: string): Pick<BenchResult, "noisy"> {
+  const spread = Math.max(...values) / Math.min(...values);
+  if (!(spread > MAX_BASELINE_SPREAD)) return {};
+  return { noisy: `the baseline's rounds spread ${spread.toFixed(1)}x (${values.map((x) => fmt(x)).join(" / ")} ${unit}; a quiet machine stays within ${MAX_BASELINE_SPREAD}x)` };
 }
 
 /** A Markdown table of results (readable in a terminal and pasteable into README). */
