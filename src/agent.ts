@@ -4,7 +4,7 @@
  * work and listens; `stop()` reverses it: not ready → stop accepting → stop
  * runs (TERM → grace → KILL) → flush → close servers.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
@@ -187,7 +187,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         const { createFleetLink } = await import("./fleet/fleet-link.ts");
         fleet = createFleetLink({ config, store, grpcPort: () => grpcPort, startedAt, clock, random: opts.random, logger, labels: sec.agentLabels });
       }
-      const scriptDir = config.dataDir === ":memory:" ? join(tmpdir(), `tasklane-scripts-${process.pid}`) : join(config.dataDir, "scripts");
+      // Without a store: a fresh private dir (mkdtemp: a random name, 0700, never one somebody else made).
+      const scriptDir =
+        config.dataDir === ":memory:" ? mkdtempSync(join(tmpdir(), `tasklane-scripts-${process.pid}-`)) : join(config.dataDir, "scripts");
       mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
       // Without a store every task ends with the agent: so do their script files (bodies may hold secrets).
       if (config.dataDir === ":memory:") memoryScriptDir = scriptDir;

@@ -3,7 +3,7 @@
  * once), otherwise built here once per test process into a temp dir.
  */
 import { afterAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -85,7 +85,11 @@ export async function startBinary(opts: { args?: string[]; cwd?: string; env?: R
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
       // A killed agent without a store leaves its script dir (a stopped one removes it).
-      if (opts.dataDir === undefined) rmSync(join(tmpdir(), `tasklane-scripts-${proc.pid}`), { recursive: true, force: true });
+      if (opts.dataDir === undefined) {
+        for (const name of readdirSync(tmpdir())) {
+          if (name.startsWith(`tasklane-scripts-${proc.pid}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+        }
+      }
     },
   };
 }

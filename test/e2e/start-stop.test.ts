@@ -5,7 +5,7 @@
  * and a listen failure names the flag and the address.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { binaryPath, startBinary } from "./binary.ts";
@@ -51,7 +51,11 @@ describe("compiled binary: start and stop", () => {
 
   test("without a store (--data-dir :memory:) the script files go with the agent", async () => {
     const agent = await startBinary();
-    const dir = join(tmpdir(), `tasklane-scripts-${agent.proc.pid}`);
+    // A private dir of a random name, tagged with the agent's pid.
+    const made = readdirSync(tmpdir()).filter((n) => n.startsWith(`tasklane-scripts-${agent.proc.pid}-`));
+    expect(made).toHaveLength(1);
+    const dir = join(tmpdir(), made[0]!);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
     try {
       const body = Buffer.from("echo hi\n").toString("base64");
       const res = await fetch(`${agent.url}/api/v1/tasks?wait=true`, {
