@@ -163,6 +163,12 @@ function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   throw invalid(`${name}: must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/** The `:id` of a task route. Elysia hands over `null` for a segment that is not valid percent-encoding (`/api/v1/tasks/%ZZ`). */
+function taskId(params: { id: string | null }): string {
+  if (typeof params.id !== "string") throw invalid("task id: not valid percent-encoding in the path");
+  return params.id;
+}
+
 /** The caller authenticated in `onRequest`, kept on the request's `set` (reachable from every hook of the request). */
 const CALLER = Symbol("tasklane.caller");
 type WithCaller = { [CALLER]?: Caller };
@@ -249,13 +255,13 @@ export function createHttpApp(deps: HttpAppDeps) {
     })
     // The most frequent read: the task's JSON text goes out as stored, without a parse and re-stringify.
     .get("/api/v1/tasks/:id", ({ params, request, set }) => {
-      const task = service.getJson(params.id, callerOf(set, request));
+      const task = service.getJson(taskId(params), callerOf(set, request));
       set.headers["content-type"] = "application/json";
       return `{"task":${task}}`;
     }, {
       detail: routeDocs.getTask,
     })
-    .get("/api/v1/tasks/:id/runs", ({ params, request, set }) => ({ runs: service.runs(params.id, callerOf(set, request)) }), {
+    .get("/api/v1/tasks/:id/runs", ({ params, request, set }) => ({ runs: service.runs(taskId(params), callerOf(set, request)) }), {
       detail: routeDocs.listTaskRuns,
     })
     .get("/api/v1/tasks/:id/logs", ({ params, request, set }) => {
@@ -263,24 +269,24 @@ export function createHttpApp(deps: HttpAppDeps) {
       const params_ = requestParams(request.url);
       checkQueryKeys(params_, LOGS_QUERY);
       const after = resumeCursor(params_, request);
-      const sub = service.logs(params.id, { after, follow: flag(params_, "follow", true) }, caller);
+      const sub = service.logs(taskId(params), { after, follow: flag(params_, "follow", true) }, caller);
       return sseResponse(sub, logFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.streamTaskLogs })
     .delete("/api/v1/tasks/:id", async ({ params, request, server, set }) => {
       holdOpen(server, request); // answers once the task's processes are gone: up to its kill grace
-      await service.delete(params.id, callerOf(set, request));
+      await service.delete(taskId(params), callerOf(set, request));
       return new Response(null, { status: 204 });
     }, { detail: routeDocs.deleteTask })
     .post("/api/v1/tasks/:id/cancel", async ({ params, request, server, set }) => {
       holdOpen(server, request); // answers once the task's processes are gone: up to its kill grace
-      return { task: await service.cancel(params.id, callerOf(set, request)) };
+      return { task: await service.cancel(taskId(params), callerOf(set, request)) };
     }, {
       detail: routeDocs.cancelTask,
     })
-    .post("/api/v1/tasks/:id/start", async ({ params, request, set }) => ({ task: await service.start(params.id, callerOf(set, request)) }), {
+    .post("/api/v1/tasks/:id/start", async ({ params, request, set }) => ({ task: await service.start(taskId(params), callerOf(set, request)) }), {
       detail: routeDocs.startTask,
     })
-    .post("/api/v1/tasks/:id/restart", async ({ params, request, set }) => ({ task: await service.restart(params.id, callerOf(set, request)) }), {
+    .post("/api/v1/tasks/:id/restart", async ({ params, request, set }) => ({ task: await service.restart(taskId(params), callerOf(set, request)) }), {
       detail: routeDocs.restartTask,
     })
     .get("/api/v1/tasks/:id/wait", async ({ params, request, server, set }) => {
@@ -289,7 +295,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       checkQueryKeys(params_, WAIT_QUERY);
       const ms = waitMs(params_);
       holdOpen(server, request);
-      return { task: await service.wait(params.id, ms, caller, request.signal) };
+      return { task: await service.wait(taskId(params), ms, caller, request.signal) };
     }, { detail: routeDocs.waitTask })
     .get("/api/v1/events", ({ request, set }) => {
       const caller = callerOf(set, request);

@@ -16,7 +16,7 @@ function int(params: URLSearchParams, name: string, min: number, max: number): n
   return Number(raw);
 }
 
-/** Parse repeated `label=k=v` parameters (AND). */
+/** Parse repeated `label=k=v` parameters (AND). A key given twice must name the same value: a task has one value per key. */
 export function parseLabels(params: URLSearchParams): Record<string, string> | undefined {
   const all = params.getAll("label");
   if (all.length === 0) return undefined;
@@ -26,15 +26,31 @@ export function parseLabels(params: URLSearchParams): Record<string, string> | u
     return [l.slice(0, eq), l.slice(eq + 1)] as const;
   });
   // fromEntries defines own properties: a key such as "__proto__" filters like any other.
-  return Object.fromEntries(pairs);
+  const labels: Record<string, string> = Object.fromEntries(pairs);
+  for (const [k, v] of pairs) {
+    if (labels[k] !== v) {
+      throw invalid(`label: key ${JSON.stringify(clip(k))} given with two values (${JSON.stringify(clip(v))} and ${JSON.stringify(clip(labels[k]!))}); a task has one value per key`);
+    }
+  }
+  return labels;
 }
 
-/** Reject a query parameter outside `allowed` (a typo such as `?folow=false` must not be ignored). */
+/** Query parameters that may repeat (every other one is read once: a repeat would be silently ignored). */
+const REPEATABLE = new Set(["label"]);
+
+/**
+ * Reject a query parameter outside `allowed` (a typo such as `?folow=false`
+ * must not be ignored), and a repeat of one that takes a single value.
+ */
 export function checkQueryKeys(params: URLSearchParams, allowed: ReadonlySet<string>): void {
+  const seen = new Set<string>();
   for (const key of params.keys()) {
-    if (allowed.has(key)) continue;
-    const list = allowed.size === 0 ? "this route takes none" : `allowed: ${[...allowed].join(", ")}`;
-    throw invalid(`unknown query parameter ${JSON.stringify(clip(key))}; ${list}`);
+    if (!allowed.has(key)) {
+      const list = allowed.size === 0 ? "this route takes none" : `allowed: ${[...allowed].join(", ")}`;
+      throw invalid(`unknown query parameter ${JSON.stringify(clip(key))}; ${list}`);
+    }
+    if (seen.has(key) && !REPEATABLE.has(key)) throw invalid(`${key}: given more than once; it takes one value`);
+    seen.add(key);
   }
 }
 

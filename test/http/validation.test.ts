@@ -291,6 +291,11 @@ describe("routes and unknown tasks", () => {
       });
     });
   }
+  for (const [method, suffix] of [["GET", ""], ["GET", "/logs"], ["POST", "/cancel"], ["DELETE", ""]] as const) {
+    test(`an id that is not valid percent-encoding → 400 naming the path, not a "null" task (${method} …${suffix})`, async () => {
+      expect(await a.json(method, `/api/v1/tasks/%ZZ${suffix}`)).toEqual(bad("task id: not valid percent-encoding in the path"));
+    });
+  }
   test("DELETE of an unknown task → 204", async () => {
     const res = await a.request("DELETE", "/api/v1/tasks/tsk_01NOSUCHTASK00000000000000");
     expect(res.status).toBe(204);
@@ -309,12 +314,20 @@ describe("list query errors", () => {
     ["label=team", 'label: must be key=value, got "team"'],
     ["createdAfter=yesterday", 'createdAfter: must be an integer 0..9007199254740991, got "yesterday"'],
     ["slots=a", 'unknown query parameter "slots"; allowed: slot, status, label, owner, createdAfter, createdBefore, order, limit, offset'],
+    // A repeat would be read as its first value (or, for labels, the last): the answer would depend on the order.
+    ["slot=a&slot=b", "slot: given more than once; it takes one value"],
+    ["limit=1&limit=2", "limit: given more than once; it takes one value"],
+    ["label=team=core&label=team=edge", 'label: key "team" given with two values ("core" and "edge"); a task has one value per key'],
   ];
   for (const [query, message] of cases) {
     test(query, async () => {
       expect(await a.json("GET", `/api/v1/tasks?${query}`)).toEqual(bad(message));
     });
   }
+  test("a label repeated with the same value is one filter", async () => {
+    const r = await a.json("GET", "/api/v1/tasks?label=team=edge&label=team=edge&label=env=prod");
+    expect(r.status).toBe(200);
+  });
   test("limit 1 and 1000 are fine", async () => {
     expect((await a.json("GET", "/api/v1/tasks?limit=1")).status).toBe(200);
     expect((await a.json("GET", "/api/v1/tasks?limit=1000")).status).toBe(200);
@@ -329,6 +342,8 @@ describe("every route with a query rejects a parameter it does not take (a typo 
   const unknown = (key: string, allowed: string) => bad(`unknown query parameter "${key}"; allowed: ${allowed}`);
   test("GET /api/v1/events", async () => {
     expect(await a.json("GET", "/api/v1/events?slott=v")).toEqual(unknown("slott", "after, slot, label"));
+    expect(await a.json("GET", "/api/v1/events?slot=a&slot=b")).toEqual(bad("slot: given more than once; it takes one value"));
+    expect(await a.json("GET", "/api/v1/events?label=k=1&label=k=2")).toEqual(bad('label: key "k" given with two values ("1" and "2"); a task has one value per key'));
   });
   test("GET /api/v1/tasks/{id}/logs (a misspelt follow=false would follow for good)", async () => {
     expect(await a.json("GET", `/api/v1/tasks/${id}/logs?folow=false`)).toEqual(unknown("folow", "after, follow"));
