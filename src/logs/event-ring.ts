@@ -326,8 +326,10 @@ class Ring<E> implements EventRing<E> {
       out.push(record);
       last = record.id;
     }
+    // Ids up to the reader's head left that it was not given: evicted before this read (an emptied
+    // ring, or a follow:false snapshot overtaken by newer events). One lagged record says how many.
     const head = Math.min(this.next - 1, sub.limit);
-    if (out.length === 0 && this.count === 0 && last < head) {
+    if (last < head) {
       out.push(this.lagRecord(head, head - last));
       last = head;
     }

@@ -72,7 +72,10 @@ export interface LogHub {
   tail(taskId: string, stream: StreamKind, n: number): string[];
   /** The task is deleted: close its subscriptions and forget it (deleting persisted events is the store's job). */
   drop(taskId: string): void;
-  /** Free the ring of an ended task with no subscribers, persisting it first; otherwise a no-op. */
+  /**
+   * Free the ring of an ended task with no subscribers, persisting it first; otherwise a no-op (a ring
+   * with followers is freed when the last one leaves). Without a sink a written ring is never freed.
+   */
   evict(taskId: string): void;
   /**
    * The previous agent stopped uncleanly (or it is not known that it stopped
@@ -201,9 +204,14 @@ export function createLogHub(opts: LogHubOptions): LogHub {
       lagged: laggedEvent,
       onLagged,
       isMarker: isGapMarker,
+      // The last reader left an ended ring: free it now (a follower still draining when the task
+      // ended made the agent's one `evict` a no-op, and nothing asked again: the ring stayed until
+      // the task was swept, up to --task-ttl). A write that fails keeps it for a later `evict`.
       onIdle: () => {
-        if (log.transient && log.ring.ended && !dirty.has(taskId) && tasks.get(taskId) === log) {
-          tasks.delete(taskId);
+        try {
+          release(taskId, log);
+        } catch {
+          // kept (still dirty)
         }
       },
     });
@@ -218,6 +226,18 @@ export function createLogHub(opts: LogHubOptions): LogHub {
     if (!live) ring.end();
     tasks.set(taskId, log);
     return log;
+  }
+
+  /**
+   * Free an ended ring nobody reads (persisting its unwritten events first); throws when that write
+   * fails. A transient ring (read back from the sink) always; a written one only when there is a sink
+   * to read it back from: without one the ring is the task's only log.
+   */
+  function release(taskId: string, log: TaskLog): void {
+    if (tasks.get(taskId) !== log || !log.ring.ended || log.ring.subscribers > 0) return;
+    if (!log.transient && sink === undefined) return;
+    if (dirty.has(taskId)) flushTask(taskId, log);
+    tasks.delete(taskId);
   }
 
   /** Ring for a write: makes it live and permanent. */
@@ -363,9 +383,7 @@ export function createLogHub(opts: LogHubOptions): LogHub {
 
     evict(taskId) {
       const log = tasks.get(taskId);
-      if (log === undefined || !log.ring.ended || log.ring.subscribers > 0) return;
-      if (dirty.has(taskId)) flushTask(taskId, log);
-      tasks.delete(taskId);
+      if (log !== undefined) release(taskId, log);
     },
 
     flush,

@@ -103,6 +103,15 @@ const KILL_WAIT_MS = 5_000;
  * reading is cancelled after this long so the run can finish.
  */
 const DRAIN_MS = 1_000;
+/**
+ * Longest a pipe's read loop runs without letting the event loop turn. A
+ * child writing short lines at full speed (`yes`) refills the pipe faster
+ * than its lines are split and logged: every `read()` then resolves at once,
+ * as a microtask, and without a turn no request, timer, fsync callback or
+ * other stream would be served while the task runs (an audit measured a
+ * 5.4 s `/healthz` and a task timeout 1.2 s late).
+ */
+export const PUMP_TURN_MS = 4;
 
 /**
  * Whether `env` holds exactly the agent's own environment (`process.env`), so
@@ -180,11 +189,16 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       }
     };
     try {
+      let stretch = performance.now();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
         unreported += value.length;
         emit(splitter.push(value));
+        if (performance.now() - stretch > PUMP_TURN_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          stretch = performance.now();
+        }
       }
     } catch {
       // a stream error ends the output like EOF

@@ -158,6 +158,21 @@ describe("event ring", () => {
     expect(r.subscribers).toBe(0);
   });
 
+  test("follow:false whose whole snapshot is evicted before its first read gets one exact lagged record, not an empty stream", async () => {
+    const lagged: number[] = [];
+    const r = ring(5, { onLagged: (n) => lagged.push(n) });
+    r.append(values(1, 3));
+    const sub = r.subscribe({ follow: false }); // the snapshot: ids 1..3
+    r.append(values(4, 9)); // the ring now holds 5..9: 1..3 are gone before anything was read
+    expect(await collect(sub)).toEqual([[{ id: 3, event: { kind: "lag", skipped: 3 } }]]);
+    expect(lagged).toEqual([3]);
+    // Part of the snapshot left: what is left, after a lagged record for the rest.
+    r.append(values(10, 10));
+    const part = r.subscribe({ follow: false, after: 5 }); // the snapshot: ids 6..10
+    r.append(values(11, 12)); // evicts 6 and 7
+    expect(await collect(part)).toEqual([[{ id: 7, event: { kind: "lag", skipped: 2 } }, ...recs(8, 10)]]);
+  });
+
   test("end() lets followers drain to the head and finish; reopen() makes them wait again", async () => {
     const r = ring(10);
     r.append(values(1, 1));

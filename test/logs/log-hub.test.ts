@@ -306,6 +306,32 @@ describe("log hub", () => {
     hub.close();
   });
 
+  test("an ended ring is freed when its last follower leaves, persisted first (evict found it watched)", async () => {
+    const { sink, data } = memorySink();
+    const hub = createLogHub({ retain: 10, sink });
+    hub.runStarted("t", 1, 0);
+    hub.lines("t", 1, "stdout", ["a", "b"], 1);
+    const draining = collect(hub.subscribe("t", { follow: true }));
+    hub.end("t");
+    hub.evict("t"); // the agent's one try, while the follower still drains: kept
+    expect(hub.stats().tasks).toBe(1);
+    expect((await draining).length).toBe(3); // the follower reaches the end and leaves
+    expect(hub.stats()).toEqual({ tasks: 0, events: 0, subscribers: 0, lagged: 0 });
+    expect(data.get("t")?.length).toBe(3);
+    // Read again later: loaded from the sink, and forgotten once that reader is done.
+    expect((await collect(hub.subscribe("t", { follow: false }))).length).toBe(3);
+    expect(hub.stats().tasks).toBe(0);
+    hub.close();
+  });
+
+  test("a running task's ring stays when its followers leave", () => {
+    const hub = createLogHub({ retain: 10 });
+    hub.runStarted("t", 1, 0);
+    hub.subscribe("t", { follow: true }).close();
+    expect(hub.stats().tasks).toBe(1);
+    hub.close();
+  });
+
   test("retainBytes bounds memory by approximate size", () => {
     const hub = createLogHub({ retain: 1000, retainBytes: 3 * (64 + 100) });
     hub.runStarted("t", 1, 0);

@@ -20,6 +20,22 @@ describe("startRun", () => {
     expect(out.lines).toEqual({ stdout: ["hello", "world"], stderr: [] });
   });
 
+  test("a child writing short lines at full speed does not hold the event loop: a timer fires while it runs", async () => {
+    const yes = Bun.which("yes")!;
+    let lines = 0;
+    const t0 = performance.now();
+    const timer = Promise.withResolvers<number>();
+    setTimeout(() => timer.resolve(performance.now() - t0), 10);
+    // The run ends by its own timeout (1.5 s), itself a timer: starved, it fired seconds late.
+    await using run = startRun({ ...spec([yes], createLineCollector(), { timeoutMs: 1_500, killGraceMs: 100 }), onLines: (_s, l) => void (lines += l.length) });
+    const firedAfter = await timer.promise;
+    const r = await run.result;
+    expect(r.stoppedBy).toBe("timeout");
+    expect(lines).toBeGreaterThan(100_000);
+    // Without a turn between reads it fired only when the run was over (≥ 1 500 ms); with one, at once.
+    expect(firedAfter).toBeLessThan(500);
+  });
+
   test("exit code 3", async () => {
     const out = createLineCollector();
     await using run = startRun(spec(sh("echo oops >&2; exit 3"), out));
