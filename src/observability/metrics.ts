@@ -123,6 +123,25 @@ function processMetrics(): Promise<Registry> {
   return processRegistry;
 }
 
+/** prom-client's summary of the event-loop delays measured since the previous scrape. */
+const LOOP_DELAY_SUMMARY = /^nodejs_eventloop_lag_(min|max|mean|stddev|p50|p90|p99)_seconds /;
+
+/**
+ * The exposition without the event-loop delay summary when it summarises no
+ * sample (the first scrape, or two scrapes within the monitor's 10 ms): then
+ * prom-client reports an empty histogram's min (2^63 ns ≈ 9.2e9 s) and a NaN
+ * mean, which would graph as a 292-year delay. The families stay, without a
+ * sample; `nodejs_eventloop_lag_seconds` (its own measurement) is kept.
+ */
+export function withoutEmptyLoopDelay(text: string): string {
+  const min = /^nodejs_eventloop_lag_min_seconds (\S+)$/m.exec(text);
+  if (min === null || !(Number(min[1]) > 1e9)) return text;
+  return text
+    .split("\n")
+    .filter((line) => !LOOP_DELAY_SUMMARY.test(line))
+    .join("\n");
+}
+
 /** Our metrics and the process metrics as one registry (prom-client renders both). */
 async function exposingRegistry(ours: readonly Exposed[]): Promise<Registry> {
   const [proc, { Registry }] = await Promise.all([processMetrics(), import("prom-client")]);
@@ -252,7 +271,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     async exposition() {
       registry ??= exposingRegistry(families);
-      return [EXPOSITION_CONTENT_TYPE, await (await registry).metrics()];
+      return [EXPOSITION_CONTENT_TYPE, withoutEmptyLoopDelay(await (await registry).metrics())];
     },
     summary() {
       const s = deps.stats();

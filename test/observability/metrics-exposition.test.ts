@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createMetrics, EXPOSITION_CONTENT_TYPE } from "../../src/observability/metrics.ts";
+import { createMetrics, EXPOSITION_CONTENT_TYPE, withoutEmptyLoopDelay } from "../../src/observability/metrics.ts";
 import { PHASES, type Phase, type Task, type TaskRun } from "../../src/tasks/model.ts";
 import type { SupervisorStats } from "../../src/tasks/supervisor.ts";
 import { createTaskEvents } from "../../src/tasks/task-events.ts";
@@ -155,6 +155,22 @@ describe("metrics exposition", () => {
     expect(exp.types.has("nodejs_gc_duration_seconds")).toBe(false);
     expect([...exp.types.keys()].filter((name) => /(^|_)gc(_|$)/.test(name))).toEqual([]);
     expect(text.indexOf("# HELP tasklane_grpc_request_duration_seconds")).toBeLessThan(text.indexOf("# HELP process_cpu_seconds_total"));
+  });
+
+  test("an event-loop delay summary of no samples is left out, not a 292-year delay and NaN", async () => {
+    const { metrics } = setup();
+    // Back to back, in one turn of the event loop: the second scrape's interval has no sample.
+    await scrape(metrics);
+    const { text } = await scrape(metrics);
+    for (const name of ["min", "max", "mean", "stddev", "p50", "p90", "p99"]) {
+      expect(text).toContain(`# TYPE nodejs_eventloop_lag_${name}_seconds gauge`);
+      expect(text).not.toMatch(new RegExp(`^nodejs_eventloop_lag_${name}_seconds `, "m"));
+    }
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    expect(text).not.toMatch(/ (NaN|Nan)$/m);
+    // A summary of samples goes out as prom-client renders it.
+    const measured = "nodejs_eventloop_lag_min_seconds 0.000071664\nnodejs_eventloop_lag_mean_seconds 0.000199\n";
+    expect(withoutEmptyLoopDelay(measured)).toBe(measured);
   });
 
   test("the JSON summary", () => {
