@@ -65,7 +65,7 @@ export function clipLine(text: string, max = MAX_SHOWN): string {
 
 /** Shorthand for an unknown (or not visible to the caller) task; a long id is cut in the message. */
 export function taskNotFound(id: string): AgentError {
-  return new AgentError("TaskNotFound", `task ${clip(id)} not found`);
+  return new AgentError("TaskNotFound", id === "" ? "task id is empty: no such task" : `task ${clip(id)} not found`);
 }
 
 /** HTTP status for an error code (CONTRACT §2 error table). */

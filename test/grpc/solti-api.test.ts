@@ -225,6 +225,11 @@ describe("solti.v1.SoltiApi", () => {
       details: "task tsk_nope not found",
       messages: [],
     });
+    expect(await collect(serverStream(s.solti, "StreamTaskLogs", { taskId: "" }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      details: "task id is empty: no such task",
+      messages: [],
+    });
   });
 
   test("StreamTaskLogs: a batch larger than the write buffer arrives whole and in order (backpressure)", async () => {
