@@ -18,7 +18,7 @@
  * kernel has not taken an earlier buffer, the write's callback waits — the
  * backpressure HTTP/2 sees. What the kernel does not take at once is written
  * on the socket's `drain`; `end()` writes what is queued before it ends the
- * socket.
+ * socket, and so does `destroy()` unless the socket itself failed.
  */
 import { Duplex } from "node:stream";
 
@@ -51,6 +51,8 @@ export class SocketDuplex extends Duplex {
   /** A buffer the kernel has taken in part; the rest goes on `drain`. */
   #pending: { bytes: Uint8Array; offset: number; done: Done } | undefined;
   #ended = false;
+  /** The socket itself failed: nothing more can be written to it. */
+  #socketFailed = false;
   /** Writes acknowledged but not yet given to the kernel, in order. */
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
@@ -90,6 +92,7 @@ export class SocketDuplex extends Duplex {
 
   /** A socket error. */
   onSocketError(err: Error): void {
+    this.#socketFailed = true;
     this.destroy(err);
   }
 
@@ -122,7 +125,18 @@ export class SocketDuplex extends Duplex {
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
     if (!this.#ended) {
       this.#ended = true;
-      this.#socket.terminate();
+      if (!this.#socketFailed && !this.#pending && this.#queue.length > 0) {
+        // Destroyed by its owner with frames still queued for the next turn — HTTP/2's GOAWAY
+        // after a protocol error, or at a forced close — which tell the peer why: they go to the
+        // kernel (what it takes at once) and the socket ends, instead of a bare close.
+        const bytes = Buffer.concat(this.#queue, this.#queuedBytes);
+        try {
+          this.#socket.write(bytes, 0, bytes.byteLength);
+        } catch {
+          // gone meanwhile
+        }
+        this.#socket.end();
+      } else this.#socket.terminate();
     }
     this.#dropQueue(err ?? new Error("socket destroyed"));
     done(err);

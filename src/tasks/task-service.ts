@@ -330,7 +330,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     async wait(id, timeoutMs, caller, signal) {
       checkWaitTimeout(timeoutMs);
       const task = mustGet(id, caller);
-      if (isTerminal(task.status.phase) || timeoutMs === 0) return task;
+      // An aborted signal (the agent is shutting down, or the client left) answers the task as it is:
+      // its "abort" event has fired already and would never come.
+      if (isTerminal(task.status.phase) || timeoutMs === 0 || signal?.aborted) return task;
       const { promise, resolve } = Promise.withResolvers<Task | undefined>();
       let set = waiters.get(id);
       if (!set) waiters.set(id, (set = new Set()));

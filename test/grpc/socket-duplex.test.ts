@@ -3,7 +3,8 @@
  * one call on the next, partial writes finish on drain while later writes
  * wait, a full queue holds the writer back, end() writes what is queued
  * first, a full read buffer pauses the socket until the consumer reads, close
- * ends the readable side and fails what waits, destroy terminates the socket.
+ * ends the readable side and fails what waits, destroy writes what is queued
+ * and ends the socket (terminates it when the socket itself failed).
  */
 import { describe, expect, test } from "bun:test";
 import { QUEUE_LIMIT, SocketDuplex, type RawSocket } from "../../src/grpc/socket-duplex.ts";
@@ -137,5 +138,25 @@ describe("SocketDuplex", () => {
     e.destroy();
     await new Promise((r) => setImmediate(r));
     expect(b.calls.filter((c) => c === "terminate")).toEqual(["terminate"]);
+  });
+
+  test("destroy by the owner writes what is queued (HTTP/2's GOAWAY) and ends the socket; a failed socket is terminated", async () => {
+    const a = fakeSocket();
+    const d = new SocketDuplex(a.socket);
+    d.write(Buffer.from([7, 7, 7])); // e.g. a GOAWAY frame, queued for the next turn
+    d.destroy(new Error("protocol error"));
+    d.on("error", () => {});
+    expect(a.written).toEqual([7, 7, 7]);
+    expect(a.calls).toEqual(["write", "end"]);
+    await nextTurn();
+    expect(a.calls).toEqual(["write", "end"]); // nothing written twice
+
+    const b = fakeSocket();
+    const e = new SocketDuplex(b.socket);
+    e.on("error", () => {});
+    e.write(Buffer.from([1]));
+    e.onSocketError(new Error("ECONNRESET"));
+    expect(b.calls).toEqual(["terminate"]);
+    expect(b.written).toEqual([]);
   });
 });

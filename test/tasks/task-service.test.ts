@@ -78,6 +78,14 @@ describe("submit and wait", () => {
     expect((await p).status.phase).toBe("pending");
   });
 
+  test("wait with a signal aborted before it starts (a wait opened during shutdown) answers at once", async () => {
+    const { taskId } = await r.service.submit(cmd("true", [], { hold: true }), ANON);
+    const started = performance.now();
+    const t = await r.service.wait(taskId, 60_000, ANON, AbortSignal.abort());
+    expect(t.status.phase).toBe("pending");
+    expect(performance.now() - started).toBeLessThan(1_000); // not held until the 60 s timeout
+  });
+
   test("wait on a task deleted meanwhile answers its final state (canceled by the delete)", async () => {
     const { taskId } = await r.service.submit(cmd("true", [], { hold: true }), ANON);
     const p = r.service.wait(taskId, 60_000, ANON);
