@@ -6,7 +6,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
 import { showAddress } from "./auth/listen-policy.ts";
@@ -42,6 +42,12 @@ export interface Agent {
   /** Started, not stopping, and the store has not failed: what /readyz and gRPC health say. */
   readonly ready: boolean;
   start(): Promise<void>;
+  /**
+   * Settles once the writes of the start (recovery) are committed; rejects when
+   * the store could not take them (a full disk): the agent can do no work, and
+   * its owner should stop it and exit with an error. Call after `start()`.
+   */
+  startupWrites(): Promise<void>;
   /** Graceful stop; idempotent. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -93,6 +99,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
   const timers: ReturnType<typeof setInterval>[] = [];
   /** The next batch of a sweep that had more to delete. */
   let nextBatch: ReturnType<typeof setImmediate> | undefined;
+  let startupWrites: Promise<void> = Promise.resolve();
   const toEvict = new Set<string>();
 
   function info() {
@@ -164,6 +171,10 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       return serving();
     },
 
+    startupWrites() {
+      return startupWrites;
+    },
+
     async start() {
       // Config mistakes (principals, TLS files, non-loopback without auth) fail before anything is opened.
       security = loadSecurity(config, { clock });
@@ -189,8 +200,13 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       }
       // Without a store: a fresh private dir (mkdtemp: a random name, 0700, never one somebody else made).
       const scriptDir =
-        config.dataDir === ":memory:" ? mkdtempSync(join(tmpdir(), `tasklane-scripts-${process.pid}-`)) : join(config.dataDir, "scripts");
-      mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
+        config.dataDir === ":memory:" ? mkdtempSync(join(tmpdir(), `tasklane-scripts-${process.pid}-`)) : resolve(config.dataDir, "scripts");
+      try {
+        mkdirSync(scriptDir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new Error(`cannot use the script dir ${scriptDir}: ${code === "EEXIST" ? "a file of that name is in the way" : (err as Error).message}`);
+      }
       // Without a store every task ends with the agent: so do their script files (bodies may hold secrets).
       if (config.dataDir === ":memory:") memoryScriptDir = scriptDir;
       const events = createTaskEvents((err) => logger.error("task listener failed", { err: String(err) }));
@@ -242,24 +258,56 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       // Recovery's writes are committed; their fsync is not waited for: they are idempotent (a
       // second crash recovers the same way), and every later flush (a 201) waits for an fsync
       // that covers them too. A failing store is reported here and fails the writes after it.
-      store.flush().catch((err) => logger.error("store flush after recovery failed", { err }));
+      // A store that cannot take recovery's writes fails the start: `startupWrites` rejects, and
+      // the caller stops the agent with an error (the start-up line has gone out by then).
+      startupWrites = store.flush().catch((err: unknown) => {
+        logger.error("store flush after recovery failed", { err });
+        throw err;
+      });
+      startupWrites.catch(() => {});
+      const st2 = store;
+      /** Housekeeping that failed (the store has, and said so once): logged, at most once a minute. */
+      let housekeepingLogged = Number.NEGATIVE_INFINITY;
+      const housekeepingFailed = (what: string, err: unknown) => {
+        const now = performance.now();
+        if (now - housekeepingLogged < 60_000) return;
+        housekeepingLogged = now;
+        logger.error(`${what} failed`, { err: err instanceof Error ? err.message : String(err) });
+      };
       const capSweeps = createCapSweeps(config.maxTasks);
       const sweep = () => {
         clearImmediate(nextBatch);
         nextBatch = undefined;
-        const { swept, terminal, more } = sup.sweep(clock() - config.taskTtlMs, config.maxTasks, SWEEP_BATCH);
-        capSweeps.swept(terminal, performance.now());
-        if (swept > 0) logger.debug("swept terminal tasks", { count: swept });
-        // A backlog (a lowered --max-tasks, a day of tasks expiring together) goes in batches,
-        // with the event loop turning between them: requests and runs are served meanwhile.
-        if (more) nextBatch = setImmediate(sweep);
+        // A failed store rolls every batch back: sweeping would find the same tasks for ever (and tell
+        // watchers they were deleted).
+        if (st2.failure !== undefined) return;
+        try {
+          const { swept, terminal, more } = sup.sweep(clock() - config.taskTtlMs, config.maxTasks, SWEEP_BATCH);
+          capSweeps.swept(terminal, performance.now());
+          if (swept > 0) logger.debug("swept terminal tasks", { count: swept });
+          // A backlog (a lowered --max-tasks, a day of tasks expiring together) goes in batches,
+          // with the event loop turning between them: requests and runs are served meanwhile.
+          if (more) nextBatch = setImmediate(sweep);
+        } catch (err) {
+          housekeepingFailed("retention sweep", err);
+        }
       };
       const h = hub;
       timers.push(
         setInterval(() => {
-          h.flush();
+          try {
+            h.flush();
+          } catch (err) {
+            housekeepingFailed("log flush", err);
+          }
           capSweeps.finished(toEvict.size);
-          for (const id of toEvict) h.evict(id);
+          for (const id of toEvict) {
+            try {
+              h.evict(id);
+            } catch (err) {
+              housekeepingFailed("log flush", err); // its events stay in memory
+            }
+          }
           toEvict.clear();
           // Enforce --max-tasks promptly when tasks finish, not only on the TTL timer (cap-sweeps.ts).
           if (capSweeps.due(performance.now())) sweep();

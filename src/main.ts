@@ -74,7 +74,19 @@ async function serve(args: string[]): Promise<number> {
       `tasklane listening http=${showAddress({ host: config.httpAddr.host, port: agent.httpPort })} grpc=${showAddress({ host: config.grpcAddr.host, port: agent.grpcPort })}`,
     );
   }
-  await stopAsked.promise;
+  // The store could not take the start's own writes (a full disk): no work can be done; stop with an error.
+  const unwritable = agent.startupWrites().then(
+    () => new Promise<Error>(() => {}),
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
+  const failed = await Promise.race([stopAsked.promise.then(() => undefined), unwritable]);
+  if (failed !== undefined) {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    console.error(`tasklane: cannot start: the store cannot be written (${failed.message})`);
+    await agent.stop().catch(() => {});
+    return 1;
+  }
   try {
     await agent.stop();
     return 0;

@@ -4,7 +4,7 @@
  * failure into one line that names the file and the reason.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { migrate } from "./migrations.ts";
 
@@ -57,8 +57,34 @@ function assertSqliteFile(path: string): void {
  * Open `path` (created if missing) with the exclusive lock held until close,
  * migrated to the current schema, in WAL mode. Throws a one-line `Error`.
  */
+/**
+ * The database and its WAL hold task env values and script bodies: owner-only
+ * (0600) whatever the umask or the data dir's mode. A new file is created so;
+ * an existing one is narrowed. SQLite gives the WAL it creates the database
+ * file's mode.
+ */
+function ownerOnly(path: string): void {
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+    return;
+  } catch {
+    // it exists: narrowed below
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch {
+      // missing, or not ours to change: SQLite reports what matters when it opens it
+    }
+  }
+}
+
+/** Bytes the WAL file is cut back to after a checkpoint that restarts it (`PRAGMA journal_size_limit`). */
+export const WAL_SIZE_LIMIT = 8 * 1024 * 1024;
+
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Database {
   assertSqliteFile(path);
+  ownerOnly(path);
   let db: Database | undefined;
   try {
     db = new Database(path, { create: true, readwrite: true, strict: true });
@@ -72,6 +98,9 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions): Database 
     if (journal !== "wal") throw new Error(`cannot open store: ${path}: could not enable WAL (journal_mode=${journal})`);
     db.run(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
     db.run("PRAGMA foreign_keys = ON");
+    // A burst can grow the WAL far past what steady work needs (30 MB against ≈ 5 MB measured); after
+    // the next checkpoint that restarts it, the file is cut back to this size.
+    db.run(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
     return db;
   } catch (err) {
     db?.close();

@@ -20,8 +20,8 @@ import { parseExposition, valueOf } from "./prom-text.ts";
 const UNAVAILABLE = "the agent's store has failed (see the agent's log): no work is accepted until the agent is restarted";
 
 /** A real agent on a SQLite data dir whose WAL fsyncs fail once `failing` is set. */
-async function startAgentWithFailingSync(args: string[] = []) {
-  const state = { failing: false };
+async function startAgentWithFailingSync(args: string[] = [], failing = false) {
+  const state = { failing };
   const syncWal = (fd: number, done: (err: Error | null) => void) => {
     if (state.failing) setImmediate(() => done(Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" })));
     else fsync(fd, done);
@@ -127,6 +127,19 @@ describe("a store that fails for good", () => {
     } finally {
       health.close();
     }
+  });
+
+  test("a store that cannot take the start's own writes: startupWrites rejects (the process then exits 1), not ready", async () => {
+    const ok = await startAgentWithFailingSync();
+    await using _ok = ok.a;
+    ok.health.close();
+    await ok.a.agent.startupWrites(); // a working store: settles
+
+    const { a, health } = await startAgentWithFailingSync([], true);
+    await using _a = a;
+    health.close();
+    await expect(a.agent.startupWrites()).rejects.toThrow("fsync of the write-ahead log failed");
+    expect(a.agent.ready).toBe(false);
   });
 
   test("the task of a submit answered 500 does not go on running", async () => {

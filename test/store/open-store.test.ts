@@ -3,7 +3,7 @@
  * touching what it cannot read.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
@@ -38,6 +38,23 @@ describe("openStore", () => {
       mode: statSync(dataDir).mode & 0o777,
       files: readdirSync(dataDir),
     }).toEqual({ kind: `sqlite:${dataDir}/tasklane.db`, mode: 0o700, files: ["tasklane.db"] });
+  });
+
+  test("the database and its WAL are owner-only (0600), also in a data dir made beforehand with mode 0755", async () => {
+    using tmp = tempDir();
+    const dataDir = join(realpathSync(tmp.path), "data");
+    mkdirSync(dataDir, { mode: 0o755 });
+    const store = openStore(dataDir);
+    store.putTask(makeTask({ id: "a" }));
+    await store.flush();
+    const mode = (f: string) => statSync(join(dataDir, f)).mode & 0o777;
+    expect([mode("tasklane.db"), mode("tasklane.db-wal")]).toEqual([0o600, 0o600]);
+    await store.close();
+    // A database left 0644 (by an older build) is narrowed when it is opened again.
+    chmodSync(join(dataDir, "tasklane.db"), 0o644);
+    const again = openStore(dataDir);
+    expect(mode("tasklane.db")).toBe(0o600);
+    await again.close();
   });
 
   test("a data dir below a regular file fails with ENOTDIR", () => {
@@ -104,5 +121,14 @@ describe("openStore", () => {
     const second = openStore(dir);
     expect(second.getTask("a")).toEqual(makeTask({ id: "a" }));
     await second.close();
+  });
+
+  test("an agent whose data dir holds a file named scripts fails to start, naming it (absolute path)", async () => {
+    using tmp = tempDir();
+    const dataDir = join(realpathSync(tmp.path), "data");
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, "scripts"), "x");
+    const { startAgent } = await import("../helpers/start-agent.ts");
+    await expect(startAgent({ dataDir })).rejects.toThrow(`cannot use the script dir ${dataDir}/scripts: a file of that name is in the way`);
   });
 });
