@@ -265,7 +265,6 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         throw err;
       });
       startupWrites.catch(() => {});
-      const st2 = store;
       /** Housekeeping that failed (the store has, and said so once): logged, at most once a minute. */
       let housekeepingLogged = Number.NEGATIVE_INFINITY;
       const housekeepingFailed = (what: string, err: unknown) => {
@@ -280,7 +279,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         nextBatch = undefined;
         // A failed store rolls every batch back: sweeping would find the same tasks for ever (and tell
         // watchers they were deleted).
-        if (st2.failure !== undefined) return;
+        if (st.failure !== undefined) return;
         try {
           const { swept, terminal, more } = sup.sweep(clock() - config.taskTtlMs, config.maxTasks, SWEEP_BATCH);
           capSweeps.swept(terminal, performance.now());

@@ -54,10 +54,6 @@ function assertSqliteFile(path: string): void {
 }
 
 /**
- * Open `path` (created if missing) with the exclusive lock held until close,
- * migrated to the current schema, in WAL mode. Throws a one-line `Error`.
- */
-/**
  * The database and its WAL hold task env values and script bodies: owner-only
  * (0600) whatever the umask or the data dir's mode. A new file is created so;
  * an existing one is narrowed. SQLite gives the WAL it creates the database
@@ -80,8 +76,12 @@ function ownerOnly(path: string): void {
 }
 
 /** Bytes the WAL file is cut back to after a checkpoint that restarts it (`PRAGMA journal_size_limit`). */
-export const WAL_SIZE_LIMIT = 8 * 1024 * 1024;
+const WAL_SIZE_LIMIT = 8 * 1024 * 1024;
 
+/**
+ * Open `path` (created if missing) with the exclusive lock held until close,
+ * migrated to the current schema, in WAL mode. Throws a one-line `Error`.
+ */
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Database {
   assertSqliteFile(path);
   ownerOnly(path);
