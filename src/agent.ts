@@ -244,6 +244,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         events,
         onWatchLagged: (n) => metrics?.lagged("watch", n),
         onSubmitted: () => metrics?.submitted(),
+        maxRuns: config.maxRuns,
       });
       const sup = supervisor;
       metrics = createMetrics({ events, stats: () => sup.stats(), countByPhase, activeSlots: () => st.activeTasks().map((t) => t.spec.slot), clock });

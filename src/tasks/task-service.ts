@@ -74,6 +74,12 @@ export interface TaskServiceDeps {
   onWatchLagged?: (skipped: number) => void;
   /** A submitted task became durable: its submit is about to be answered as accepted (metrics count it here). */
   onSubmitted?: (task: Task) => void;
+  /**
+   * Runs a task shows (`--max-runs`). The store trims a task's runs when it
+   * launches another; a task stored under a higher cap shows only its newest
+   * `maxRuns` until then (default: all stored).
+   */
+  maxRuns?: number;
 }
 
 /** The error of a task whose submit was answered with an error because the store failed. */
@@ -290,7 +296,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
 
     runs(id, caller) {
       mustGet(id, caller);
-      return store.listRuns(id).map(({ process: _p, stopping: _s, ...run }) => run);
+      const stored = store.listRuns(id);
+      const shown = deps.maxRuns !== undefined && stored.length > deps.maxRuns ? stored.slice(-deps.maxRuns) : stored;
+      return shown.map(({ process: _p, stopping: _s, ...run }) => run);
     },
 
     async delete(id, caller) {

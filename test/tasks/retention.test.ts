@@ -106,4 +106,26 @@ describe("retention", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+  test("runs stored under a higher --max-runs show only the newest after a restart with a lower one", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tasklane-test-"));
+    try {
+      let id: string;
+      {
+        await using a = await startAgent({ dataDir, args: ["--max-runs", "10"] });
+        const r = await a.json("POST", "/api/v1/tasks", {
+          spec: bashSpec("exit 1", { restart: { type: "onFailure" }, backoff: { jitter: "none", firstMs: 1, maxMs: 1, factor: 1 }, maxAttempts: 5 }),
+        });
+        expect(r.status).toBe(201);
+        id = r.body.task_id;
+        expect((await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=20000`)).body.task.status.phase).toBe("exhausted");
+        expect((await a.json("GET", `/api/v1/tasks/${id}/runs`)).body.runs.map((x: { attempt: number }) => x.attempt)).toEqual([1, 2, 3, 4, 5]);
+      }
+      await using b = await startAgent({ dataDir, args: ["--max-runs", "2"] });
+      const runs = await b.json("GET", `/api/v1/tasks/${id}/runs`);
+      expect(runs.status).toBe(200);
+      expect(runs.body.runs.map((x: { attempt: number }) => x.attempt)).toEqual([4, 5]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
