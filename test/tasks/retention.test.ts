@@ -106,24 +106,29 @@ describe("retention", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
-  test("runs stored under a higher --max-runs show only the newest after a restart with a lower one", async () => {
+  test("runs and log events stored under higher caps show only the newest after a restart with lower ones", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tasklane-test-"));
     try {
       let id: string;
       {
-        await using a = await startAgent({ dataDir, args: ["--max-runs", "10"] });
+        await using a = await startAgent({ dataDir, args: ["--max-runs", "10", "--log-retain", "1000"] });
         const r = await a.json("POST", "/api/v1/tasks", {
-          spec: bashSpec("exit 1", { restart: { type: "onFailure" }, backoff: { jitter: "none", firstMs: 1, maxMs: 1, factor: 1 }, maxAttempts: 5 }),
+          spec: bashSpec("for i in $(seq 1 30); do echo line-$i; done; exit 1", { restart: { type: "onFailure" }, backoff: { jitter: "none", firstMs: 1, maxMs: 1, factor: 1 }, maxAttempts: 5 }),
         });
         expect(r.status).toBe(201);
         id = r.body.task_id;
         expect((await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=20000`)).body.task.status.phase).toBe("exhausted");
         expect((await a.json("GET", `/api/v1/tasks/${id}/runs`)).body.runs.map((x: { attempt: number }) => x.attempt)).toEqual([1, 2, 3, 4, 5]);
       }
-      await using b = await startAgent({ dataDir, args: ["--max-runs", "2"] });
+      await using b = await startAgent({ dataDir, args: ["--max-runs", "2", "--log-retain", "10"] });
       const runs = await b.json("GET", `/api/v1/tasks/${id}/runs`);
       expect(runs.status).toBe(200);
       expect(runs.body.runs.map((x: { attempt: number }) => x.attempt)).toEqual([4, 5]);
+      const logs = await (await b.request("GET", `/api/v1/tasks/${id}/logs?follow=false`)).text();
+      const lines = [...logs.matchAll(/"line":"(line-\d+)"/g)].map((m) => m[1]);
+      expect(lines.length).toBeGreaterThan(0);
+      expect(lines.length).toBeLessThanOrEqual(10);
+      expect(lines.at(-1)).toBe("line-30");
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
