@@ -274,7 +274,8 @@ export const routeDocs = {
     tags: ["watch"],
     summary: "Watch task changes (WebSocket)",
     description:
-      "A GET with `Upgrade: websocket`. Each server message is one JSON WatchMessage: `{\"event\":\"task_update\",\"task\":…}`, `{\"event\":\"task_deleted\",\"task\":{\"metadata\":{\"id\"}}}` or `{\"event\":\"lagged\",\"skipped\":N}`. " +
+      "A GET with `Upgrade: websocket`. Each server message is one JSON WatchMessage: `{\"event\":\"task_update\",\"id\":N,\"task\":…}`, `{\"event\":\"task_deleted\",\"id\":N,\"task\":{\"metadata\":{\"id\"}}}` or `{\"event\":\"lagged\",\"id\":N,\"skipped\":N}`; " +
+      "without `?after=` the retained changes (up to 4096) come first, then the live ones. " +
       "A request refused before the upgrade (authentication, rate limit) gets the usual error response; so does a handshake whose only subprotocol is `bearer.<token>` " +
       "(400: answering it would echo the token; offer e.g. `tasklane` next to it), and a GET without `Upgrade: websocket` (426, error `InvalidRequest`). " +
       "A failure while subscribing (a bad query such as `after=x` or an unknown parameter) is sent as `{\"event\":\"error\",\"error\",\"message\"}`, then the socket is closed.",

@@ -143,14 +143,23 @@ describe("hash-token", () => {
     expect(await tasklane(["hash-token", "s3cret-token"])).toEqual({ exitCode: 0, stdout: `${hex("s3cret-token")}\n`, stderr: "" });
   });
 
-  test.concurrent("from stdin, ignoring one trailing newline; --json", async () => {
+  test.concurrent("from stdin, ignoring whitespace around it as the CLI's --token and the agent do; --json", async () => {
     expect(await tasklane(["hash-token"], { stdin: "s3cret-token\n" })).toEqual({ exitCode: 0, stdout: `${hex("s3cret-token")}\n`, stderr: "" });
+    expect(await tasklane(["hash-token"], { stdin: " s3cret-token \r\n\n" })).toEqual({ exitCode: 0, stdout: `${hex("s3cret-token")}\n`, stderr: "" });
     const j = await tasklane(["hash-token", "--json"], { stdin: "abc" });
     expect(JSON.parse(j.stdout)).toEqual({ sha256: hex("abc") });
   });
 
   test.concurrent("an empty token is a usage error", async () => {
     expect(await tasklane(["hash-token"], { stdin: "" })).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: empty token: give TOKEN or pipe it on stdin\n" });
+    expect((await tasklane(["hash-token"], { stdin: " \n" })).exitCode).toBe(2);
+  });
+
+  test.concurrent("a token with whitespace inside is refused: no bearer header could carry it", async () => {
+    const r = await tasklane(["hash-token"], { stdin: "two words\n" });
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("contains whitespace");
   });
 });
 

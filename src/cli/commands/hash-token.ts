@@ -9,8 +9,10 @@ export const hashTokenCommand: Command = {
   summary: "print the SHA-256 hex of a token (for token_sha256 in the auth config)",
   usage: "[TOKEN]",
   details: [
-    "Reads the token from the argument or, without one, from stdin (one trailing newline",
-    "is ignored). Prefer stdin: arguments end up in the shell history and in ps.",
+    "Reads the token from the argument or, without one, from stdin. Whitespace around it",
+    "(the file's trailing newline) is ignored, as the CLI's --token and the agent ignore it;",
+    "a token with whitespace inside is refused: no `Authorization: Bearer` header can carry it.",
+    "Prefer stdin: arguments end up in the shell history and in ps.",
     "Needs no agent. With --json, prints {\"sha256\": \"…\"}.",
   ].join("\n"),
   flags: [],
@@ -18,9 +20,9 @@ export const hashTokenCommand: Command = {
   examples: ["tasklane hash-token < token.txt", "head -c 32 /dev/urandom | basenc --base64url | tr -d '=' | tee token.txt | tasklane hash-token"],
   async run(ctx) {
     if (ctx.positionals.length > 1) throw usage(`expected at most one TOKEN, got ${ctx.positionals.length}`);
-    let token = ctx.positionals[0];
-    if (token === undefined) token = (await ctx.readStdin()).replace(/\r?\n$/, "");
+    const token = (ctx.positionals[0] ?? (await ctx.readStdin())).trim();
     if (token === "") throw usage("empty token: give TOKEN or pipe it on stdin");
+    if (/\s/.test(token)) throw usage("the token contains whitespace (a space, tab or newline): no Authorization: Bearer <token> could carry it");
     const hex = hashToken(token);
     await ctx.out.line(ctx.json ? JSON.stringify({ sha256: hex }) : hex);
     return 0;
