@@ -16,6 +16,11 @@ export interface StoredRun extends TaskRun {
    * such a task canceled with it instead of applying its restart policy.
    */
   stopping?: string;
+  /**
+   * The first run after a restart (`POST /restart`): `maxAttempts` counts
+   * from it. Recovery reads it back to give the task the same budget.
+   */
+  restarted?: true;
 }
 
 export interface StoreStats {

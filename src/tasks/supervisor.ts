@@ -112,6 +112,8 @@ interface Active {
   task: Task;
   seq: number;
   failures: number;
+  /** Attempts made before the task's last restart: `maxAttempts` counts the ones after it. */
+  base: number;
   where: Where;
   run?: RunHandle;
   /** The record of the run in flight (launching or running). */
@@ -181,7 +183,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   function newActive(task: Task): Active {
-    const state: Active = { task, seq: seq++, failures: 0, where: "held", done: Promise.withResolvers<void>() };
+    const state: Active = { task, seq: seq++, failures: 0, base: 0, where: "held", done: Promise.withResolvers<void>() };
     active.set(task.metadata.id, state);
     return state;
   }
@@ -266,7 +268,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const spec = state.task.spec;
     const attempt = state.task.status.attempt + 1;
     const startedAt = clock();
-    const runRec: StoredRun = { attempt, phase: "running", startedAt };
+    const runRec: StoredRun = state.base > 0 && attempt === state.base + 1 ? { attempt, phase: "running", startedAt, restarted: true } : { attempt, phase: "running", startedAt };
     state.runRec = runRec;
     write(state, status("running", attempt));
     // Room for this run (attempts number the runs from 1: fewer cannot overflow).
@@ -384,9 +386,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const wantsMore = r.type === "always" || (r.type === "onFailure" && !success);
     if (!wantsMore) return finish(state, phase, exitCode, error);
     const attempt = state.task.status.attempt;
-    if (spec.maxAttempts !== undefined && attempt >= spec.maxAttempts) {
+    const used = attempt - state.base;
+    if (spec.maxAttempts !== undefined && used >= spec.maxAttempts) {
       const last = error ?? phase;
-      return finish(state, "exhausted", exitCode, `exhausted: ${attempt} of ${spec.maxAttempts} attempts used (last: ${last})`);
+      const since = state.base > 0 ? " since the restart" : "";
+      return finish(state, "exhausted", exitCode, `exhausted: ${used} of ${spec.maxAttempts} attempts used${since} (last: ${last})`);
     }
     const delay = success && r.type === "always" ? r.intervalMs : backoffDelay(spec.backoff, state.failures++, random);
     write(state, status("pending", attempt, exitCode, error));
@@ -542,6 +546,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       checkQueueRoom(task.spec, task.metadata.owner);
       const { hold: _hold, ...spec } = task.spec;
       const state = newActive(task);
+      state.base = task.status.attempt; // a fresh budget of maxAttempts, history kept
       hub.reopen(id);
       write(state, status("pending", task.status.attempt), spec);
       admit(state);
@@ -572,6 +577,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         let wasRunning = task.status.phase === "running";
         let stopped: string | undefined;
         for (const r of store.listRuns(id)) {
+          if (r.restarted) state.base = r.attempt - 1;
           if (r.finishedAt !== undefined) continue;
           wasRunning = true;
           if (r.process) killLeftoverGroup(r.process);

@@ -177,6 +177,41 @@ describe("crash safety of the compiled binary", () => {
     }
   });
 
+  test("a restarted task keeps its fresh budget of maxAttempts across a kill -9", async () => {
+    const dataDir = tempDir();
+    const counter = join(tempDir(), "count");
+    // Attempts 1, 2 fail; attempt 3 (the first after the restart) hangs until the crash; then fail.
+    const body = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; if [ $n -eq 3 ]; then echo hanging; exec sleep 300; fi; exit 1`;
+    const a = await startBinary({ dataDir });
+    let id: string;
+    try {
+      id = await submit(a, {
+        slot: "R",
+        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
+        restart: { type: "onFailure" },
+        backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+        maxAttempts: 2,
+      });
+      expect((await waitTerminal(a, id)).status.phase).toBe("exhausted");
+      expect((await fetch(`${a.url}/api/v1/tasks/${id}/restart`, { method: "POST" })).status).toBe(200);
+      await waitForLine(a, id, /^hanging$/);
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    const b = await startBinary({ dataDir });
+    try {
+      // Attempt 3 was interrupted (1 of 2 since the restart): one more attempt, then exhausted.
+      expect((await waitTerminal(b, id)).status).toEqual({
+        phase: "exhausted",
+        attempt: 4,
+        exitCode: 1,
+        error: "exhausted: 2 of 2 attempts used since the restart (last: exit code 1)",
+      });
+    } finally {
+      expect(await b.stop()).toBe(0);
+    }
+  });
+
   test("every 201 survives a kill -9 right after the last answer", async () => {
     const dataDir = tempDir();
     const a = await startBinary({ dataDir });

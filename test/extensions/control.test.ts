@@ -97,6 +97,21 @@ describe.each(TRANSPORTS)("control over %s", (_transport, factory) => {
     ]);
   });
 
+  test("restart of an exhausted task gives it a fresh budget of maxAttempts, counted from the restart", async () => {
+    const spec = bashSpec("exit 4", { restart: { type: "onFailure" }, backoff: FAST_BACKOFF, maxAttempts: 2 });
+    const { taskId } = await c.submit(spec);
+    expect((await c.wait(taskId, WAIT)).status.error).toBe("exhausted: 2 of 2 attempts used (last: exit code 4)");
+    await c.restart(taskId);
+    expect((await c.wait(taskId, WAIT)).status).toEqual({
+      phase: "exhausted",
+      attempt: 4,
+      exitCode: 4,
+      error: "exhausted: 2 of 2 attempts used since the restart (last: exit code 4)",
+    });
+    // The runs show no internal marks.
+    expect(await c.runs(taskId)).toEqual([1, 2, 3, 4].map((n) => run(n, "failed", { exitCode: 4, error: "exit code 4" })));
+  });
+
   test("restart of a task that is not terminal is InvalidRequest", async () => {
     const { taskId } = await c.submit(bashSpec("true", { hold: true }));
     expect(await failure(c.restart(taskId))).toEqual({
