@@ -179,7 +179,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       // Config mistakes (principals, TLS files, non-loopback without auth) fail before anything is opened.
       security = loadSecurity(config, { clock });
       const sec = security;
-      logger.info(sec.policy.line);
+      // Auth off is a warning, so that --log-level warn still says so.
+      if (sec.policy.mode === "on") logger.info(sec.policy.line);
+      else logger.warn(sec.policy.line);
       for (const w of sec.policy.warnings) logger.warn(w);
       limiter = createResourceLimiter({ mode: config.resourceLimits });
       logger.info("resource limits", { mode: limiter.mode, ...limiter.support });
