@@ -62,7 +62,9 @@ export interface AgentOptions {
 }
 
 const HUB_FLUSH_MS = 100;
+/** The TTL is checked every tenth of it, at most a minute and at least a second apart. */
 const SWEEP_MS = 60_000;
+const SWEEP_MIN_MS = 1_000;
 /**
  * One sweep batch: at most 256 tasks (≈ 16 ms when each has only a few log
  * rows: read, delete with its runs and logs, listeners ≈ 64 µs) and at most
@@ -316,7 +318,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         }, HUB_FLUSH_MS),
       );
       // The first sweep runs once the agent is ready: housekeeping does not delay readiness.
-      timers.push(setTimeout(sweep, 0), setInterval(sweep, SWEEP_MS));
+      timers.push(setTimeout(sweep, 0), setInterval(sweep, Math.min(SWEEP_MS, Math.max(SWEEP_MIN_MS, config.taskTtlMs / 10))));
 
       const svc = service;
       // The HTTP server's view of the peer (for the unauthenticated rate limit), known once it listens.

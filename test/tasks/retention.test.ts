@@ -133,4 +133,22 @@ describe("retention", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+  test("a short --task-ttl is enforced within a tenth of it (at least a second), not on a minute's timer", async () => {
+    await using a = await startAgent({ persistent: true, args: ["--task-ttl", "1s"] });
+    const r = await a.json("POST", "/api/v1/tasks?wait=true", { spec: bashSpec("true") });
+    expect(r.status).toBe(200);
+    const id = r.body.task.metadata.id;
+    const finishedAt = performance.now();
+    const events = await fetch(`${a.url}/api/v1/events`);
+    const deleted = (async () => {
+      for await (const ev of readSse(events)) if (ev.event === "deleted" && ev.data.id === id) return true;
+      return false;
+    })();
+    // Bounded: swept by the 1 s TTL plus a 1 s check interval, not after the minute the check used to wait.
+    const outcome = await Promise.race([deleted, Bun.sleep(15_000).then(() => "not swept within 15 s")]);
+    await events.body?.cancel();
+    expect(outcome).toBe(true);
+    expect(performance.now() - finishedAt).toBeGreaterThanOrEqual(900);
+    expect((await a.json("GET", `/api/v1/tasks/${id}`)).status).toBe(404);
+  });
 });
