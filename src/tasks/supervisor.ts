@@ -148,6 +148,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let running = 0;
   let seq = 0;
   let shuttingDown = false;
+  /** Set while `recover()` queues the stored work: capacity is handed out once all of it is queued, by priority. */
+  let recovering = false;
   const inflight = new Set<Promise<void>>();
 
   /** The lane of `key` (see `laneKey`), made on first use. */
@@ -241,7 +243,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (shuttingDown) return;
     state.where = "capacity";
     waiting.push({ id: state.task.metadata.id, priority: state.task.spec.priority ?? 5, seq: state.seq });
-    pump();
+    if (!recovering) pump();
   }
 
   /**
@@ -399,6 +401,61 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       return;
     }
     scheduleRetry(state, delay);
+  }
+
+  /** See `Supervisor.recover`: closes interrupted runs and queues the stored work without launching it. */
+  function recoverStored(): void {
+    const tasks = store.activeTasks();
+    const now = clock();
+    // Runs in flight when the agent died: close them, kill leftovers.
+    const interrupted: Active[] = [];
+    const pending: Active[] = [];
+    for (const task of tasks) {
+      const id = task.metadata.id;
+      const state = newActive(task);
+      let wasRunning = task.status.phase === "running";
+      let stopped: string | undefined;
+      for (const r of store.listRuns(id)) {
+        if (r.restarted) state.base = r.attempt - 1;
+        if (r.finishedAt !== undefined) continue;
+        wasRunning = true;
+        if (r.process) killLeftoverGroup(r.process);
+        const { stopping, ...rest } = r;
+        // A run that was being stopped for good (its kill grace cut short by the crash) ends as the stop would have.
+        const closed: StoredRun = stopping !== undefined
+          ? { ...rest, phase: "canceled", finishedAt: now, error: stopping }
+          : { ...rest, phase: "failed", finishedAt: now, error: "interrupted: agent restarted" };
+        delete closed.exitCode;
+        store.putRun(id, closed);
+        hub.runFinished(id, r.attempt, undefined, now);
+        if (stopping !== undefined) stopped = stopping;
+      }
+      if (stopped !== undefined) finish(state, "canceled", undefined, stopped);
+      else (wasRunning ? interrupted : pending).push(state);
+    }
+    // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
+    for (const state of interrupted) {
+      const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
+      if (!l.holder) l.holder = state.task.metadata.id;
+      else {
+        l.queue.push(state.task.metadata.id);
+        state.where = "slotQueue";
+      }
+      if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted");
+    }
+    for (const state of pending) {
+      if (state.task.spec.hold) continue;
+      const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
+      const id = state.task.metadata.id;
+      if (!l.holder) {
+        l.holder = id;
+        // A backoff cut short by the restart is over: the task competes for capacity like the others.
+        enqueueForCapacity(state);
+      } else {
+        state.where = "slotQueue";
+        l.queue.push(id);
+      }
+    }
   }
 
   function scheduleRetry(state: Active, delay: number): void {
@@ -566,57 +623,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     recover() {
-      const tasks = store.activeTasks();
-      const now = clock();
-      // Runs in flight when the agent died: close them, kill leftovers.
-      const interrupted: Active[] = [];
-      const pending: Active[] = [];
-      for (const task of tasks) {
-        const id = task.metadata.id;
-        const state = newActive(task);
-        let wasRunning = task.status.phase === "running";
-        let stopped: string | undefined;
-        for (const r of store.listRuns(id)) {
-          if (r.restarted) state.base = r.attempt - 1;
-          if (r.finishedAt !== undefined) continue;
-          wasRunning = true;
-          if (r.process) killLeftoverGroup(r.process);
-          const { stopping, ...rest } = r;
-          // A run that was being stopped for good (its kill grace cut short by the crash) ends as the stop would have.
-          const closed: StoredRun = stopping !== undefined
-            ? { ...rest, phase: "canceled", finishedAt: now, error: stopping }
-            : { ...rest, phase: "failed", finishedAt: now, error: "interrupted: agent restarted" };
-          delete closed.exitCode;
-          store.putRun(id, closed);
-          hub.runFinished(id, r.attempt, undefined, now);
-          if (stopping !== undefined) stopped = stopping;
-        }
-        if (stopped !== undefined) finish(state, "canceled", undefined, stopped);
-        else (wasRunning ? interrupted : pending).push(state);
+      recovering = true;
+      try {
+        recoverStored();
+      } finally {
+        recovering = false;
       }
-      // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
-      for (const state of interrupted) {
-        const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
-        if (!l.holder) l.holder = state.task.metadata.id;
-        else {
-          l.queue.push(state.task.metadata.id);
-          state.where = "slotQueue";
-        }
-        if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted");
-      }
-      for (const state of pending) {
-        if (state.task.spec.hold) continue;
-        const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
-        const id = state.task.metadata.id;
-        if (!l.holder) {
-          l.holder = id;
-          if (state.task.status.attempt > 0) scheduleRetry(state, 0);
-          else enqueueForCapacity(state);
-        } else {
-          state.where = "slotQueue";
-          l.queue.push(id);
-        }
-      }
+      pump();
     },
 
     sweep(olderThan, keep, batch = {}) {

@@ -212,6 +212,32 @@ describe("crash safety of the compiled binary", () => {
     }
   });
 
+  test("after a kill -9, capacity goes to the waiting tasks by priority, then submission", async () => {
+    const dataDir = tempDir();
+    const out = join(tempDir(), "order");
+    const step = (name: string, priority: number) => ({
+      slot: name,
+      priority,
+      kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(`echo ${name} >> ${out}`) } } } },
+    });
+    const a = await startBinary({ dataDir, args: ["--max-concurrent", "1"] });
+    let ids: string[];
+    try {
+      const blocker = await submit(a, { slot: "blocker", kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("echo pid=$$; exec sleep 300") } } } } });
+      await waitForLine(a, blocker, /^pid=/);
+      ids = [await submit(a, step("low-1", 0)), await submit(a, step("low-2", 0)), await submit(a, step("high", 10)), await submit(a, step("low-3", 0))];
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    const b = await startBinary({ dataDir, args: ["--max-concurrent", "1"] });
+    try {
+      for (const id of ids) expect((await waitTerminal(b, id)).status.phase).toBe("succeeded");
+      expect((await Bun.file(out).text()).trim().split("\n")).toEqual(["high", "low-1", "low-2", "low-3"]);
+    } finally {
+      expect(await b.stop()).toBe(0);
+    }
+  });
+
   test("every 201 survives a kill -9 right after the last answer", async () => {
     const dataDir = tempDir();
     const a = await startBinary({ dataDir });
