@@ -1,7 +1,7 @@
 /**
  * The one entry point the agent uses: `--data-dir` in, a ready `Store` out.
  */
-import { accessSync, constants, mkdirSync, statSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createMemoryStore } from "./memory-store.ts";
 import { createSqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";
@@ -35,7 +35,36 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): Store {
   } catch (err) {
     throw new Error(`cannot open store: data dir ${dir} is not writable (${errnoOf(err) ?? "access denied"})`);
   }
+  refuseLostDatabase(dir);
   return createSqliteStore({ ...opts, path: join(dir, DB_FILE_NAME) });
+}
+
+/**
+ * SQLite opens a 0-byte file as a new, empty database. Next to script files of
+ * earlier tasks that means the database was truncated or replaced (a restore
+ * gone wrong, a full disk at the wrong moment): starting would forget every
+ * task without a word, so refuse, saying how to go on.
+ */
+function refuseLostDatabase(dir: string): void {
+  const db = join(dir, DB_FILE_NAME);
+  let size: number;
+  try {
+    size = statSync(db).size;
+  } catch {
+    return; // missing (a new store) or unreadable (reported by the open)
+  }
+  if (size !== 0) return;
+  let scripts: string[];
+  try {
+    scripts = readdirSync(join(dir, "scripts"));
+  } catch {
+    return;
+  }
+  if (scripts.length === 0) return;
+  throw new Error(
+    `cannot open store: ${db} is empty (0 bytes) but ${join(dir, "scripts")} holds ${scripts.length} script file(s) of earlier tasks: ` +
+      "the database was truncated or replaced; restore it from a backup, or move the scripts dir aside to start with an empty store",
+  );
 }
 
 function errnoOf(err: unknown): string | undefined {

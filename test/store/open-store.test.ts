@@ -57,6 +57,30 @@ describe("openStore", () => {
     await again.close();
   });
 
+  test("an empty (0-byte) tasklane.db next to earlier tasks' scripts is refused, not opened as a new store", () => {
+    using tmp = tempDir();
+    const dataDir = realpathSync(tmp.path);
+    writeFileSync(join(dataDir, "tasklane.db"), "");
+    mkdirSync(join(dataDir, "scripts"));
+    writeFileSync(join(dataDir, "scripts", "tsk_01"), "echo hi");
+    const before = snapshot(dataDir);
+    expect(() => openStore(dataDir)).toThrow(
+      `cannot open store: ${dataDir}/tasklane.db is empty (0 bytes) but ${dataDir}/scripts holds 1 script file(s) of earlier tasks: the database was truncated or replaced`,
+    );
+    expect(snapshot(dataDir)).toEqual(before);
+  });
+
+  test("an empty tasklane.db with no scripts beside it opens as a new store", async () => {
+    using tmp = tempDir();
+    const dataDir = realpathSync(tmp.path);
+    writeFileSync(join(dataDir, "tasklane.db"), "");
+    const store = openStore(dataDir);
+    store.putTask(makeTask({ id: "a" }));
+    await store.flush();
+    expect(store.getTask("a")?.metadata.id).toBe("a");
+    await store.close();
+  });
+
   test("a data dir below a regular file fails with ENOTDIR", () => {
     using tmp = tempDir();
     const file = join(realpathSync(tmp.path), "plain-file");
