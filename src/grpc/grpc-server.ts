@@ -126,13 +126,24 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
     l.services.accept(duplex);
   };
 
+  /** A connection that cannot be handed over (reset while the services loaded, a grpc-js error) is reported and dropped. */
+  const attachOrDrop = (socket: Socket<Connection>, l: NonNullable<typeof loaded>) => {
+    try {
+      attach(socket, l);
+    } catch (err) {
+      socket.data.closed = true;
+      socket.terminate();
+      opts.onError?.(err);
+    }
+  };
+
   const handlers = {
     open(socket: Socket<Connection>) {
       socket.data = { early: [], earlyBytes: 0, closed: false };
       sockets.add(socket);
       socket.setNoDelay(true);
-      if (loaded) attach(socket, loaded);
-      else load().then((l) => attach(socket, l), () => socket.terminate());
+      if (loaded) attachOrDrop(socket, loaded);
+      else load().then((l) => attachOrDrop(socket, l), () => socket.terminate());
     },
     data(socket: Socket<Connection>, chunk: Buffer) {
       const conn = socket.data;

@@ -34,7 +34,8 @@ export interface RawSocket {
   terminate(): void;
   pause(): void;
   resume(): void;
-  readonly remoteAddress: string;
+  /** Undefined once the connection was reset (Bun clears it). */
+  readonly remoteAddress: string | undefined;
   readonly remotePort?: number;
   readonly localAddress?: string;
   readonly localPort?: number;
@@ -65,11 +66,11 @@ export class SocketDuplex extends Duplex {
   constructor(socket: RawSocket) {
     super({ allowHalfOpen: false });
     this.#socket = socket;
-    this.remoteAddress = socket.remoteAddress;
+    this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort;
     this.localAddress = socket.localAddress;
     this.localPort = socket.localPort;
-    this.remoteFamily = socket.remoteAddress.includes(":") ? "IPv6" : "IPv4";
+    this.remoteFamily = this.remoteAddress.includes(":") ? "IPv6" : "IPv4";
   }
 
   /** Bytes from the peer. */

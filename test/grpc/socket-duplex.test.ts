@@ -38,6 +38,14 @@ function fakeSocket(room = Infinity) {
 }
 
 describe("SocketDuplex", () => {
+  test("a socket reset before it is handed over (no remote address any more) still makes a Duplex", () => {
+    const { socket } = fakeSocket();
+    const reset = { ...socket, remoteAddress: undefined } as unknown as RawSocket;
+    const d = new SocketDuplex(reset);
+    expect([d.remoteAddress, d.remoteFamily]).toEqual(["", "IPv4"]);
+    expect(new SocketDuplex(socket).remoteFamily).toBe("IPv6");
+  });
+
   test("the writes of one turn reach the socket in one call on the next turn, in order", async () => {
     const { socket, calls, written } = fakeSocket();
     const d = new SocketDuplex(socket);

@@ -587,6 +587,11 @@ describe("labels", () => {
     rejects({ ...minimal(), labels: { team: 1 } }, "spec.labels.team: must be a string, got 1");
     rejects({ ...minimal(), labels: ["a"] }, 'spec.labels: must be an object, got ["a"]');
   });
+  test("at most 64 labels", () => {
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]));
+    expect(Object.keys(parseTaskSpec({ ...minimal(), labels: many(64) }).labels)).toHaveLength(64);
+    rejects({ ...minimal(), labels: many(65) }, "spec.labels: at most 64 labels, got 65");
+  });
 });
 
 describe("structure", () => {
@@ -696,14 +701,18 @@ describe("size: every task must fit one 4 MiB gRPC message", () => {
   });
 
   test("every string and entry counts: many small env entries and labels add up", () => {
-    const env = Array.from({ length: 16_000 }, (_, i) => ({ key: `K${i}`, value: "v".repeat(200) }));
-    const labels = Object.fromEntries(Array.from({ length: 3_000 }, (_, i) => [`l${i}`, "w".repeat(256)]));
+    const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`l${i}`, "w".repeat(256)]));
+    // Env entries up to just below the limit: the labels tip it over.
+    const entry = (i: number) => ({ key: `K${i}`, value: "v".repeat(200) });
+    const base = sizeOf(withSub({ env: [entry(10_000)] }));
+    const each = sizeOf(withSub({ env: [entry(10_000), entry(10_001)] })) - base; // keys of 6 characters from 10 000 on
+    const env = Array.from({ length: 1 + Math.floor((LIMIT - base) / each) }, (_, i) => entry(10_000 + i));
     const input = { ...withSub({ env }), labels };
     const size = sizeOf(input);
     expect(size).toBeGreaterThan(LIMIT);
     expect(rejection(input)).toEqual(tooLarge(size));
     // Without the labels it fits.
-    expect(parseTaskSpec(withSub({ env })).kind.subprocess.env).toHaveLength(16_000);
+    expect(parseTaskSpec(withSub({ env })).kind.subprocess.env).toHaveLength(env.length);
     // Many empty args: 2 bytes each.
     expect(sizeOf(withArgs(Array.from({ length: 1_000 }, () => "")))).toBe(sizeOf(withArgs([])) + 2_000);
   });
