@@ -37,7 +37,23 @@ export interface GrpcServerOptions {
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** The services could not be loaded (the connections waiting for them are closed; the next connection tries again). */
   onError?: (err: unknown) => void;
+  /**
+   * A connection that has not sent the 24 bytes of the HTTP/2 preface (or a
+   * TLS ClientHello) by then is closed (default {@link HANDSHAKE_MS}), as the
+   * HTTP server closes an idle connection: idle sockets would otherwise hold
+   * file descriptors for ever.
+   */
+  handshakeMs?: number;
+  /** A connection without a call for this long is sent GOAWAY and closed (default {@link CONNECTION_IDLE_MS}). */
+  connectionIdleMs?: number;
 }
+
+/** See {@link GrpcServerOptions.handshakeMs}. */
+export const HANDSHAKE_MS = 10_000;
+/** See {@link GrpcServerOptions.connectionIdleMs}: five minutes, as many gRPC deployments set `max_connection_idle`. */
+export const CONNECTION_IDLE_MS = 5 * 60_000;
+/** Length of the HTTP/2 client connection preface; a TLS ClientHello is longer. */
+const PREFACE_BYTES = 24;
 
 /** A gRPC server: `listen`, flip health with `setServing`, then `close`. */
 export interface GrpcServer {
@@ -72,6 +88,9 @@ interface Connection {
   earlyBytes: number;
   duplex?: SocketDuplex;
   closed: boolean;
+  /** Bytes received, counted until the handshake is in (then `deadline` is cleared). */
+  received: number;
+  deadline: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Past this many bytes received before the services are loaded, a socket is paused (the Duplex resumes it). */
@@ -139,7 +158,11 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
 
   const handlers = {
     open(socket: Socket<Connection>) {
-      socket.data = { early: [], earlyBytes: 0, closed: false };
+      const deadline = setTimeout(() => {
+        if (socket.data.received < PREFACE_BYTES) socket.terminate();
+      }, opts.handshakeMs ?? HANDSHAKE_MS);
+      deadline.unref();
+      socket.data = { early: [], earlyBytes: 0, closed: false, received: 0, deadline };
       sockets.add(socket);
       socket.setNoDelay(true);
       if (loaded) attachOrDrop(socket, loaded);
@@ -147,6 +170,13 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
     },
     data(socket: Socket<Connection>, chunk: Buffer) {
       const conn = socket.data;
+      if (conn.deadline !== undefined) {
+        conn.received += chunk.length;
+        if (conn.received >= PREFACE_BYTES) {
+          clearTimeout(conn.deadline);
+          conn.deadline = undefined;
+        }
+      }
       if (conn.duplex) conn.duplex.onSocketData(chunk);
       else {
         conn.early.push(chunk);
@@ -158,6 +188,7 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
       socket.data.duplex?.onSocketDrain();
     },
     close(socket: Socket<Connection>) {
+      clearTimeout(socket.data.deadline);
       socket.data.closed = true;
       socket.data.duplex?.onSocketClose();
       sockets.delete(socket);

@@ -20,7 +20,7 @@ import { bindService, metadataRecord, statusOf, type BindOptions, type BoundServ
 import { createHealthService, ServingStatus } from "./health-service.ts";
 import { GRPC_MESSAGE_BYTES } from "./encode-task.ts";
 import { createReflectionService } from "./reflection-service.ts";
-import { PEER_METADATA_KEY, type GrpcServerOptions } from "./grpc-server.ts";
+import { CONNECTION_IDLE_MS, PEER_METADATA_KEY, type GrpcServerOptions } from "./grpc-server.ts";
 import { createSoltiApiHandlers } from "./solti-api.ts";
 
 export { SocketDuplex } from "./socket-duplex.ts";
@@ -120,6 +120,7 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   const server = new Server({
     "grpc.max_receive_message_length": GRPC_MESSAGE_BYTES,
     "grpc.max_send_message_length": GRPC_MESSAGE_BYTES,
+    "grpc.max_connection_idle_ms": opts.connectionIdleMs ?? CONNECTION_IDLE_MS,
   });
   const services = [
     bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),

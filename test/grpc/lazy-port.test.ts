@@ -174,4 +174,56 @@ describe("gRPC port loaded on the first connection", () => {
     fake.close();
     second.fake.close();
   });
+
+  test("a connection that sends no handshake is closed after handshakeMs; one that sent the HTTP/2 preface is not", async () => {
+    const fake = createFakeTaskService();
+    const server = createGrpcServer({ service: fake, version: "0.0.0-test", info: () => TEST_INFO, handshakeMs: 300 }, realLoad);
+    const port = await server.listen("127.0.0.1:0");
+    server.setServing(true);
+    try {
+      const open = (bytes?: string) => {
+        const closed = Promise.withResolvers<number>();
+        const s = connect(port, "127.0.0.1", () => bytes !== undefined && s.write(bytes));
+        const t0 = performance.now();
+        s.on("close", () => closed.resolve(performance.now() - t0));
+        s.on("error", () => {});
+        return { s, closed: closed.promise };
+      };
+      const talker = open("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+      const silent = open();
+      const half = open("PRI * HTTP/2.0"); // 14 of the 24 bytes: still no handshake
+      expect(await silent.closed).toBeGreaterThanOrEqual(250);
+      expect(await half.closed).toBeGreaterThanOrEqual(250);
+      // Opened together with the silent one: still connected when that was closed.
+      expect(talker.s.destroyed).toBe(false);
+      talker.s.destroy();
+    } finally {
+      await server.close(100);
+    }
+  });
+
+  test("a connection without a call for connectionIdleMs gets GOAWAY and is closed", async () => {
+    const fake = createFakeTaskService();
+    const server = createGrpcServer({ service: fake, version: "0.0.0-test", info: () => TEST_INFO, connectionIdleMs: 300 }, realLoad);
+    const port = await server.listen("127.0.0.1:0");
+    server.setServing(true);
+    const client = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
+    try {
+      await unary(client, "GetTaskStatus", { taskId: "tsk_missing" });
+      const t0 = performance.now();
+      const state = Promise.withResolvers<void>();
+      // The channel leaves READY when the server closes its idle connection.
+      const watch = () => {
+        const now = client.getChannel().getConnectivityState(false);
+        if (now !== grpc.connectivityState.READY) return state.resolve();
+        client.getChannel().watchConnectivityState(now, Date.now() + 10_000, watch);
+      };
+      watch();
+      await state.promise;
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
 });
