@@ -336,12 +336,21 @@ export function createHttpApp(deps: HttpAppDeps) {
         sockets.set(ws.id, conn);
         void (async () => {
           for await (const batch of sub) {
-            let pressured = false;
-            for (const rec of batch) if (ws.raw.send(JSON.stringify(wsMessage(rec))) === -1) pressured = true;
-            if (pressured) {
-              // Bun buffered the frames: wait for `drain`; meanwhile our cursor may fall behind and get `lagged`.
-              conn.drained = Promise.withResolvers<void>();
-              await conn.drained.promise;
+            for (const rec of batch) {
+              const text = JSON.stringify(wsMessage(rec));
+              for (;;) {
+                // > 0: written. -1: queued behind earlier frames; 0: dropped, Bun's buffer being over its
+                // limit. Either way wait for `drain` before anything more (a dropped message is sent
+                // again), so a client that stops reading holds one message, and its cursor falls behind
+                // the ring until it gets an exact `lagged`, never a silent gap.
+                const sent = ws.raw.send(text);
+                if (sent > 0) break;
+                if (!sockets.has(ws.id)) return; // closed: no drain will come
+                conn.drained = Promise.withResolvers<void>();
+                await conn.drained.promise;
+                if (!sockets.has(ws.id)) return;
+                if (sent === -1) break;
+              }
             }
           }
           ws.close();

@@ -88,6 +88,13 @@ export interface EventRingOptions<E> {
   /** Size of one event in bytes; required with `maxBytes`. */
   sizeOf?: (event: E) => number;
   /**
+   * With `maxBytes`: a read hands out about this many bytes at most (always at
+   * least one record), the rest on the next read. A transport writes a batch
+   * at once, so a client that stops reading holds one batch, not the whole
+   * backlog. Default: no limit (everything from the cursor to the head).
+   */
+  batchBytes?: number;
+  /**
    * Build the event telling a subscriber it missed `skipped` events: the exact
    * number, except across a marker's gap (the ids passed over, see `isMarker`).
    */
@@ -175,6 +182,7 @@ class Ring<E> implements EventRing<E> {
   private readonly isMarker: ((event: E) => boolean) | undefined;
   private readonly onIdle: (() => void) | undefined;
   private readonly bounded: boolean;
+  private readonly batchBytes: number;
   // Grown on demand up to `capacity` (most tasks log far fewer events than they may keep).
   private readonly slots: (Numbered<E> | undefined)[] = [];
   private readonly sizes: number[] = [];
@@ -206,6 +214,10 @@ class Ring<E> implements EventRing<E> {
     this.isMarker = opts.isMarker;
     this.onIdle = opts.onIdle;
     this.bounded = maxBytes !== undefined;
+    if (opts.batchBytes !== undefined && !(opts.batchBytes > 0 && this.bounded)) {
+      throw new RangeError(`event ring batchBytes must be > 0 and needs maxBytes, got ${opts.batchBytes}`);
+    }
+    this.batchBytes = opts.batchBytes ?? Number.POSITIVE_INFINITY;
   }
 
   get nextId(): number {
@@ -310,9 +322,16 @@ class Ring<E> implements EventRing<E> {
       sub.resync = false;
       if (this.count > 0 ? this.at(0).id === 1 : this.next === 1) out.push(this.lagRecord(0, 0));
     }
+    let batch = 0;
+    let cut = false;
     for (let k = this.firstAfter(last); k < this.count; k++) {
       const record = this.at(k);
       if (record.id > sub.limit) break;
+      if (batch >= this.batchBytes) {
+        cut = true; // the rest on the next read
+        break;
+      }
+      if (this.bounded) batch += this.sizes[(this.start + k) % this.capacity] ?? 0;
       if (record.id > last + 1) {
         if (this.isMarker?.(record.event)) {
           // A gap in the numbering: one lagged record in the marker's place, counting every id passed over.
@@ -329,7 +348,7 @@ class Ring<E> implements EventRing<E> {
     // Ids up to the reader's head left that it was not given: evicted before this read (an emptied
     // ring, or a follow:false snapshot overtaken by newer events). One lagged record says how many.
     const head = Math.min(this.next - 1, sub.limit);
-    if (last < head) {
+    if (!cut && last < head) {
       out.push(this.lagRecord(head, head - last));
       last = head;
     }

@@ -22,6 +22,30 @@ export interface WatchRecord {
   event: WatchEvent;
 }
 
+/**
+ * Bytes of task changes the watch stream keeps besides its count (`watchRetain`):
+ * a spec may take up to 4 MiB, and 4096 changes of such tasks would hold
+ * gigabytes (an audit reached 1.3 GiB with 250 of them).
+ */
+export const WATCH_RETAIN_BYTES = 32 * 1024 * 1024;
+/** About how many bytes of changes a watcher is handed (and its transport writes) at once. */
+export const WATCH_BATCH_BYTES = 1024 * 1024;
+
+/** Serialized size of each spec, measured once: a task's successive changes share their spec object. */
+const specBytes = new WeakMap<object, number>();
+
+/** About the size of a change as JSON: its spec, measured once, plus metadata and status. */
+function watchEventSize(e: WatchEvent): number {
+  if (e.type !== "task") return 128;
+  const spec = e.task.spec;
+  let n = specBytes.get(spec);
+  if (n === undefined) {
+    n = JSON.stringify(spec).length;
+    specBytes.set(spec, n);
+  }
+  return n + 256 + (e.task.status.error?.length ?? 0);
+}
+
 /** Submit-and-wait result: the final task, its runs and the tails of its output. */
 export interface RunOutcome {
   task: Task;
@@ -69,6 +93,8 @@ export interface TaskServiceDeps {
   events: TaskEvents;
   /** How many task changes the watch stream keeps for resuming (default 4096). */
   watchRetain?: number;
+  /** And at most about this many bytes of them (default {@link WATCH_RETAIN_BYTES}). */
+  watchRetainBytes?: number;
   /** Lines of stdout/stderr returned by submit-and-wait (default 100). */
   outputTail?: number;
   onWatchLagged?: (skipped: number) => void;
@@ -186,6 +212,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
   const waiters = new Map<string, Set<(task: Task | undefined) => void>>();
   const watchRing: EventRing<WatchEvent> = createEventRing<WatchEvent>({
     capacity: deps.watchRetain ?? 4096,
+    maxBytes: deps.watchRetainBytes ?? WATCH_RETAIN_BYTES,
+    sizeOf: watchEventSize,
+    batchBytes: WATCH_BATCH_BYTES,
     lagged: (skipped) => ({ type: "lagged", skipped }),
     onLagged: deps.onWatchLagged,
     isMarker: (e) => e.type === "lagged",

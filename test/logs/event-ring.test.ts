@@ -26,6 +26,21 @@ async function collect<T>(it: AsyncIterable<T[]>): Promise<T[][]> {
 }
 
 describe("event ring", () => {
+  test("batchBytes: a read hands out about that many bytes, the rest on the next reads, with nothing lost or lagged", async () => {
+    const r = createEventRing<Ev>({ capacity: 100, maxBytes: 1000, sizeOf: () => 10, batchBytes: 25, lagged: (skipped) => ({ kind: "lag", skipped }) });
+    r.append(values(1, 8));
+    expect(await collect(r.subscribe({ follow: false }))).toEqual([recs(1, 3), recs(4, 6), recs(7, 8)]);
+    expect(await collect(r.subscribe({ after: 6, follow: false }))).toEqual([recs(7, 8)]);
+    // A follower: the backlog in batches, then live events.
+    const it = r.subscribe({ follow: true })[Symbol.asyncIterator]();
+    expect((await it.next()).value).toEqual(recs(1, 3));
+    r.append(values(9, 9));
+    expect((await it.next()).value).toEqual(recs(4, 6));
+    expect((await it.next()).value).toEqual(recs(7, 9));
+    await it.return?.();
+    expect(() => createEventRing<Ev>({ capacity: 5, batchBytes: 10, lagged: (skipped) => ({ kind: "lag", skipped }) })).toThrow("needs maxBytes");
+  });
+
   test("numbers events contiguously from 1 and keeps the last N", () => {
     const r = ring(3);
     expect(r.nextId).toBe(1);

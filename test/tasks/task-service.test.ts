@@ -209,6 +209,31 @@ describe("watch filters and logs", () => {
     sub.close();
   });
 
+  test("the watch keeps at most WATCH_RETAIN_BYTES of changes and hands them out in batches of about WATCH_BATCH_BYTES", async () => {
+    // 60 held tasks with a 600 kB env value each: ~36 MB of changes, more than the 32 MiB kept.
+    const big = "v".repeat(600_000);
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const spec = { slot: `big-${i}`, hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } }, env: [{ key: "BIG", value: big }] } } };
+      ids.push((await r.service.submit(spec, ANON)).taskId);
+    }
+    const sub = r.service.watch({ after: 0 }, ANON);
+    const batches: WatchRecord[][] = [];
+    for await (const batch of sub) {
+      batches.push(batch);
+      if (batch.some((rec) => rec.event.type === "task" && rec.event.task.metadata.id === ids.at(-1))) break;
+    }
+    sub.close();
+    const all = batches.flat();
+    // The oldest changes are gone: an exact lagged first, then the newest ones, the last task's included.
+    expect(all[0]!.event).toEqual({ type: "lagged", skipped: all[1]!.id - 1 });
+    const tasks = all.filter((rec) => rec.event.type === "task");
+    expect(tasks.length).toBeGreaterThan(40);
+    expect(tasks.length).toBeLessThan(60);
+    // ~1 MiB per batch: at most two of these changes each.
+    for (const batch of batches) expect(batch.filter((rec) => rec.event.type === "task").length).toBeLessThanOrEqual(2);
+  });
+
   test("a log subscription opened before the first run follows it to the end", async () => {
     const { taskId } = await r.service.submit(bash("echo one; echo two", { hold: true }), ANON);
     const sub = r.service.logs(taskId, { follow: true }, ANON);
