@@ -4,6 +4,7 @@
  * starts the agent; any other first word is a client command (route-args.ts).
  */
 import { ConfigError, parseConfig, serveHelp } from "./config.ts";
+import { flushStderr } from "./observability/logger.ts";
 import { showAddress } from "./auth/listen-policy.ts";
 import { routeArgs } from "./route-args.ts";
 import { VERSION } from "./version.ts";
@@ -61,6 +62,7 @@ async function serve(args: string[]): Promise<number> {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
     await agent.stop().catch(() => {});
+    flushStderr(); // the agent's log lines first, the reason it stops last
     if (err instanceof ConfigError) {
       console.error(`tasklane: ${err.message}`);
       return 2;
@@ -83,6 +85,7 @@ async function serve(args: string[]): Promise<number> {
   if (failed !== undefined) {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    flushStderr();
     console.error(`tasklane: cannot start: the store cannot be written (${failed.message})`);
     await agent.stop().catch(() => {});
     return 1;

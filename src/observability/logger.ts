@@ -176,6 +176,11 @@ export function stderrSink(out: { write(text: string): unknown } = fd2Writer()):
   };
 }
 
+/** Write the pending lines of every stderr sink now (before a last line written another way). */
+export function flushStderr(): void {
+  for (const flush of exitFlushes) flush();
+}
+
 /** A logger that drops everything (tests, embedded use). */
 export const silentLogger: Logger = {
   debug() {},
