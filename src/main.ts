@@ -85,15 +85,16 @@ async function serve(args: string[]): Promise<number> {
   if (failed !== undefined) {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
-    flushStderr();
-    console.error(`tasklane: cannot start: the store cannot be written (${failed.message})`);
     await agent.stop().catch(() => {});
+    flushStderr(); // the reason last, after the agent's own lines
+    console.error(`tasklane: cannot start: the store cannot be written (${failed.message})`);
     return 1;
   }
   try {
     await agent.stop();
     return 0;
   } catch (err) {
+    flushStderr();
     console.error(`tasklane: shutdown failed: ${(err as Error).message}`);
     return 1;
   }

@@ -5,7 +5,7 @@
  * and a listen failure names the flag and the address.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { binaryPath, startBinary } from "./binary.ts";
@@ -31,6 +31,28 @@ describe("compiled binary: start and stop", () => {
       outcomes.push(`exit ${code} signal ${proc.signalCode} ${stderr.includes('"msg":"tasklane stopped"') ? "stopped" : "no stop line"}`);
     }
     expect(outcomes).toEqual(Array(20).fill("exit 0 signal null stopped"));
+  });
+
+  test("a store that cannot take the start's writes (a file size limit): exit 1, the reason as the last line", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tasklane-fsize-"));
+    try {
+      const first = await startBinary({ dataDir });
+      expect(await first.stop()).toBe(0);
+      const bin = await binaryPath();
+      // SIGXFSZ ignored: a write past 4 KiB fails with EFBIG instead of killing the process.
+      const proc = Bun.spawn(["bash", "-c", `trap '' XFSZ; ulimit -f 4; exec "$0" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$1"`, bin, dataDir], {
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      clearTimeout(timer);
+      expect(code).toBe(1);
+      expect(stderr.trimEnd().split("\n").at(-1)).toStartWith("tasklane: cannot start: the store cannot be written (");
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test("a second agent on an HTTP port in use exits 1 naming the flag and the address; the first keeps serving", async () => {
