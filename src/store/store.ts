@@ -17,10 +17,16 @@ export interface StoredRun extends TaskRun {
    */
   stopping?: string;
   /**
-   * The first run after a restart (`POST /restart`): `maxAttempts` counts
-   * from it. Recovery reads it back to give the task the same budget.
+   * Attempts made before the restart (`POST /restart`) this run belongs to:
+   * its `maxAttempts` counts from there. Absent: 0 (never restarted).
    */
-  restarted?: true;
+  base?: number;
+  /**
+   * The task was restarted after this run (its newest) and has not run
+   * since: the next budget counts from this attempt. With `base`, what
+   * recovery reads from a task's newest run, the one run never trimmed.
+   */
+  restartedAfter?: true;
 }
 
 export interface StoreStats {

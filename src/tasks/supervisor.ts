@@ -270,7 +270,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const spec = state.task.spec;
     const attempt = state.task.status.attempt + 1;
     const startedAt = clock();
-    const runRec: StoredRun = state.base > 0 && attempt === state.base + 1 ? { attempt, phase: "running", startedAt, restarted: true } : { attempt, phase: "running", startedAt };
+    const runRec: StoredRun = state.base > 0 ? { attempt, phase: "running", startedAt, base: state.base } : { attempt, phase: "running", startedAt };
     state.runRec = runRec;
     write(state, status("running", attempt));
     // Room for this run (attempts number the runs from 1: fewer cannot overflow).
@@ -415,8 +415,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const state = newActive(task);
       let wasRunning = task.status.phase === "running";
       let stopped: string | undefined;
-      for (const r of store.listRuns(id)) {
-        if (r.restarted) state.base = r.attempt - 1;
+      const runs = store.listRuns(id);
+      // The restart budget in effect (see StoredRun.base): the newest run always says it.
+      const newest = runs.at(-1);
+      if (newest) state.base = newest.restartedAfter ? newest.attempt : (newest.base ?? 0);
+      for (const r of runs) {
         if (r.finishedAt !== undefined) continue;
         wasRunning = true;
         if (r.process) killLeftoverGroup(r.process);
@@ -604,6 +607,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const { hold: _hold, ...spec } = task.spec;
       const state = newActive(task);
       state.base = task.status.attempt; // a fresh budget of maxAttempts, history kept
+      // Stored with the restart (same commit), so that the budget survives a stop before the next run.
+      const newest = store.listRuns(id).at(-1);
+      if (newest && !newest.restartedAfter) store.putRun(id, { ...newest, restartedAfter: true });
       hub.reopen(id);
       write(state, status("pending", task.status.attempt), spec);
       admit(state);

@@ -212,6 +212,55 @@ describe("crash safety of the compiled binary", () => {
     }
   });
 
+  test("the budget of a restart survives a stop before the restarted task ran, and --max-runs trimming the runs", async () => {
+    const counter = join(tempDir(), "count");
+    // Fails; its 5th attempt overall (the 2nd after the restart) hangs until the crash.
+    const body = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; if [ $n -eq 5 ]; then echo hanging; exec sleep 300; fi; exit 1`;
+    const spec = {
+      slot: "R",
+      kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
+      restart: { type: "onFailure" },
+      backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+      maxAttempts: 3,
+    };
+    const dataDir = tempDir();
+    const args = ["--max-concurrent", "1", "--max-runs", "1"];
+    let id: string;
+    // 1. Exhausted after 3 attempts; restarted while a blocker holds the only capacity; stopped before it ran.
+    const a = await startBinary({ dataDir, args });
+    try {
+      id = await submit(a, spec);
+      expect((await waitTerminal(a, id)).status.phase).toBe("exhausted");
+      const blocker = await submit(a, { slot: "blocker", kind: { subprocess: { mode: { script: { runtime: "bash", body: b64("echo pid=$$; exec sleep 300") } } } } });
+      await waitForLine(a, blocker, /^pid=/);
+      expect((await fetch(`${a.url}/api/v1/tasks/${id}/restart`, { method: "POST" })).status).toBe(200);
+      expect((await getTask(a, id)).status).toEqual({ phase: "pending", attempt: 3 });
+    } finally {
+      await a.stop("SIGKILL");
+    }
+    // 2. Attempt 4 fails, attempt 5 hangs (attempt 4's run, the first after the restart, is trimmed by --max-runs 1).
+    const b = await startBinary({ dataDir, args });
+    try {
+      await waitForLine(b, id, /^hanging$/);
+    } finally {
+      await b.stop("SIGKILL");
+    }
+    // 3. Attempt 5 was interrupted: 2 of 3 since the restart, one more to go.
+    const c = await startBinary({ dataDir, args });
+    try {
+      expect((await waitTerminal(c, id)).status).toEqual({
+        phase: "exhausted",
+        attempt: 6,
+        exitCode: 1,
+        error: "exhausted: 3 of 3 attempts used since the restart (last: exit code 1)",
+      });
+      const runs = ((await (await fetch(`${c.url}/api/v1/tasks/${id}/runs`)).json()) as { runs: object[] }).runs;
+      expect(runs).toEqual([{ attempt: 6, phase: "failed", startedAt: expect.any(Number), finishedAt: expect.any(Number), exitCode: 1, error: "exit code 1" }]);
+    } finally {
+      expect(await c.stop()).toBe(0);
+    }
+  });
+
   test("after a kill -9, capacity goes to the waiting tasks by priority, then submission", async () => {
     const dataDir = tempDir();
     const out = join(tempDir(), "order");
