@@ -85,15 +85,24 @@ export interface EventRingOptions<E> {
   capacity: number;
   /** Also keep at most this many bytes as measured by `sizeOf`, evicting oldest first; the newest event always stays. */
   maxBytes?: number;
-  /** Size of one event in bytes; required with `maxBytes`. */
+  /** Size of one event in bytes; required with `maxBytes` and `batchBytes`. */
   sizeOf?: (event: E) => number;
   /**
-   * With `maxBytes`: a read hands out about this many bytes at most (always at
+   * With `sizeOf`: a read hands out about this many bytes at most (always at
    * least one record), the rest on the next read. A transport writes a batch
    * at once, so a client that stops reading holds one batch, not the whole
    * backlog. Default: no limit (everything from the cursor to the head).
    */
   batchBytes?: number;
+  /**
+   * A bound kept by the owner (e.g. bytes of objects that several events
+   * share, which `sizeOf` per event would count many times): after an
+   * append, the oldest events are evicted while it answers true (the newest
+   * always stays). Use with `onEvict` to keep the owner's account.
+   */
+  full?: () => boolean;
+  /** Called with every event that leaves the ring (evicted, or replaced by `seed`). */
+  onEvict?: (event: E) => void;
   /**
    * Build the event telling a subscriber it missed `skipped` events: the exact
    * number, except across a marker's gap (the ids passed over, see `isMarker`).
@@ -181,8 +190,11 @@ class Ring<E> implements EventRing<E> {
   private readonly onLagged: ((skipped: number) => void) | undefined;
   private readonly isMarker: ((event: E) => boolean) | undefined;
   private readonly onIdle: (() => void) | undefined;
-  private readonly bounded: boolean;
+  /** Sizes are kept per slot (`sizeOf` given): for `maxBytes` and for `batchBytes`. */
+  private readonly sized: boolean;
   private readonly batchBytes: number;
+  private readonly full: (() => boolean) | undefined;
+  private readonly onEvict: ((event: E) => void) | undefined;
   // Grown on demand up to `capacity` (most tasks log far fewer events than they may keep).
   private readonly slots: (Numbered<E> | undefined)[] = [];
   private readonly sizes: number[] = [];
@@ -213,10 +225,12 @@ class Ring<E> implements EventRing<E> {
     this.onLagged = opts.onLagged;
     this.isMarker = opts.isMarker;
     this.onIdle = opts.onIdle;
-    this.bounded = maxBytes !== undefined;
-    if (opts.batchBytes !== undefined && !(opts.batchBytes > 0 && this.bounded)) {
-      throw new RangeError(`event ring batchBytes must be > 0 and needs maxBytes, got ${opts.batchBytes}`);
+    this.sized = sizeOf !== undefined;
+    if (opts.batchBytes !== undefined && !(opts.batchBytes > 0 && this.sized)) {
+      throw new RangeError(`event ring batchBytes must be > 0 and needs sizeOf, got ${opts.batchBytes}`);
     }
+    this.full = opts.full;
+    this.onEvict = opts.onEvict;
     this.batchBytes = opts.batchBytes ?? Number.POSITIVE_INFINITY;
   }
 
@@ -246,8 +260,9 @@ class Ring<E> implements EventRing<E> {
   }
 
   private evictOldest(): void {
+    if (this.onEvict !== undefined) this.onEvict(this.at(0).event);
     this.slots[this.start] = undefined;
-    if (this.bounded) {
+    if (this.sized) {
       this.bytes -= this.sizes[this.start] ?? 0;
       this.sizes[this.start] = 0;
     }
@@ -260,15 +275,17 @@ class Ring<E> implements EventRing<E> {
     const i = (this.start + this.count) % this.capacity;
     this.slots[i] = record;
     this.count++;
-    if (this.bounded && this.sizeOf !== undefined && this.maxBytes !== undefined) {
+    if (this.sizeOf !== undefined) {
       const size = this.sizeOf(record.event);
       this.sizes[i] = size;
       this.bytes += size;
-      while (this.bytes > this.maxBytes && this.count > 1) this.evictOldest();
+      if (this.maxBytes !== undefined) while (this.bytes > this.maxBytes && this.count > 1) this.evictOldest();
     }
+    if (this.full !== undefined) while (this.count > 1 && this.full()) this.evictOldest();
   }
 
   private clear(): void {
+    if (this.onEvict !== undefined) for (let k = 0; k < this.count; k++) this.onEvict(this.at(k).event);
     this.slots.length = 0;
     this.sizes.length = 0;
     this.start = 0;
@@ -331,7 +348,7 @@ class Ring<E> implements EventRing<E> {
         cut = true; // the rest on the next read
         break;
       }
-      if (this.bounded) batch += this.sizes[(this.start + k) % this.capacity] ?? 0;
+      if (this.sized) batch += this.sizes[(this.start + k) % this.capacity] ?? 0;
       if (record.id > last + 1) {
         if (this.isMarker?.(record.event)) {
           // A gap in the numbering: one lagged record in the marker's place, counting every id passed over.

@@ -31,19 +31,66 @@ export const WATCH_RETAIN_BYTES = 32 * 1024 * 1024;
 /** About how many bytes of changes a watcher is handed (and its transport writes) at once. */
 export const WATCH_BATCH_BYTES = 1024 * 1024;
 
-/** Serialized size of each spec, measured once: a task's successive changes share their spec object. */
-const specBytes = new WeakMap<object, number>();
-
-/** About the size of a change as JSON: its spec, measured once, plus metadata and status. */
-function watchEventSize(e: WatchEvent): number {
-  if (e.type !== "task") return 128;
-  const spec = e.task.spec;
-  let n = specBytes.get(spec);
+/** Serialized size of specs and label sets, measured once per object. */
+const jsonBytes = new WeakMap<object, number>();
+function bytesOf(o: object): number {
+  let n = jsonBytes.get(o);
   if (n === undefined) {
-    n = JSON.stringify(spec).length;
-    specBytes.set(spec, n);
+    n = JSON.stringify(o).length;
+    jsonBytes.set(o, n);
   }
-  return n + 256 + (e.task.status.error?.length ?? 0);
+  return n;
+}
+
+/** The large part of a change that other changes may share: a task's spec (all its changes share it), a deleted task's labels. */
+function sharedPart(e: WatchEvent): object | undefined {
+  return e.type === "task" ? e.task.spec : e.type === "deleted" ? e.labels : undefined;
+}
+
+/** A change's own bytes besides its shared part: metadata, status (its error may be long), ids. */
+function ownBytes(e: WatchEvent): number {
+  return e.type === "task" ? 256 + (e.task.status.error?.length ?? 0) : 128;
+}
+
+/** About the size of a change as JSON, what a watcher is sent (batches). */
+function watchEventSize(e: WatchEvent): number {
+  const shared = sharedPart(e);
+  return ownBytes(e) + (shared === undefined ? 0 : bytesOf(shared));
+}
+
+/**
+ * Bytes the watch stream holds: each change's own bytes, and each shared part
+ * (a spec, a label set) once however many retained changes refer to it — a
+ * task with a big spec restarting every second must not push everyone else's
+ * changes out, and changes of different big tasks must.
+ */
+function createWatchAccount() {
+  const refs = new Map<object, number>();
+  let bytes = 0;
+  return {
+    get bytes() {
+      return bytes;
+    },
+    add(e: WatchEvent): void {
+      bytes += ownBytes(e);
+      const shared = sharedPart(e);
+      if (shared === undefined) return;
+      const n = refs.get(shared) ?? 0;
+      if (n === 0) bytes += bytesOf(shared);
+      refs.set(shared, n + 1);
+    },
+    remove(e: WatchEvent): void {
+      bytes -= ownBytes(e);
+      const shared = sharedPart(e);
+      if (shared === undefined) return;
+      const n = refs.get(shared) ?? 1;
+      if (n > 1) refs.set(shared, n - 1);
+      else {
+        refs.delete(shared);
+        bytes -= bytesOf(shared);
+      }
+    },
+  };
 }
 
 /** Submit-and-wait result: the final task, its runs and the tails of its output. */
@@ -210,15 +257,24 @@ function writeIdState(store: Store, state: IdState): void {
 export function createTaskService(deps: TaskServiceDeps): TaskService & { close(): void } {
   const { supervisor, store, hub, events } = deps;
   const waiters = new Map<string, Set<(task: Task | undefined) => void>>();
+  const held = createWatchAccount();
+  const maxHeld = deps.watchRetainBytes ?? WATCH_RETAIN_BYTES;
   const watchRing: EventRing<WatchEvent> = createEventRing<WatchEvent>({
     capacity: deps.watchRetain ?? 4096,
-    maxBytes: deps.watchRetainBytes ?? WATCH_RETAIN_BYTES,
     sizeOf: watchEventSize,
     batchBytes: WATCH_BATCH_BYTES,
+    full: () => held.bytes > maxHeld,
+    onEvict: (e) => held.remove(e),
     lagged: (skipped) => ({ type: "lagged", skipped }),
     onLagged: deps.onWatchLagged,
     isMarker: (e) => e.type === "lagged",
   });
+
+  /** Every append goes through here: the account first, then the ring (which evicts while it is full). */
+  const appendWatch = (e: WatchEvent) => {
+    held.add(e);
+    watchRing.append([e]);
+  };
 
   // Event ids continue across agent lives (CONTRACT §3, docs/api.md "Logs" and "Watch").
   const previous = readIdState(store);
@@ -228,7 +284,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     // changes no one will see again: a marker after them, so a watcher resuming from before gets one
     // lagged counting the ids it passes over.
     watchRing.skipTo(previous.watch + 1);
-    if (!previous.clean) watchRing.append([{ type: "lagged", skipped: 1 }]);
+    if (!previous.clean) appendWatch({ type: "lagged", skipped: 1 });
   }
   // (No state: a new store, or one from a build that numbered from 1 at every start: from 1.)
   if (previous?.clean !== true) {
@@ -258,7 +314,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
   }
 
   function watchAppend(event: WatchEvent): void {
-    watchRing.append([event]);
+    appendWatch(event);
     if (watchRing.nextId > watchReserved - WATCH_ID_RESERVATION / 2) reserveWatchIds();
   }
 

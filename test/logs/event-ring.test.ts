@@ -38,7 +38,36 @@ describe("event ring", () => {
     expect((await it.next()).value).toEqual(recs(4, 6));
     expect((await it.next()).value).toEqual(recs(7, 9));
     await it.return?.();
-    expect(() => createEventRing<Ev>({ capacity: 5, batchBytes: 10, lagged: (skipped) => ({ kind: "lag", skipped }) })).toThrow("needs maxBytes");
+    expect(() => createEventRing<Ev>({ capacity: 5, batchBytes: 10, lagged: (skipped) => ({ kind: "lag", skipped }) })).toThrow("needs sizeOf");
+  });
+
+  test("full and onEvict: the owner's own bound evicts oldest first, every event that leaves is reported once", () => {
+    let held = 0;
+    const left: number[] = [];
+    const r = createEventRing<Ev>({
+      capacity: 5,
+      lagged: (skipped) => ({ kind: "lag", skipped }),
+      full: () => held > 3,
+      onEvict: (e) => {
+        held--;
+        if (e.kind === "v") left.push(e.v);
+      },
+    });
+    for (let n = 1; n <= 4; n++) {
+      held++; // the owner counts what it appends
+      r.append([v(n)]);
+    }
+    expect(r.retained()).toEqual(recs(2, 4)); // 4 held > 3: the oldest went
+    expect(left).toEqual([1]);
+    for (let n = 5; n <= 9; n++) {
+      held++;
+      r.append([v(n)]);
+    }
+    expect(r.retained()).toEqual(recs(7, 9));
+    expect(left).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(held).toBe(3);
+    r.seed(recs(20, 21)); // replaced events leave too
+    expect(left).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
   test("numbers events contiguously from 1 and keeps the last N", () => {

@@ -234,6 +234,49 @@ describe("watch filters and logs", () => {
     for (const batch of batches) expect(batch.filter((rec) => rec.event.type === "task").length).toBeLessThanOrEqual(2);
   });
 
+  test("the watch counts a spec its changes share once: a big task changing often does not push the others out", async () => {
+    const small: string[] = [];
+    for (let i = 0; i < 20; i++) small.push((await r.service.submit(cmd("true", [], { hold: true, slot: `s-${i}` }), ANON)).taskId);
+    // 3 MB of env, restarting at once after every run: dozens of changes of one spec (12 would be 32 MiB, counted per change).
+    const spec = {
+      slot: "big",
+      restart: { type: "always", intervalMs: 0 },
+      maxAttempts: 40,
+      kind: { subprocess: { mode: { command: { command: "true", args: [] } }, env: [{ key: "BIG", value: "v".repeat(3_000_000) }] } },
+    };
+    const { taskId } = await r.service.submit(spec, ANON);
+    expect((await r.service.wait(taskId, 30_000, ANON)).status.phase).toBe("exhausted");
+    const sub = r.service.watch({ after: 0 }, ANON);
+    const got: WatchRecord[] = [];
+    for await (const batch of sub) {
+      got.push(...batch);
+      if (batch.some((rec) => rec.event.type === "task" && rec.event.task.status.phase === "exhausted")) break;
+    }
+    sub.close();
+    expect(got.some((rec) => rec.event.type === "lagged")).toBe(false);
+    expect(got.filter((rec) => rec.event.type === "task" && rec.event.task.metadata.id === taskId).length).toBeGreaterThan(80);
+    expect(new Set(got.flatMap((rec) => (rec.event.type === "task" ? [rec.event.task.metadata.id] : []))).size).toBe(21);
+  });
+
+  test("the watch counts a deleted task's labels: 32 MiB of deletions' label sets are not all kept", async () => {
+    // 2 100 tasks with 64 labels of 255 characters (≈ 17 kB a set), submitted, then all deleted.
+    const labels = (i: number) => Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`k${k}`, `${i}`.padEnd(255, "x")]));
+    const ids: string[] = [];
+    for (let i = 0; i < 2100; i++) ids.push((await r.service.submit(cmd("true", [], { hold: true, slot: `l-${i}`, labels: labels(i) }), ANON)).taskId);
+    for (const id of ids) await r.service.delete(id, ANON);
+    const sub = r.service.watch({ after: 0 }, ANON);
+    let deleted = 0;
+    for await (const batch of sub) {
+      deleted += batch.filter((rec) => rec.event.type === "deleted").length;
+      if (batch.some((rec) => rec.event.type === "deleted" && rec.event.id === ids.at(-1))) break;
+    }
+    sub.close();
+    // Each deletion is a change (the spec, labels included) and a deleted record (the labels): ≈ 34 kB a pair,
+    // so ≈ 970 pairs fit in 32 MiB; counting the deleted records as 128 bytes kept ≈ 1 900.
+    expect(deleted).toBeGreaterThan(500);
+    expect(deleted).toBeLessThan(1500);
+  });
+
   test("a log subscription opened before the first run follows it to the end", async () => {
     const { taskId } = await r.service.submit(bash("echo one; echo two", { hold: true }), ANON);
     const sub = r.service.logs(taskId, { follow: true }, ANON);
