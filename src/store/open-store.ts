@@ -40,20 +40,22 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): Store {
 }
 
 /**
- * SQLite opens a 0-byte file as a new, empty database. Next to script files of
- * earlier tasks that means the database was truncated or replaced (a restore
- * gone wrong, a full disk at the wrong moment): starting would forget every
- * task without a word, so refuse, saying how to go on.
+ * SQLite opens a 0-byte or missing file as a new, empty database. Next to
+ * script files of earlier tasks that means the database was truncated,
+ * replaced or removed (a restore gone wrong, a full disk at the wrong moment):
+ * starting would forget every task without a word, so refuse, saying how to
+ * go on.
  */
 function refuseLostDatabase(dir: string): void {
   const db = join(dir, DB_FILE_NAME);
-  let size: number;
+  let state: string;
   try {
-    size = statSync(db).size;
-  } catch {
-    return; // missing (a new store) or unreadable (reported by the open)
+    if (statSync(db).size !== 0) return;
+    state = "is empty (0 bytes)";
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT") return; // unreadable: reported by the open
+    state = "is missing";
   }
-  if (size !== 0) return;
   let scripts: string[];
   try {
     scripts = readdirSync(join(dir, "scripts"));
@@ -62,8 +64,8 @@ function refuseLostDatabase(dir: string): void {
   }
   if (scripts.length === 0) return;
   throw new Error(
-    `cannot open store: ${db} is empty (0 bytes) but ${join(dir, "scripts")} holds ${scripts.length} script file(s) of earlier tasks: ` +
-      "the database was truncated or replaced; restore it from a backup, or move the scripts dir aside to start with an empty store",
+    `cannot open store: ${db} ${state} but ${join(dir, "scripts")} holds ${scripts.length} script file(s) of earlier tasks: ` +
+      "the database was truncated, replaced or removed; restore it from a backup, or move the scripts dir aside to start with an empty store",
   );
 }
 

@@ -3,7 +3,7 @@
  * touching what it cannot read.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
@@ -57,7 +57,7 @@ describe("openStore", () => {
     await again.close();
   });
 
-  test("an empty (0-byte) tasklane.db next to earlier tasks' scripts is refused, not opened as a new store", () => {
+  test("an empty (0-byte) or missing tasklane.db next to earlier tasks' scripts is refused, not opened as a new store", () => {
     using tmp = tempDir();
     const dataDir = realpathSync(tmp.path);
     writeFileSync(join(dataDir, "tasklane.db"), "");
@@ -65,9 +65,13 @@ describe("openStore", () => {
     writeFileSync(join(dataDir, "scripts", "tsk_01"), "echo hi");
     const before = snapshot(dataDir);
     expect(() => openStore(dataDir)).toThrow(
-      `cannot open store: ${dataDir}/tasklane.db is empty (0 bytes) but ${dataDir}/scripts holds 1 script file(s) of earlier tasks: the database was truncated or replaced`,
+      `cannot open store: ${dataDir}/tasklane.db is empty (0 bytes) but ${dataDir}/scripts holds 1 script file(s) of earlier tasks: the database was truncated, replaced or removed`,
     );
     expect(snapshot(dataDir)).toEqual(before);
+    // Missing altogether: the same.
+    rmSync(join(dataDir, "tasklane.db"));
+    expect(() => openStore(dataDir)).toThrow(`cannot open store: ${dataDir}/tasklane.db is missing but ${dataDir}/scripts holds 1 script file(s)`);
+    expect(existsSync(join(dataDir, "tasklane.db"))).toBe(false);
   });
 
   test("an empty tasklane.db with no scripts beside it opens as a new store", async () => {
