@@ -31,12 +31,16 @@ export const WATCH_RETAIN_BYTES = 32 * 1024 * 1024;
 /** About how many bytes of changes a watcher is handed (and its transport writes) at once. */
 export const WATCH_BATCH_BYTES = 1024 * 1024;
 
-/** Serialized size of specs and label sets, measured once per object. */
+/**
+ * Serialized size of specs and label sets in UTF-8, measured once per object
+ * (what a watcher is sent; in memory a string outside Latin-1 takes 2 bytes a
+ * character, which UTF-8 counts as 2 or more too).
+ */
 const jsonBytes = new WeakMap<object, number>();
 function bytesOf(o: object): number {
   let n = jsonBytes.get(o);
   if (n === undefined) {
-    n = JSON.stringify(o).length;
+    n = Buffer.byteLength(JSON.stringify(o));
     jsonBytes.set(o, n);
   }
   return n;
