@@ -32,6 +32,22 @@ async function waitForLine(agent: RunningBinary, id: string, re: RegExp): Promis
   throw new Error(`stream of ${id} ended without ${re}`);
 }
 
+/**
+ * A task retried on failure with `maxAttempts`: every attempt exits 1, except the `hangAt`-th overall (counted
+ * in a file), which prints "hanging" and sleeps until the agent is killed.
+ */
+function failsButHangsAt(hangAt: number, maxAttempts: number) {
+  const counter = join(tempDir(), "count");
+  const body = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; if [ $n -eq ${hangAt} ]; then echo hanging; exec sleep 300; fi; exit 1`;
+  return {
+    slot: "R",
+    kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
+    restart: { type: "onFailure" },
+    backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
+    maxAttempts,
+  };
+}
+
 describe("crash safety of the compiled binary", () => {
   for (const spawnOn of ["main", "thread"]) {
     test(`kill -9 with running, queued, pending and held tasks; restart recovers all of it (--spawn-on ${spawnOn})`, async () => {
@@ -179,19 +195,11 @@ describe("crash safety of the compiled binary", () => {
 
   test("a restarted task keeps its fresh budget of maxAttempts across a kill -9", async () => {
     const dataDir = tempDir();
-    const counter = join(tempDir(), "count");
-    // Attempts 1, 2 fail; attempt 3 (the first after the restart) hangs until the crash; then fail.
-    const body = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; if [ $n -eq 3 ]; then echo hanging; exec sleep 300; fi; exit 1`;
     const a = await startBinary({ dataDir });
     let id: string;
     try {
-      id = await submit(a, {
-        slot: "R",
-        kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
-        restart: { type: "onFailure" },
-        backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
-        maxAttempts: 2,
-      });
+      // Attempts 1, 2 fail; attempt 3 (the first after the restart) hangs until the crash; then fail.
+      id = await submit(a, failsButHangsAt(3, 2));
       expect((await waitTerminal(a, id)).status.phase).toBe("exhausted");
       expect((await fetch(`${a.url}/api/v1/tasks/${id}/restart`, { method: "POST" })).status).toBe(200);
       await waitForLine(a, id, /^hanging$/);
@@ -213,16 +221,8 @@ describe("crash safety of the compiled binary", () => {
   });
 
   test("the budget of a restart survives a stop before the restarted task ran, and --max-runs trimming the runs", async () => {
-    const counter = join(tempDir(), "count");
     // Fails; its 5th attempt overall (the 2nd after the restart) hangs until the crash.
-    const body = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; if [ $n -eq 5 ]; then echo hanging; exec sleep 300; fi; exit 1`;
-    const spec = {
-      slot: "R",
-      kind: { subprocess: { mode: { script: { runtime: "bash", body: b64(body) } } } },
-      restart: { type: "onFailure" },
-      backoff: { jitter: "none", firstMs: 5, maxMs: 5, factor: 1 },
-      maxAttempts: 3,
-    };
+    const spec = failsButHangsAt(5, 3);
     const dataDir = tempDir();
     const args = ["--max-concurrent", "1", "--max-runs", "1"];
     let id: string;
