@@ -79,6 +79,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_terminal_updated ON tasks (updated_at, id, phase) WHERE phase IN ${TERMINAL_PHASES_SQL};
     `,
   },
+  {
+    // One row per batch of consecutive log events instead of one per event: a chatty task's flush is a
+    // few INSERTs of JSON arrays, not one row (and one JSON text) per line (bench/README.md, benchmark 3).
+    // origin = id of body[0]; [first_id, last_id] is the part still stored (trims and overwrites narrow it).
+    description: "log events stored in batches",
+    sql: `
+      CREATE TABLE log_batches (
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        origin INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        body TEXT NOT NULL
+      );
+      CREATE INDEX log_batches_task_last ON log_batches (task_id, last_id);
+      INSERT INTO log_batches (task_id, origin, first_id, last_id, body)
+        SELECT task_id, id, id, id, '[' || body || ']' FROM log_events ORDER BY task_id, id;
+      DROP TABLE log_events;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -121,15 +121,21 @@ function taskRow(task: Task): TaskRow {
   };
 }
 
-/** Log events per multi-row INSERT (3 parameters each, far below SQLite's limit). */
-const LOG_ROWS_PER_INSERT = 64;
-/** Fewer rows than that (a run's start and end markers, a quiet task's flush) go in one statement up to this many. */
-const LOG_ROWS_SMALL_MAX = 16;
+/**
+ * Most log events in one stored row (`log_batches`): a flush of a chatty task
+ * is a few rows of JSON arrays, and loading the newest few events of a task
+ * parses at most this many more than asked for.
+ */
+const LOG_BATCH_MAX = 4096;
 
-/** `INSERT OR REPLACE` of `n` log rows in one statement. */
-function appendLogsSql(n: number): string {
-  return `INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES ${Array.from({ length: n }, () => "(?, ?, ?)").join(", ")}`;
+/** A stored log row as read back: `body[i]` is the event numbered `origin + i`; ids outside [first, last] are gone. */
+interface LogBatchRow {
+  rid: number;
+  origin: number;
+  first: number;
+  last: number;
 }
+
 const LIST_CACHE_SIZE = 64;
 /** Recently written tasks whose JSON text is kept in memory (≈ 0.5–2 KiB each). */
 const RECENT_TASKS = 1024;
@@ -163,7 +169,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   openInProcess.add(path);
 
   const statements: Statement[] = [];
-  type Prepared<R, P extends Bindings> = Pick<Statement<R, P>, "run" | "get" | "all">;
+  type Prepared<R, P extends Bindings> = Pick<Statement<R, P>, "run" | "get" | "all" | "iterate">;
   /**
    * A statement prepared on its first use: preparing all of them at open was
    * ≈ 1 ms of the agent's start-up (bench/README.md, benchmark 10), and some
@@ -182,6 +188,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       run: (...args) => real().run(...args),
       get: (...args) => real().get(...args),
       all: (...args) => real().all(...args),
+      iterate: (...args) => real().iterate(...args),
     };
   }
 
@@ -226,17 +233,26 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       `DELETE FROM runs WHERE task_id = ?1
          AND attempt <= (SELECT attempt FROM runs WHERE task_id = ?1 ORDER BY attempt DESC LIMIT 1 OFFSET ?2)`,
     ),
-    appendLog: prepare<never, [string, number, string]>(
-      "INSERT OR REPLACE INTO log_events (task_id, id, body) VALUES (?, ?, ?)",
+    insertLogBatch: prepare<never, [string, number, number, number, string]>(
+      "INSERT INTO log_batches (task_id, origin, first_id, last_id, body) VALUES (?, ?, ?, ?, ?)",
     ),
-    // Many rows per statement: one call into SQLite per LOG_ROWS_PER_INSERT events, not one per event.
-    appendLogMany: prepare<never, Bindings>(
-      appendLogsSql(LOG_ROWS_PER_INSERT),
+    // Stored rows with ids in [?2, ?3]: none when a task's ids only grow (the agent's case).
+    overlappingLogs: prepare<LogBatchRow, [string, number, number]>(
+      `SELECT rowid AS rid, origin, first_id AS first, last_id AS last FROM log_batches
+         WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3`,
     ),
-    loadLogs: prepare<{ id: number; body: string }, [string, number]>(
-      "SELECT id, body FROM (SELECT id, body FROM log_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    deleteLogBatch: prepare<never, [number]>("DELETE FROM log_batches WHERE rowid = ?"),
+    narrowLogBatch: prepare<never, [number, number, number]>("UPDATE log_batches SET first_id = ?, last_id = ? WHERE rowid = ?"),
+    copyLogBatch: prepare<never, [number, number]>(
+      "INSERT INTO log_batches (task_id, origin, first_id, last_id, body) SELECT task_id, origin, ?2, last_id, body FROM log_batches WHERE rowid = ?1",
     ),
-    trimLogs: prepare<never, [string, number]>("DELETE FROM log_events WHERE task_id = ? AND id < ?"),
+    loadLogs: prepare<{ origin: number; first: number; last: number; body: string }, [string]>(
+      "SELECT origin, first_id AS first, last_id AS last, body FROM log_batches WHERE task_id = ? ORDER BY last_id DESC",
+    ),
+    trimLogBatches: prepare<never, [string, number]>("DELETE FROM log_batches WHERE task_id = ? AND last_id < ?"),
+    trimLogBatchStart: prepare<never, [string, number]>(
+      "UPDATE log_batches SET first_id = ?2 WHERE task_id = ?1 AND last_id >= ?2 AND first_id < ?2",
+    ),
     // Without INDEXED BY the planner walks the phase index and sorts every terminal task.
     terminalCounts: prepare<{ total: number; expired: number }, [number]>(
       `SELECT count(*) AS total, coalesce(sum(updated_at < ?), 0) AS expired
@@ -252,18 +268,19 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     ),
     stats: prepare<StoreStats, []>(
       `SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs,
-              (SELECT count(*) FROM log_events) AS logEvents`,
+              (SELECT coalesce(sum(last_id - first_id + 1), 0) FROM log_batches) AS logEvents`,
     ),
   };
-  const smallAppends = new Map<number, Prepared<never, Bindings>>();
-  /** The prepared `INSERT` of `n` (≤ LOG_ROWS_SMALL_MAX) log rows. */
-  function appendLogsSmall(n: number): Prepared<never, Bindings> {
-    let stmt = smallAppends.get(n);
-    if (!stmt) {
-      stmt = prepare<never, Bindings>(appendLogsSql(n));
-      smallAppends.set(n, stmt);
+  /** Make room for ids [a, b]: stored rows overlapping them lose those ids (as `INSERT OR REPLACE` of each would). */
+  function clearLogRange(taskId: string, a: number, b: number): void {
+    for (const row of q.overlappingLogs.all(taskId, a, b)) {
+      if (row.first >= a && row.last <= b) q.deleteLogBatch.run(row.rid);
+      else if (row.first < a && row.last > b) {
+        q.copyLogBatch.run(row.rid, b + 1);
+        q.narrowLogBatch.run(row.first, a - 1, row.rid);
+      } else if (row.first < a) q.narrowLogBatch.run(row.first, a - 1, row.rid);
+      else q.narrowLogBatch.run(b + 1, row.last, row.rid);
     }
-    return stmt;
   }
 
   // Statements of listTasks depend on which filters are present; keep the recent shapes.
@@ -645,42 +662,53 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       live();
       // A task written recently exists (deleting one drops it from `recent`); others are looked up.
       if (records.length === 0 || (!recent.has(taskId) && !q.taskExists.get(taskId))) return;
-      const rows = records.map((r) => [r.id, JSON.stringify(r.event)] as const);
-      /** Rows [from, from + n) with one statement. */
-      const insert = (stmt: Prepared<never, Bindings>, from: number, n: number) => {
-        const args: Bindings = new Array(n * 3);
-        for (let k = 0; k < n; k++) {
-          const [id, body] = rows[from + k] as readonly [number, string];
-          args[3 * k] = taskId;
-          args[3 * k + 1] = id;
-          args[3 * k + 2] = body;
-        }
-        stmt.run(...args);
-      };
-      // The statements: full batches, then the rest in one (small) or row by row.
-      const plan: [Prepared<never, Bindings>, number, number][] = [];
-      let i = 0;
-      for (; i + LOG_ROWS_PER_INSERT <= rows.length; i += LOG_ROWS_PER_INSERT) plan.push([q.appendLogMany, i, LOG_ROWS_PER_INSERT]);
-      const left = rows.length - i;
-      if (left > LOG_ROWS_SMALL_MAX) for (; i < rows.length; i++) plan.push([q.appendLog as Prepared<never, Bindings>, i, 1]);
-      else if (left > 0) plan.push([appendLogsSmall(left), i, left]);
-      const all = () => {
-        for (const [stmt, from, n] of plan) insert(stmt, from, n);
-      };
-      // One statement is atomic by itself; more need a savepoint.
-      write(plan.length === 1 ? all : () => atomically(all));
+      // Rows of consecutive ids, at most LOG_BATCH_MAX each, one JSON array per row.
+      const rows: [number, number, string][] = [];
+      for (let i = 0; i < records.length; ) {
+        const origin = (records[i] as LogRecord).id;
+        let j = i + 1;
+        while (j < records.length && j - i < LOG_BATCH_MAX && (records[j] as LogRecord).id === origin + (j - i)) j++;
+        const events: LogEvent[] = new Array(j - i);
+        for (let k = i; k < j; k++) events[k - i] = (records[k] as LogRecord).event;
+        rows.push([origin, origin + (j - i) - 1, JSON.stringify(events)]);
+        i = j;
+      }
+      write(() =>
+        atomically(() => {
+          for (const [first, last, body] of rows) {
+            clearLogRange(taskId, first, last);
+            q.insertLogBatch.run(taskId, first, first, last, body);
+          }
+        }),
+      );
     },
 
     loadLogs(taskId, limit) {
       live();
       if (limit <= 0) return [];
-      return q.loadLogs
-        .all(taskId, Math.floor(limit))
-        .map((r): LogRecord => ({ id: r.id, event: JSON.parse(r.body) as LogEvent }));
+      const want = Math.floor(limit);
+      // Newest rows first until they hold `want` events; each row's part still stored is [first, last].
+      const parts: LogRecord[][] = [];
+      let have = 0;
+      for (const row of q.loadLogs.iterate(taskId)) {
+        const events = JSON.parse(row.body) as LogEvent[];
+        const from = Math.max(row.first, row.last - (want - have) + 1);
+        const part: LogRecord[] = [];
+        for (let id = from; id <= row.last; id++) part.push({ id, event: events[id - row.origin] as LogEvent });
+        parts.push(part);
+        have += part.length;
+        if (have >= want) break;
+      }
+      return parts.reverse().flat();
     },
 
     trimLogs(taskId, beforeId) {
-      write(() => q.trimLogs.run(taskId, beforeId));
+      write(() =>
+        atomically(() => {
+          q.trimLogBatches.run(taskId, beforeId);
+          q.trimLogBatchStart.run(taskId, beforeId);
+        }),
+      );
     },
 
     sweepCandidates(olderThan, keep, limit = Number.POSITIVE_INFINITY) {

@@ -458,6 +458,7 @@ describe("schema", () => {
   }
 
   const CURRENT_INDEXES = [
+    "log_batches_task_last",
     "task_labels_key_value_created",
     "tasks_created",
     "tasks_owner_created",
@@ -472,7 +473,7 @@ describe("schema", () => {
     const path = dbPath(dir.path);
     await createSqliteStore({ path }).close();
     expect(indexes(path)).toEqual({ version: SCHEMA_VERSION, names: CURRENT_INDEXES });
-    expect(SCHEMA_VERSION).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
   });
 
   test("a version-1 database (recorded fixture) is upgraded in place and its data is intact", async () => {
@@ -523,7 +524,7 @@ describe("schema", () => {
       stats: { tasks: 2, runs: 2, logEvents: 3 },
     });
     await store.close();
-    expect(indexes(path)).toEqual({ version: 2, names: CURRENT_INDEXES });
+    expect(indexes(path)).toEqual({ version: SCHEMA_VERSION, names: CURRENT_INDEXES });
   });
 
   test("migrations apply in one transaction: a failing step leaves the database as it was", () => {

@@ -358,6 +358,34 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.loadLogs("t", 1000)).toEqual(logs(1, next - 1));
     });
 
+    test("appending ids that are stored already replaces just those records", () => {
+      const mark = (from: number, to: number, tag: string): LogRecord[] =>
+        logs(from, to).map((r) => ({ id: r.id, event: { ...r.event, line: `${tag}${r.id}` } as LogRecord["event"] }));
+      store.appendLogs("t", mark(1, 10, "a"));
+      store.appendLogs("t", mark(4, 6, "b")); // inside one stored batch
+      expect(store.loadLogs("t", 100)).toEqual([...mark(1, 3, "a"), ...mark(4, 6, "b"), ...mark(7, 10, "a")]);
+      store.appendLogs("t", mark(5, 12, "c")); // the end of one, the whole of another, and new ids
+      expect(store.loadLogs("t", 100)).toEqual([...mark(1, 3, "a"), ...mark(4, 4, "b"), ...mark(5, 12, "c")]);
+      store.appendLogs("t", mark(1, 2, "d")); // the start of one
+      expect(store.loadLogs("t", 100)).toEqual([...mark(1, 2, "d"), ...mark(3, 3, "a"), ...mark(4, 4, "b"), ...mark(5, 12, "c")]);
+      expect(store.loadLogs("t", 5)).toEqual(mark(8, 12, "c"));
+      expect(store.stats().logEvents).toBe(12);
+    });
+
+    test("ids with gaps, thousands of records at once, trims inside a batch: newest first, exact", () => {
+      const big = logs(1, 10_000);
+      const after: LogRecord[] = [{ id: 20_000, event: { type: "lagged", skipped: 1 } }, ...logs(20_001, 20_003)];
+      store.appendLogs("t", [...big, ...after]);
+      expect(store.loadLogs("t", 100_000)).toEqual([...big, ...after]);
+      expect(store.loadLogs("t", 6)).toEqual([...big.slice(-2), ...after]);
+      store.trimLogs("t", 5_000);
+      expect(store.loadLogs("t", 100_000)).toEqual([...big.slice(4_999), ...after]);
+      expect(store.stats().logEvents).toBe(10_000 - 4_999 + 4);
+      store.trimLogs("t", 20_002);
+      expect(store.loadLogs("t", 100)).toEqual(after.slice(2));
+      expect(store.stats().logEvents).toBe(2);
+    });
+
     test("logs of a deleted task are ignored", () => {
       store.putTask(makeTask({ id: "gone" }));
       store.deleteTask("gone");

@@ -15,8 +15,8 @@ function countRows(dataDir: string): { tasks: number; runs: number; logs: number
     return {
       tasks: one("SELECT COUNT(*) AS n FROM tasks"),
       runs: one("SELECT COUNT(*) AS n FROM runs"),
-      logs: one("SELECT COUNT(*) AS n FROM log_events"),
-      maxLogsPerTask: one("SELECT MAX(c) AS n FROM (SELECT COUNT(*) AS c FROM log_events GROUP BY task_id)"),
+      logs: one("SELECT SUM(last_id - first_id + 1) AS n FROM log_batches"),
+      maxLogsPerTask: one("SELECT MAX(c) AS n FROM (SELECT SUM(last_id - first_id + 1) AS c FROM log_batches GROUP BY task_id)"),
       maxRunsPerTask: one("SELECT MAX(c) AS n FROM (SELECT COUNT(*) AS c FROM runs GROUP BY task_id)"),
     };
   } finally {
