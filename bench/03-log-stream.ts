@@ -8,9 +8,10 @@
  * be lost), the gRPC subscriber a plain HTTP/2 reader. Info rows: the same
  * with a grpc-js client (one round), and default retention (1000), counting
  * `lagged`. Bound rows: what one message per line costs a bare grpc-js
- * server, and what one stored row per line costs the store, each alone.
+ * server, what storing the lines costs the store alone, and what the disk
+ * can take of the bytes the store writes per line.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeLogEvent } from "../src/grpc/convert.ts";
@@ -123,12 +124,20 @@ async function grpcBound(): Promise<{ h2: number; grpcJs: number; cpuUsPerMessag
 }
 
 const STORE_ROWS = 300_000;
+const STORE_BATCH = 6_000;
+
+/** What the log hub hands the store per flush in the main row: ≈ 100 ms of output. */
+function chunkRecords(first: number, n: number, ts: number): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (let id = first; id < first + n; id++) records.push({ id, event: { type: "chunk", attempt: 1, stream: "stdout", seq: id - 1, ts, line: LINE } });
+  return records;
+}
 
 /**
- * Bound 2, one stored row per line: the agent's SQLite store alone (same
- * schema, statements and group commit, WAL fsync per commit) appending
- * STORE_ROWS chunk events of one task in the log hub's batches (what 100 ms of
- * the main row's output is, ≈ 6 000 lines), a flush after each. Rows/s.
+ * Bound 2, storing the lines: the agent's SQLite store alone (same schema,
+ * statements and group commit, WAL fsync per commit) appending STORE_ROWS
+ * chunk events of one task in the log hub's batches (≈ 100 ms of the main
+ * row's output each), a flush after each. Events/s.
  */
 async function storeBound(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "tasklane-bench-store-"));
@@ -143,20 +152,45 @@ async function storeBound(): Promise<number> {
     };
     store.putTask(task);
     await store.flush();
-    const BATCH = 6_000;
-    let next = 1;
+    const batches = Array.from({ length: STORE_ROWS / STORE_BATCH }, (_, b) => chunkRecords(1 + b * STORE_BATCH, STORE_BATCH, now));
     const t0 = performance.now();
-    for (let b = 0; b < STORE_ROWS / BATCH; b++) {
-      const records: LogRecord[] = [];
-      for (let i = 0; i < BATCH; i++, next++) {
-        records.push({ id: next, event: { type: "chunk", attempt: 1, stream: "stdout", seq: next - 1, ts: now, line: LINE } });
-      }
+    for (const records of batches) {
       store.appendLogs(id, records);
       await store.flush();
     }
     return (STORE_ROWS / since(t0)) * 1000;
   } finally {
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const DISK_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Bound 3, the disk: sequential 1 MiB writes of DISK_BYTES and one fsync,
+ * bytes/s; and the bytes a stored line takes (its event's JSON in the
+ * store's rows). With a WAL every byte is written twice (the WAL, then the
+ * checkpoint into the database), so the disk takes at most
+ * rate / (2 × bytes per line) lines/s, before any other work.
+ */
+function diskBound(): { bytesPerSecond: number; bytesPerLine: number; linesPerSecond: number } {
+  const dir = mkdtempSync(join(tmpdir(), "tasklane-bench-disk-"));
+  try {
+    const block = Buffer.alloc(1024 * 1024, 120);
+    const fd = openSync(join(dir, "fill"), "w");
+    const t0 = performance.now();
+    try {
+      for (let n = 0; n < DISK_BYTES; n += block.length) writeSync(fd, block);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const bytesPerSecond = (DISK_BYTES / since(t0)) * 1000;
+    const sample = chunkRecords(1, 4096, Date.now()).map((r) => r.event);
+    const bytesPerLine = Buffer.byteLength(JSON.stringify(sample)) / sample.length;
+    return { bytesPerSecond, bytesPerLine, linesPerSecond: bytesPerSecond / (2 * bytesPerLine) };
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -178,8 +212,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const withGrpcJs = await ours(ctx.bin, FULL, "grpc-js");
   const grpc = await grpcBound();
   const store = await storeBound();
+  const disk = diskBound();
   ctx.log(
-    `3 log stream: with a grpc-js client ${withGrpcJs.rate.toFixed(0)} lines/s; bare grpc-js server ${grpc.h2.toFixed(0)} messages/s, ${grpc.cpuUsPerMessage.toFixed(2)} us CPU each (${grpc.grpcJs.toFixed(0)}/s to a grpc-js client); store ${store.toFixed(0)} rows/s`,
+    `3 log stream: with a grpc-js client ${withGrpcJs.rate.toFixed(0)} lines/s; bare grpc-js server ${grpc.h2.toFixed(0)} messages/s, ${grpc.cpuUsPerMessage.toFixed(2)} us CPU each (${grpc.grpcJs.toFixed(0)}/s to a grpc-js client); store ${store.toFixed(0)} events/s; disk ${(disk.bytesPerSecond / 1e6).toFixed(0)} MB/s, ${disk.bytesPerLine.toFixed(0)} B per stored line`,
   );
   const b = median(base);
   const o = median(full.map((x) => x.rate));
@@ -217,13 +252,22 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       note: `a compiled grpc-js server on its own listener streaming 1M pre-encoded chunk messages to the plain HTTP/2 reader, ${grpc.cpuUsPerMessage.toFixed(2)} us of server CPU per message (at most ${(1 / grpc.cpuUsPerMessage).toFixed(2)} M/s); ${grpc.grpcJs.toFixed(0)}/s to a grpc-js client; no SSE, no store`,
     },
     {
-      name: "3 bound: store, one row per line",
+      name: "3 bound: store alone, 300k lines",
       ours: store,
       baseline: b,
-      unit: "rows/s",
+      unit: "lines/s",
       ratio: store / b,
       target: "bound",
-      note: `the agent's SQLite store alone appending ${STORE_ROWS / 1000}k chunk events in batches of 6000, a durable flush after each`,
+      note: `the agent's SQLite store alone appending ${STORE_ROWS / 1000}k chunk events in batches of ${STORE_BATCH} (rows of up to 4096 events), a durable flush after each`,
+    },
+    {
+      name: "3 bound: disk, WAL + checkpoint",
+      ours: disk.linesPerSecond,
+      baseline: b,
+      unit: "lines/s",
+      ratio: disk.linesPerSecond / b,
+      target: "bound",
+      note: `sequential writes + fsync ${(disk.bytesPerSecond / 1e6).toFixed(0)} MB/s; a stored line is ${disk.bytesPerLine.toFixed(0)} B of JSON, written twice (WAL, then checkpoint): at most ${(disk.linesPerSecond / 1e6).toFixed(2)} M lines/s with no other work`,
     },
     {
       name: "3 1M lines -> SSE + gRPC (default retain)",
