@@ -127,6 +127,12 @@ function taskRow(task: Task): TaskRow {
  * parses at most this many more than asked for.
  */
 const LOG_BATCH_MAX = 4096;
+/** And at most about this many characters of output lines (a row of long lines stays a few MiB of JSON). */
+const LOG_BATCH_CHARS = 1024 * 1024;
+
+function lineChars(event: LogEvent): number {
+  return event.type === "chunk" ? event.line.length : 0;
+}
 
 /** A stored log row as read back: `body[i]` is the event numbered `origin + i`; ids outside [first, last] are gone. */
 interface LogBatchRow {
@@ -662,12 +668,17 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       live();
       // A task written recently exists (deleting one drops it from `recent`); others are looked up.
       if (records.length === 0 || (!recent.has(taskId) && !q.taskExists.get(taskId))) return;
-      // Rows of consecutive ids, at most LOG_BATCH_MAX each, one JSON array per row.
+      // Rows of consecutive ids, at most LOG_BATCH_MAX events and about LOG_BATCH_CHARS of lines each, one JSON array per row.
       const rows: [number, number, string][] = [];
       for (let i = 0; i < records.length; ) {
         const origin = (records[i] as LogRecord).id;
         let j = i + 1;
-        while (j < records.length && j - i < LOG_BATCH_MAX && (records[j] as LogRecord).id === origin + (j - i)) j++;
+        let chars = lineChars((records[i] as LogRecord).event);
+        for (; j < records.length && j - i < LOG_BATCH_MAX && chars < LOG_BATCH_CHARS; j++) {
+          const r = records[j] as LogRecord;
+          if (r.id !== origin + (j - i)) break;
+          chars += lineChars(r.event);
+        }
         const events: LogEvent[] = new Array(j - i);
         for (let k = i; k < j; k++) events[k - i] = (records[k] as LogRecord).event;
         rows.push([origin, origin + (j - i) - 1, JSON.stringify(events)]);

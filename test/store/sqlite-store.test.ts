@@ -195,6 +195,33 @@ describe("durability", () => {
   });
 });
 
+describe("log rows", () => {
+  /** Rows of `log_batches` and the events each holds, in id order. */
+  function logRows(path: string): number[] {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.query<{ n: number }, []>("SELECT last_id - first_id + 1 AS n FROM log_batches ORDER BY last_id").all().map((r) => r.n);
+    } finally {
+      db.close();
+    }
+  }
+
+  test("consecutive events share a row: up to 4096 of them, or about 1 MiB of lines; a gap in the ids starts a new row", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const store = createSqliteStore({ path });
+    store.putTask(makeTask({ id: "t" }));
+    const chunk = (id: number, line: string): LogRecord => ({ id, event: { type: "chunk", attempt: 1, stream: "stdout", seq: id, ts: 1, line } });
+    const short = Array.from({ length: 5000 }, (_, i) => chunk(i + 1, `line ${i + 1}`));
+    const long = Array.from({ length: 8 }, (_, i) => chunk(6001 + i, "y".repeat(300 * 1024)));
+    store.appendLogs("t", [...short, ...long]);
+    expect(store.loadLogs("t", 10_000)).toEqual([...short, ...long]);
+    await store.close();
+    // 5000 short lines: 4096 + 904; then the gap; 8 lines of 300 KiB: rows stop once past 1 MiB (4 lines each).
+    expect(logRows(path)).toEqual([4096, 904, 4, 4]);
+  });
+});
+
 describe("group commit", () => {
   test("reads see writes before they are committed", async () => {
     using dir = tempDir();
