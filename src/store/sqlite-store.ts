@@ -247,6 +247,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       `SELECT rowid AS rid, origin, first_id AS first, last_id AS last FROM log_batches
          WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3`,
     ),
+    overlapsLogs: prepare<{ one: number }, [string, number, number]>(
+      "SELECT 1 AS one FROM log_batches WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3 LIMIT 1",
+    ),
     deleteLogBatch: prepare<never, [number]>("DELETE FROM log_batches WHERE rowid = ?"),
     narrowLogBatch: prepare<never, [number, number, number]>("UPDATE log_batches SET first_id = ?, last_id = ? WHERE rowid = ?"),
     copyLogBatch: prepare<never, [number, number]>(
@@ -683,6 +686,12 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         for (let k = i; k < j; k++) events[k - i] = (records[k] as LogRecord).event;
         rows.push([origin, origin + (j - i) - 1, JSON.stringify(events)]);
         i = j;
+      }
+      const [only] = rows;
+      if (rows.length === 1 && only !== undefined && !q.overlapsLogs.get(taskId, only[0], only[1])) {
+        // The usual case (a flush of a task whose ids only grow): one INSERT, atomic by itself.
+        write(() => q.insertLogBatch.run(taskId, only[0], only[0], only[1], only[2]));
+        return;
       }
       write(() =>
         atomically(() => {
