@@ -3,8 +3,9 @@
  * comments while idle, pull-driven so a slow client applies backpressure to
  * its own cursor only (it then gets `lagged`, never slows anyone else).
  *
- * Fan-out cost stays off the task's back: a record's frame text is built once
- * and shared by every stream that sends it (records are shared, read-only),
+ * Fan-out cost stays off the task's back: a recent record's frame text is
+ * built once and shared by every stream that sends it (records are shared,
+ * read-only; see FRAME_CACHE_GENERATION),
  * and all streams together frame at most {@link FANOUT_BUDGET_BYTES} per
  * turn of the event loop; a stream over budget waits, first come first
  * served, for a later turn ({@link FANOUT_TURN_MS} on), so reading the
@@ -29,14 +30,31 @@ function frame(f: SseFrame): string {
   return `${f.id !== undefined ? `id: ${f.id}\n` : ""}event: ${f.event}\ndata: ${f.data}\n\n`;
 }
 
-/** Frame text per record, per renderer: built once, reused by every subscriber that sends the record. */
-const frameCache = new WeakMap<(item: never) => SseFrame, WeakMap<object, string>>();
+/**
+ * Records framed per cache generation. Frame text is cached for the records
+ * framed most recently — between FRAME_CACHE_GENERATION and twice as many —
+ * which covers every subscriber of a ring at the default retention (1000):
+ * subscribers further apart than that are lagged or re-frame. Caching every
+ * record for as long as it lives (a WeakMap keyed by record) kept a second
+ * copy of a whole retained log in memory: with `--log-retain 2000000`, 1 M
+ * lines to one SSE subscriber cost 4.7–6.5 µs of agent CPU per line, most of
+ * it the collector tracing those strings, against 2.0–2.5 µs uncached
+ * (bench/README.md, benchmark 3).
+ */
+export const FRAME_CACHE_GENERATION = 8192;
+
+/** Frame text of recently framed records, per renderer: the current and the previous generation. */
+interface FrameCache {
+  current: Map<object, string>;
+  previous: Map<object, string>;
+}
+const frameCaches = new WeakMap<(item: never) => SseFrame, FrameCache>();
 
 function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame): string {
-  let cache = frameCache.get(toFrame);
+  let cache = frameCaches.get(toFrame);
   if (cache === undefined) {
-    cache = new WeakMap();
-    frameCache.set(toFrame, cache);
+    cache = { current: new Map(), previous: new Map() };
+    frameCaches.set(toFrame, cache);
   }
   let text = "";
   for (const item of items) {
@@ -44,10 +62,14 @@ function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame): strin
       text += frame(toFrame(item));
       continue;
     }
-    let f = cache.get(item);
+    let f = cache.current.get(item) ?? cache.previous.get(item);
     if (f === undefined) {
       f = frame(toFrame(item));
-      cache.set(item, f);
+      if (cache.current.size >= FRAME_CACHE_GENERATION) {
+        cache.previous = cache.current;
+        cache.current = new Map();
+      }
+      cache.current.set(item, f);
     }
     text += f;
   }

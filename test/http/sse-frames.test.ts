@@ -1,0 +1,69 @@
+/**
+ * SSE frame text (src/http/sse.ts): built once per record and shared by the
+ * streams that send it while the record is recent, and not kept for records
+ * framed long ago (a retained log of millions of lines must not be held twice).
+ */
+import { describe, expect, test } from "bun:test";
+import { FRAME_CACHE_GENERATION, sseResponse, type SseFrame } from "../../src/http/sse.ts";
+import type { Subscription } from "../../src/logs/subscription.ts";
+
+interface Rec {
+  id: number;
+}
+
+/** A subscription handing over `batches`, then ending. */
+function fixed<T>(batches: T[][]): Subscription<T> {
+  let closed = false;
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (const b of batches) {
+        if (closed) return;
+        yield b;
+      }
+    },
+    close() {
+      closed = true;
+    },
+    [Symbol.dispose]() {
+      closed = true;
+    },
+  };
+}
+
+/** A renderer that counts the records it frames. */
+function counting(): { toFrame: (r: Rec) => SseFrame; calls: () => number } {
+  let n = 0;
+  return {
+    toFrame: (r) => {
+      n++;
+      return { id: r.id, event: "rec", data: `{"id":${r.id}}` };
+    },
+    calls: () => n,
+  };
+}
+
+const records = (from: number, n: number): Rec[] => Array.from({ length: n }, (_, i) => ({ id: from + i }));
+const body = (recs: Rec[], toFrame: (r: Rec) => SseFrame) => sseResponse(fixed([recs]), toFrame).text();
+
+describe("SSE frame cache", () => {
+  test("streams sending the same recent records frame each once, and send identical frames", async () => {
+    const r = counting();
+    const recs = records(1, 500);
+    const [a, b, c] = await Promise.all([body(recs, r.toFrame), body(recs, r.toFrame), body(recs, r.toFrame)]);
+    expect(r.calls()).toBe(500);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    expect(a).toContain("id: 500\nevent: rec\ndata: {\"id\":500}\n\n");
+  });
+
+  test("a record framed more than two generations of records ago is framed again, with the same text", async () => {
+    const r = counting();
+    const first = records(1, 10);
+    const before = await body(first, r.toFrame);
+    // Push the first records out: two full generations of newer ones.
+    await body(records(100, 2 * FRAME_CACHE_GENERATION), r.toFrame);
+    const framed = r.calls();
+    expect(await body(first, r.toFrame)).toBe(before);
+    expect(r.calls()).toBe(framed + first.length);
+  });
+});
