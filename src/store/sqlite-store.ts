@@ -243,18 +243,14 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       "INSERT INTO log_batches (task_id, origin, first_id, last_id, body) VALUES (?, ?, ?, ?, ?)",
     ),
     // Stored rows with ids in [?2, ?3]: none when a task's ids only grow (the agent's case).
-    overlappingLogs: prepare<LogBatchRow, [string, number, number]>(
-      `SELECT rowid AS rid, origin, first_id AS first, last_id AS last FROM log_batches
+    overlappingLogs: prepare<LogBatchRow & { body: string }, [string, number, number]>(
+      `SELECT rowid AS rid, origin, first_id AS first, last_id AS last, body FROM log_batches
          WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3`,
     ),
     overlapsLogs: prepare<{ one: number }, [string, number, number]>(
       "SELECT 1 AS one FROM log_batches WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3 LIMIT 1",
     ),
     deleteLogBatch: prepare<never, [number]>("DELETE FROM log_batches WHERE rowid = ?"),
-    narrowLogBatch: prepare<never, [number, number, number]>("UPDATE log_batches SET first_id = ?, last_id = ? WHERE rowid = ?"),
-    copyLogBatch: prepare<never, [number, number]>(
-      "INSERT INTO log_batches (task_id, origin, first_id, last_id, body) SELECT task_id, origin, ?2, last_id, body FROM log_batches WHERE rowid = ?1",
-    ),
     loadLogs: prepare<{ origin: number; first: number; last: number; body: string }, [string]>(
       "SELECT origin, first_id AS first, last_id AS last, body FROM log_batches WHERE task_id = ? ORDER BY last_id DESC",
     ),
@@ -280,15 +276,22 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
               (SELECT coalesce(sum(last_id - first_id + 1), 0) FROM log_batches) AS logEvents`,
     ),
   };
-  /** Make room for ids [a, b]: stored rows overlapping them lose those ids (as `INSERT OR REPLACE` of each would). */
+  /**
+   * Make room for ids [a, b]: stored rows overlapping them lose those ids (as
+   * `INSERT OR REPLACE` of each would). A row keeping ids on either side is
+   * rewritten with just those (the agent never overwrites stored ids; this
+   * keeps other callers from piling up copies of one row's body).
+   */
   function clearLogRange(taskId: string, a: number, b: number): void {
     for (const row of q.overlappingLogs.all(taskId, a, b)) {
-      if (row.first >= a && row.last <= b) q.deleteLogBatch.run(row.rid);
-      else if (row.first < a && row.last > b) {
-        q.copyLogBatch.run(row.rid, b + 1);
-        q.narrowLogBatch.run(row.first, a - 1, row.rid);
-      } else if (row.first < a) q.narrowLogBatch.run(row.first, a - 1, row.rid);
-      else q.narrowLogBatch.run(b + 1, row.last, row.rid);
+      q.deleteLogBatch.run(row.rid);
+      if (row.first >= a && row.last <= b) continue;
+      const events = JSON.parse(row.body) as LogEvent[];
+      const keep = (from: number, to: number) => {
+        if (from <= to) q.insertLogBatch.run(taskId, from, from, to, JSON.stringify(events.slice(from - row.origin, to - row.origin + 1)));
+      };
+      keep(row.first, Math.min(row.last, a - 1));
+      keep(Math.max(row.first, b + 1), row.last);
     }
   }
 
@@ -723,10 +726,11 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
 
     trimLogs(taskId, beforeId) {
+      const from = Math.ceil(beforeId); // ids are integers: the first one kept
       write(() =>
         atomically(() => {
-          q.trimLogBatches.run(taskId, beforeId);
-          q.trimLogBatchStart.run(taskId, beforeId);
+          q.trimLogBatches.run(taskId, from);
+          q.trimLogBatchStart.run(taskId, from);
         }),
       );
     },

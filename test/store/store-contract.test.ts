@@ -386,6 +386,13 @@ describe.each(implementations)("%s store", (_name, create) => {
       expect(store.stats().logEvents).toBe(2);
     });
 
+    test("trimLogs below a fractional id keeps the whole ids above it", () => {
+      store.appendLogs("t", logs(1, 6));
+      store.trimLogs("t", 3.5);
+      expect(store.loadLogs("t", 100)).toEqual(logs(4, 6));
+      expect(store.stats().logEvents).toBe(3);
+    });
+
     test("logs of a deleted task are ignored", () => {
       store.putTask(makeTask({ id: "gone" }));
       store.deleteTask("gone");
