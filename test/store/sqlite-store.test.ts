@@ -197,6 +197,14 @@ describe("durability", () => {
 });
 
 describe("log rows", () => {
+  /** A store in `dir` holding task "t". */
+  function storeWithTask(dir: string) {
+    const path = dbPath(dir);
+    const store = createSqliteStore({ path });
+    store.putTask(makeTask({ id: "t" }));
+    return { path, store };
+  }
+
   /** Rows of `log_batches` and the events each holds, in id order. */
   function logRows(path: string): number[] {
     const db = new Database(path, { readonly: true });
@@ -207,12 +215,11 @@ describe("log rows", () => {
     }
   }
 
+  const chunk = (id: number, line: string): LogRecord => ({ id, event: { type: "chunk", attempt: 1, stream: "stdout", seq: id, ts: 1, line } });
+
   test("consecutive events share a row: up to 4096 of them, or about 1 MiB of lines; a gap in the ids starts a new row", async () => {
     using dir = tempDir();
-    const path = dbPath(dir.path);
-    const store = createSqliteStore({ path });
-    store.putTask(makeTask({ id: "t" }));
-    const chunk = (id: number, line: string): LogRecord => ({ id, event: { type: "chunk", attempt: 1, stream: "stdout", seq: id, ts: 1, line } });
+    const { path, store } = storeWithTask(dir.path);
     const short = Array.from({ length: 5000 }, (_, i) => chunk(i + 1, `line ${i + 1}`));
     const long = Array.from({ length: 8 }, (_, i) => chunk(6001 + i, "y".repeat(300 * 1024)));
     store.appendLogs("t", [...short, ...long]);
@@ -221,15 +228,10 @@ describe("log rows", () => {
     // 5000 short lines: 4096 + 904; then the gap; 8 lines of 300 KiB: rows stop once past 1 MiB (4 lines each).
     expect(logRows(path)).toEqual([4096, 904, 4, 4]);
   });
-});
 
-describe("log rows, overwritten", () => {
   test("ids overwritten inside a stored row leave rows holding only what they still show (no copies of the old body)", async () => {
     using dir = tempDir();
-    const path = dbPath(dir.path);
-    const store = createSqliteStore({ path });
-    store.putTask(makeTask({ id: "t" }));
-    const chunk = (id: number, line: string): LogRecord => ({ id, event: { type: "chunk", attempt: 1, stream: "stdout", seq: id, ts: 1, line } });
+    const { path, store } = storeWithTask(dir.path);
     const all = Array.from({ length: 4000 }, (_, i) => chunk(i + 1, `line ${i + 1} ${"z".repeat(90)}`));
     store.appendLogs("t", all);
     for (let k = 0; k < 100; k++) {
