@@ -82,7 +82,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     // One row per batch of consecutive log events instead of one per event: a chatty task's flush is a
     // few INSERTs of JSON arrays, not one row (and one JSON text) per line (bench/README.md, benchmark 3).
-    // origin = id of body[0]; [first_id, last_id] is the part still stored (trims and overwrites narrow it).
+    // origin = id of body[0]; [first_id, last_id] is the part still stored (a trim narrows it).
     description: "log events stored in batches",
     sql: `
       CREATE TABLE log_batches (
