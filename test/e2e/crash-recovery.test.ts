@@ -132,6 +132,9 @@ describe("crash safety of the compiled binary", () => {
         for (const re of [/^timeout-child (\d+)$/, /^job (\d+)$/]) pids.push(Number((await waitForLine(a, id, re))[1]));
         sid = cleanup.add(groupAndSession(pids[1]!)![1]);
         for (const pid of pids) expect(groupAndSession(pid)![0]).not.toBe(sid); // outside the run's group
+        // The run's identity is stored by then, but commits with the next group commit (≈ 2 ms later, more
+        // under load): a submit answers after a durable commit, which covers every earlier write.
+        await submit(a, { slot: "barrier", hold: true, kind: { subprocess: { mode: { command: { command: "true", args: [] } } } } });
       } finally {
         await a.stop("SIGKILL");
       }
