@@ -42,18 +42,27 @@ function frame(f: SseFrame): string {
  * (bench/README.md, benchmark 3).
  */
 export const FRAME_CACHE_GENERATION = 8192;
+/**
+ * And at most this many characters of frame text per generation: watch
+ * frames carry whole tasks (a spec may take 4 MiB), so a count alone would
+ * let the cache hold gigabytes. A frame larger than a quarter of it is not
+ * cached at all.
+ */
+export const FRAME_CACHE_GENERATION_CHARS = 4 * 1024 * 1024;
 
 /** Frame text of recently framed records, per renderer: the current and the previous generation. */
 interface FrameCache {
   current: Map<object, string>;
   previous: Map<object, string>;
+  /** Characters of frame text in `current`. */
+  chars: number;
 }
 const frameCaches = new WeakMap<(item: never) => SseFrame, FrameCache>();
 
 function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame): string {
   let cache = frameCaches.get(toFrame);
   if (cache === undefined) {
-    cache = { current: new Map(), previous: new Map() };
+    cache = { current: new Map(), previous: new Map(), chars: 0 };
     frameCaches.set(toFrame, cache);
   }
   let text = "";
@@ -65,11 +74,15 @@ function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame): strin
     let f = cache.current.get(item) ?? cache.previous.get(item);
     if (f === undefined) {
       f = frame(toFrame(item));
-      if (cache.current.size >= FRAME_CACHE_GENERATION) {
-        cache.previous = cache.current;
-        cache.current = new Map();
+      if (f.length <= FRAME_CACHE_GENERATION_CHARS / 4) {
+        if (cache.current.size >= FRAME_CACHE_GENERATION || cache.chars + f.length > FRAME_CACHE_GENERATION_CHARS) {
+          cache.previous = cache.current;
+          cache.current = new Map();
+          cache.chars = 0;
+        }
+        cache.current.set(item, f);
+        cache.chars += f.length;
       }
-      cache.current.set(item, f);
     }
     text += f;
   }

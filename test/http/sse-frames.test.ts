@@ -4,7 +4,7 @@
  * framed long ago (a retained log of millions of lines must not be held twice).
  */
 import { describe, expect, test } from "bun:test";
-import { FRAME_CACHE_GENERATION, sseResponse, type SseFrame } from "../../src/http/sse.ts";
+import { FRAME_CACHE_GENERATION, FRAME_CACHE_GENERATION_CHARS, sseResponse, type SseFrame } from "../../src/http/sse.ts";
 import type { Subscription } from "../../src/logs/subscription.ts";
 
 interface Rec {
@@ -31,12 +31,12 @@ function fixed<T>(batches: T[][]): Subscription<T> {
 }
 
 /** A renderer that counts the records it frames. */
-function counting(): { toFrame: (r: Rec) => SseFrame; calls: () => number } {
+function counting(pad = ""): { toFrame: (r: Rec) => SseFrame; calls: () => number } {
   let n = 0;
   return {
     toFrame: (r) => {
       n++;
-      return { id: r.id, event: "rec", data: `{"id":${r.id}}` };
+      return { id: r.id, event: "rec", data: `{"id":${r.id}${pad}}` };
     },
     calls: () => n,
   };
@@ -65,5 +65,23 @@ describe("SSE frame cache", () => {
     const framed = r.calls();
     expect(await body(first, r.toFrame)).toBe(before);
     expect(r.calls()).toBe(framed + first.length);
+  });
+
+  test("big frames (watch events carry whole tasks) are cached by size too: a few MiB of them push older ones out", async () => {
+    const big = counting(`,"pad":"${"p".repeat(FRAME_CACHE_GENERATION_CHARS / 8)}"`); // an eighth of a generation a frame
+    const first = records(1, 1);
+    await body(first, big.toFrame);
+    await body(records(2, 16), big.toFrame); // two generations by size, far below the count
+    const framed = big.calls();
+    await body(first, big.toFrame);
+    expect(big.calls()).toBe(framed + 1);
+  });
+
+  test("a frame bigger than a quarter of a generation is not cached", async () => {
+    const huge = counting(`,"pad":"${"h".repeat(FRAME_CACHE_GENERATION_CHARS / 2)}"`);
+    const one = records(1, 1);
+    const [a, b] = await Promise.all([body(one, huge.toFrame), body(one, huge.toFrame)]);
+    expect(b).toBe(a);
+    expect(huge.calls()).toBe(2);
   });
 });
