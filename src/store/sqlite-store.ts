@@ -247,11 +247,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       `SELECT rowid AS rid, origin, first_id AS first, last_id AS last, body FROM log_batches
          WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3`,
     ),
-    overlapsLogs: prepare<{ one: number }, [string, number, number]>(
-      "SELECT 1 AS one FROM log_batches WHERE task_id = ?1 AND last_id >= ?2 AND first_id <= ?3 LIMIT 1",
-    ),
     deleteLogBatch: prepare<never, [number]>("DELETE FROM log_batches WHERE rowid = ?"),
-    loadLogs: prepare<{ origin: number; first: number; last: number; body: string }, [string]>(
+    loadLogs: prepare<Omit<LogBatchRow, "rid"> & { body: string }, [string]>(
       "SELECT origin, first_id AS first, last_id AS last, body FROM log_batches WHERE task_id = ? ORDER BY last_id DESC",
     ),
     trimLogBatches: prepare<never, [string, number]>("DELETE FROM log_batches WHERE task_id = ? AND last_id < ?"),
@@ -282,8 +279,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
    * rewritten with just those (the agent never overwrites stored ids; this
    * keeps other callers from piling up copies of one row's body).
    */
-  function clearLogRange(taskId: string, a: number, b: number): void {
-    for (const row of q.overlappingLogs.all(taskId, a, b)) {
+  function clearLogRange(taskId: string, a: number, b: number, overlapping = q.overlappingLogs.all(taskId, a, b)): void {
+    for (const row of overlapping) {
       q.deleteLogBatch.run(row.rid);
       if (row.first >= a && row.last <= b) continue;
       const events = JSON.parse(row.body) as LogEvent[];
@@ -690,16 +687,18 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         rows.push([origin, origin + (j - i) - 1, JSON.stringify(events)]);
         i = j;
       }
+      // The usual case (a flush of a task whose ids only grow): one row with nothing stored in its range, one
+      // INSERT, atomic by itself.
       const [only] = rows;
-      if (rows.length === 1 && only !== undefined && !q.overlapsLogs.get(taskId, only[0], only[1])) {
-        // The usual case (a flush of a task whose ids only grow): one INSERT, atomic by itself.
+      const overlapping = rows.length === 1 && only !== undefined ? q.overlappingLogs.all(taskId, only[0], only[1]) : undefined;
+      if (only !== undefined && overlapping?.length === 0) {
         write(() => q.insertLogBatch.run(taskId, only[0], only[0], only[1], only[2]));
         return;
       }
       write(() =>
         atomically(() => {
           for (const [first, last, body] of rows) {
-            clearLogRange(taskId, first, last);
+            clearLogRange(taskId, first, last, rows.length === 1 ? overlapping : undefined);
             q.insertLogBatch.run(taskId, first, first, last, body);
           }
         }),
