@@ -4,7 +4,7 @@
  * target, pass/fail. Each benchmark alternates its own figure with its
  * baseline over BENCH_ROUNDS rounds (default 3) and reports medians.
  *
- *   bun run bench                      # all, ≈ 5 min on 2 cores
+ *   bun run bench                      # all, ≈ 6 min on 2 cores
  *   BENCH_ROUNDS=5 bun bench/run.ts 1  # one benchmark, more rounds
  *   TASKLANE_BIN=dist/tasklane bun run bench   # skip the build
  *   BENCH_PROFILE_DIR=/tmp/prof bun bench/run.ts 3   # agent from source under --cpu-prof
