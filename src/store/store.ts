@@ -27,6 +27,15 @@ export interface StoredRun extends TaskRun {
    * recovery reads from a task's newest run, the one run never trimmed.
    */
   restartedAfter?: true;
+  /**
+   * Set on a task's newest run when its restart policy scheduled another
+   * attempt after it: when that attempt may start (epoch ms; the end of the
+   * backoff or of the `always` interval). Recovery after a restart of the
+   * agent waits out what is left of it instead of starting the task at once.
+   */
+  retryAt?: number;
+  /** With `retryAt`: the consecutive failures counted so far, which size the backoff after the next attempt. */
+  failures?: number;
 }
 
 export interface StoreStats {

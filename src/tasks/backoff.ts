@@ -50,3 +50,14 @@ function unit(r: number): number {
   if (!Number.isFinite(r)) return 0;
   return Math.min(Math.max(r, 0), 1);
 }
+
+/**
+ * What is left of a retry delay that was due at `retryAt` (epoch ms) when
+ * the agent resumes at `now`: never negative, and never more than
+ * `maxDelay`, the longest delay the task's policy can ask for — a clock
+ * stepped back while the agent was down must not stretch the wait.
+ */
+export function remainingDelay(retryAt: number, now: number, maxDelay: number): number {
+  if (!Number.isFinite(retryAt)) return 0;
+  return Math.max(0, Math.min(retryAt - now, maxDelay));
+}

@@ -22,7 +22,7 @@ import { killLeftoverGroup } from "../runner/proc-stat.ts";
 import type { LimitOutcome, ResourceLimiter } from "../runner/resource-limits.ts";
 import { isOwnEnvironment, startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
 import type { Store, StoredRun } from "../store/store.ts";
-import { backoffDelay } from "./backoff.ts";
+import { backoffDelay, remainingDelay } from "./backoff.ts";
 import type { AdmissionOutcome, Phase, Task, TaskSpec, TaskStatus } from "./model.ts";
 import { isTerminal } from "./model.ts";
 import { createPriorityQueue } from "./priority-queue.ts";
@@ -375,12 +375,17 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     events.runFinished(state.task, finished);
 
     if (state.stopping) finish(state, "canceled", exitCode, state.stopping.error);
-    else decideNext(state, phase, exitCode, error);
+    else decideNext(state, phase, exitCode, error, finished);
     pump();
   }
 
-  /** Apply the restart policy after an attempt. */
-  function decideNext(state: Active, phase: Phase, exitCode: number | undefined, error: string | undefined): void {
+  /**
+   * Apply the restart policy after an attempt. A retry's due time and the
+   * failure count are stored on the attempt's stored record `run` (when it
+   * has one), so that a restart of the agent resumes the wait instead of
+   * cutting it short.
+   */
+  function decideNext(state: Active, phase: Phase, exitCode: number | undefined, error: string | undefined, run?: StoredRun): void {
     const spec = state.task.spec;
     const success = phase === "succeeded";
     if (success) state.failures = 0;
@@ -395,6 +400,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       return finish(state, "exhausted", exitCode, `exhausted: ${used} of ${spec.maxAttempts} attempts used${since} (last: ${last})`);
     }
     const delay = success && r.type === "always" ? r.intervalMs : backoffDelay(spec.backoff, state.failures++, random);
+    if (run) store.putRun(state.task.metadata.id, { ...run, retryAt: clock() + delay, failures: state.failures });
     write(state, status("pending", attempt, exitCode, error));
     if (shuttingDown) {
       state.where = "backoff";
@@ -408,8 +414,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const tasks = store.activeTasks();
     const now = clock();
     // Runs in flight when the agent died: close them, kill leftovers.
-    const interrupted: Active[] = [];
-    const pending: Active[] = [];
+    const interrupted: { state: Active; run: StoredRun | undefined }[] = [];
+    const pending: { state: Active; retryAt: number | undefined }[] = [];
     for (const task of tasks) {
       const id = task.metadata.id;
       const state = newActive(task);
@@ -419,6 +425,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       // The restart budget in effect (see StoredRun.base): the newest run always says it.
       const newest = runs.at(-1);
       if (newest) state.base = newest.restartedAfter ? newest.attempt : (newest.base ?? 0);
+      // The failures counted since the restart in effect, as the last retry scheduled after it stored them.
+      state.failures = runs.findLast((r) => r.attempt > state.base && r.failures !== undefined)?.failures ?? 0;
+      let closedRun: StoredRun | undefined;
       for (const r of runs) {
         if (r.finishedAt !== undefined) continue;
         wasRunning = true;
@@ -432,33 +441,42 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         store.putRun(id, closed);
         hub.runFinished(id, r.attempt, undefined, now);
         if (stopping !== undefined) stopped = stopping;
+        closedRun = closed;
       }
       if (stopped !== undefined) finish(state, "canceled", undefined, stopped);
-      else (wasRunning ? interrupted : pending).push(state);
+      else if (wasRunning) interrupted.push({ state, run: closedRun });
+      else pending.push({ state, retryAt: newest && newest.attempt > state.base ? newest.retryAt : undefined });
     }
     // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
-    for (const state of interrupted) {
+    for (const { state, run } of interrupted) {
       const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
       if (!l.holder) l.holder = state.task.metadata.id;
       else {
         l.queue.push(state.task.metadata.id);
         state.where = "slotQueue";
       }
-      if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted");
+      if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted", run);
     }
-    for (const state of pending) {
+    for (const { state, retryAt } of pending) {
       if (state.task.spec.hold) continue;
       const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
       const id = state.task.metadata.id;
       if (!l.holder) {
         l.holder = id;
-        // A backoff cut short by the restart is over: the task competes for capacity like the others.
-        enqueueForCapacity(state);
+        // A task that was waiting out a backoff or an `always` interval waits out the rest of it.
+        const wait = retryAt === undefined ? 0 : remainingDelay(retryAt, now, longestDelay(state.task.spec));
+        if (wait > 0) scheduleRetry(state, wait);
+        else enqueueForCapacity(state);
       } else {
         state.where = "slotQueue";
         l.queue.push(id);
       }
     }
+  }
+
+  /** The longest wait `spec`'s restart policy can ask for between two attempts. */
+  function longestDelay(spec: TaskSpec): number {
+    return Math.max(spec.backoff.maxMs, spec.restart.type === "always" ? spec.restart.intervalMs : 0);
   }
 
   function scheduleRetry(state: Active, delay: number): void {

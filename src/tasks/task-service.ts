@@ -387,7 +387,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
       mustGet(id, caller);
       const stored = store.listRuns(id);
       const shown = deps.maxRuns !== undefined && stored.length > deps.maxRuns ? stored.slice(-deps.maxRuns) : stored;
-      return shown.map(({ process: _p, stopping: _s, base: _b, restartedAfter: _r, ...run }) => run);
+      return shown.map(({ process: _p, stopping: _s, base: _b, restartedAfter: _r, retryAt: _t, failures: _f, ...run }) => run);
     },
 
     async delete(id, caller) {

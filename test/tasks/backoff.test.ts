@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { backoffDelay } from "../../src/tasks/backoff.ts";
+import { backoffDelay, remainingDelay } from "../../src/tasks/backoff.ts";
 import { JITTERS, type Backoff, type Jitter } from "../../src/tasks/model.ts";
 
 const policy = (jitter: Jitter, firstMs = 1000, maxMs = 30000, factor = 2): Backoff => ({ jitter, firstMs, maxMs, factor });
@@ -154,5 +154,22 @@ describe("backoffDelay edge cases", () => {
     };
     for (const j of JITTERS) backoffDelay(policy(j), 2, counting);
     expect(calls).toBe(JITTERS.length);
+  });
+});
+
+describe("remainingDelay (a wait resumed after a restart of the agent)", () => {
+  test("what is left of the wait", () => {
+    expect(remainingDelay(10_000, 4_000, 60_000)).toBe(6_000);
+  });
+  test("a wait already over is 0, never negative", () => {
+    expect(remainingDelay(10_000, 10_000, 60_000)).toBe(0);
+    expect(remainingDelay(10_000, 99_000, 60_000)).toBe(0);
+  });
+  test("a clock stepped back while the agent was down waits no longer than the policy's longest delay", () => {
+    expect(remainingDelay(10_000_000, 1_000, 60_000)).toBe(60_000);
+  });
+  test("a stored time that is not a finite number resumes at once", () => {
+    expect(remainingDelay(Number.NaN, 1_000, 60_000)).toBe(0);
+    expect(remainingDelay(Number.POSITIVE_INFINITY, 1_000, 60_000)).toBe(0);
   });
 });
