@@ -10,7 +10,7 @@ import type { Store } from "../store/store.ts";
 import { isTerminal } from "./model.ts";
 import type { Supervisor } from "./supervisor.ts";
 import type { TaskEvents } from "./task-events.ts";
-import { parseTaskSpec } from "./validate-spec.ts";
+import { MAX_LABELS, parseTaskSpec } from "./validate-spec.ts";
 
 /** A change on the task watch stream, numbered by a global monotonically increasing id. */
 export type WatchEvent =
@@ -378,6 +378,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     find: lookup,
 
     list(query, caller) {
+      // More keys than a task can hold match nothing, and each is a term of the store's query (SQLite caps a query's depth).
+      const filters = query.labels ? Object.keys(query.labels).length : 0;
+      if (filters > MAX_LABELS) throw invalid(`label filters: at most ${MAX_LABELS} (a task holds at most ${MAX_LABELS} labels), got ${filters}`);
       const p = caller.principal;
       const q: TaskQuery = p && p.role !== "admin" ? { ...query, owner: p.name } : query;
       return store.listTasks(q);

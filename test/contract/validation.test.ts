@@ -117,4 +117,16 @@ describe("list query validation", () => {
     using c = factory(agent);
     expect(await failure(c.list({ limit: 1001 }))).toEqual({ code: "InvalidRequest", message: expect.stringMatching(/^limit: /) });
   });
+
+  test.each(TRANSPORTS)("%s: more label filters than a task can hold (64) is InvalidRequest", async (_t, factory) => {
+    using c = factory(agent);
+    const labels = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]));
+    expect(await c.list({ labels: labels(64) })).toEqual({ tasks: [], total: 0 });
+    for (const n of [65, 500]) {
+      expect(await failure(c.list({ labels: labels(n) }))).toEqual({
+        code: "InvalidRequest",
+        message: `label filters: at most 64 (a task holds at most 64 labels), got ${n}`,
+      });
+    }
+  });
 });

@@ -135,6 +135,18 @@ for (const persistent of [false, true]) {
       });
     }
 
+    test("64 label filters list what matches all of them; more is 400 InvalidRequest, not a failed query", async () => {
+      const query = (n: number) => Array.from({ length: n }, (_, i) => `label=k${i}=v`).join("&");
+      expect(await list(query(64))).toEqual({ names: [], total: 0 });
+      // 990 filters made the SQL store's query deeper than SQLite allows (a 500 before the cap).
+      for (const n of [65, 990]) {
+        expect(await a.json("GET", `/api/v1/tasks?${query(n)}`)).toEqual({
+          status: 400,
+          body: { error: "InvalidRequest", message: `label filters: at most 64 (a task holds at most 64 labels), got ${n}` },
+        });
+      }
+    });
+
     test("default limit is 100, max 1000", async () => {
       for (let i = 0; i < 100; i++) {
         now = 10_000 + i;
