@@ -85,6 +85,12 @@ interface OptionDef {
 export const MAX_KILL_GRACE_MS = 600_000;
 /** Largest `--heartbeat`: 1 h, so its timer and the announced `heartbeatIntervalS` (int32) stay in range. */
 export const MAX_HEARTBEAT_MS = 3_600_000;
+/**
+ * Largest `--max-line`: 1 MiB. A cut line must fit one gRPC message (4 MiB,
+ * CONTRACT §5) even when every byte was invalid UTF-8 and became U+FFFD
+ * (3 bytes each), with its marker and framing.
+ */
+export const MAX_LINE_BYTES = 1 << 20;
 /** Largest `--max-concurrent`: beyond any process table, and within the uint32 of gRPC `Info.max_concurrent`. */
 export const MAX_CONCURRENT = 1_000_000;
 
@@ -99,7 +105,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--max-queue", env: "TASKLANE_MAX_QUEUE", key: "maxQueuePerSlot", kind: "int", def: "1000", min: 1, help: "queued tasks per slot; beyond it submit answers 503" },
   { flag: "--log-retain", env: "TASKLANE_LOG_RETAIN", key: "logRetain", kind: "int", def: "1000", min: 1, help: "log events kept per task" },
   { flag: "--log-retain-bytes", env: "TASKLANE_LOG_RETAIN_BYTES", key: "logRetainBytes", kind: "bytes", def: "4MiB", min: 1024, help: "log bytes kept per task (at least 1KiB)" },
-  { flag: "--max-line", env: "TASKLANE_MAX_LINE", key: "maxLineBytes", kind: "bytes", def: "16KiB", min: 16, help: "longer output lines are cut and marked (at least 16)" },
+  { flag: "--max-line", env: "TASKLANE_MAX_LINE", key: "maxLineBytes", kind: "bytes", def: "16KiB", min: 16, max: MAX_LINE_BYTES, help: "longer output lines are cut and marked (16 bytes to 1MiB)" },
   { flag: "--kill-grace-ms", env: "TASKLANE_KILL_GRACE_MS", key: "killGraceMs", kind: "int", def: "5000", min: 0, max: MAX_KILL_GRACE_MS, help: "default SIGTERM -> SIGKILL grace in ms (0 to 600000)" },
   { flag: "--spawn-on", env: "TASKLANE_SPAWN_ON", key: "spawnOn", kind: "enum", def: "main", values: ["main", "thread"], help: "spawn tasks and read their output on the main thread, or on a runner thread" },
   { flag: "--task-ttl", env: "TASKLANE_TASK_TTL", key: "taskTtlMs", kind: "duration", def: "24h", help: "terminal tasks are swept after this long" },
@@ -157,6 +163,14 @@ function showDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** `1048576` → `1MiB`, `1000` → `1000 bytes`: a maximum shown the way sizes are written. */
+function showBytes(n: number): string {
+  for (const [unit, size] of [["GiB", 1 << 30], ["MiB", 1 << 20], ["KiB", 1024]] as const) {
+    if (n % size === 0) return `${n / size}${unit}`;
+  }
+  return `${n} bytes`;
+}
+
 function convert(def: OptionDef, raw: string, source: string): unknown {
   const bad = (why: string) => new ConfigError(`${source}: ${why}, got ${JSON.stringify(raw)}`);
   const max = def.max ?? Number.MAX_SAFE_INTEGER;
@@ -187,7 +201,7 @@ function convert(def: OptionDef, raw: string, source: string): unknown {
       const n = parseBytes(raw);
       if (n === undefined) throw bad("must be a size like 16384, 16KiB or 4MiB");
       if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min} bytes`);
-      if (n > max) throw bad(`must be at most ${max} bytes`);
+      if (n > max) throw bad(`must be at most ${showBytes(max)}`);
       return n;
     }
     case "addr": {

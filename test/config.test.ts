@@ -25,6 +25,13 @@ function refusal(argv: string[], env: Record<string, string> = {}): string {
 }
 
 describe("numeric bounds", () => {
+  test("--max-line is 16 bytes to 1MiB: a cut line, its invalid bytes replaced (3 bytes each), must fit one 4 MiB gRPC message", () => {
+    expect(parseConfig(["--max-line", "1MiB"], {}).maxLineBytes).toBe(1 << 20);
+    expect(refusal(["--max-line", "1048577"])).toBe('--max-line: must be at most 1MiB, got "1048577"');
+    expect(refusal([], { TASKLANE_MAX_LINE: "6MiB" })).toBe('TASKLANE_MAX_LINE: must be at most 1MiB, got "6MiB"');
+    expect(refusal(["--max-line", "15"])).toBe('--max-line: must be at least 16 bytes, got "15"');
+  });
+
   test("--kill-grace-ms is at most 600000 (a task's own killGraceMs bound); past 2^31 its timer would fire at once", () => {
     expect(MAX_KILL_GRACE_MS).toBe(600_000);
     expect(parseConfig(["--kill-grace-ms", "600000"], {}).killGraceMs).toBe(600_000);

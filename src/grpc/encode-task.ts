@@ -22,7 +22,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetTaskStatusResponseSchema } from "../gen/solti/v1/api_pb.ts";
 import { RestartStrategy, TaskDataSchema, TaskRunInfoSchema } from "../gen/solti/v1/types_pb.ts";
-import type { ScriptMode, Task, TaskSpec } from "../tasks/model.ts";
+import type { ScriptMode, Task, TaskRun, TaskSpec } from "../tasks/model.ts";
 import type { RunOutcome } from "../tasks/task-service.ts";
 import { ADMISSION_OUT, JITTER_OUT, PHASE_TO_STATUS, RUNTIME_OUT, runToProto, taskToProto } from "./convert.ts";
 import { ProtoWriter, putVarint, varintSize, WireType } from "./proto-writer.ts";
@@ -289,6 +289,29 @@ export function encodeListTasksResponse(tasks: readonly Task[], total: number, b
     putVarint(buf, o + 1, total);
   }
   return { bytes: buf, count: parts.length };
+}
+
+/**
+ * The wire bytes of `ListTaskRunsResponse { runs }`, cut to `budget` bytes:
+ * the newest runs that fit, oldest first as always (only a task with
+ * thousands of runs kept, `--max-runs`, comes near 4 MiB; REST lists them
+ * all). The newest run is always kept. Byte for byte `toBinary` of the runs
+ * kept.
+ */
+export function encodeListTaskRunsResponse(runs: readonly TaskRun[], budget = RESPONSE_BUDGET_BYTES): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const data = toBinary(TaskRunInfoSchema, runToProto(runs[i] as TaskRun));
+    const next = size + framed(data.length);
+    if (parts.length > 0 && next > budget) break;
+    parts.push(data);
+    size = next;
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (let i = parts.length - 1; i >= 0; i--) o = putField(buf, o, 0x0a, parts[i] as Uint8Array);
+  return buf;
 }
 
 /** One stream's output lines with their encoded sizes, cut from the front. */

@@ -3,13 +3,14 @@
  * convert back. Semantics (CONTRACT §5): GetTaskStatus answers an unknown id
  * with OK and no task; ListTaskRuns and StreamTaskLogs answer NOT_FOUND;
  * DeleteTask is idempotent. A ListTasks page ends early rather than exceed
- * the 4 MiB message cap (`encodeListTasksResponse`).
+ * the 4 MiB message cap (`encodeListTasksResponse`); ListTaskRuns answers the
+ * newest runs that fit under it (`encodeListTaskRunsResponse`).
  */
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { encodeLogEvent, queryFromProto, runToProto, specFromProto } from "./convert.ts";
-import { encodeGetTaskStatusResponse, encodeListTasksResponse } from "./encode-task.ts";
+import { encodeLogEvent, queryFromProto, specFromProto } from "./convert.ts";
+import { encodeGetTaskStatusResponse, encodeListTaskRunsResponse, encodeListTasksResponse } from "./encode-task.ts";
 
 /** SoltiApi handlers over `service`. */
 export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof SoltiApi> {
@@ -29,7 +30,8 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
       return encodeListTasksResponse(tasks, total).bytes;
     },
     listTaskRuns(req, ctx) {
-      return { runs: service.runs(req.taskId, ctx.caller).map(runToProto) };
+      // Cut to the message budget: the newest runs that fit.
+      return encodeListTaskRunsResponse(service.runs(req.taskId, ctx.caller));
     },
     async deleteTask(req, ctx) {
       await service.delete(req.taskId, ctx.caller);

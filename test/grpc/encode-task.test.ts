@@ -6,19 +6,20 @@
  */
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { GetTaskStatusResponseSchema, ListTasksResponseSchema } from "../../src/gen/solti/v1/api_pb.ts";
+import { GetTaskStatusResponseSchema, ListTaskRunsResponseSchema, ListTasksResponseSchema } from "../../src/gen/solti/v1/api_pb.ts";
 import { CreateSpecSchema, TaskDataSchema } from "../../src/gen/solti/v1/types_pb.ts";
 import { RunTaskResponseSchema } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { runToProto, specToProto, taskToProto } from "../../src/grpc/convert.ts";
 import {
   encodeGetTaskStatusResponse,
+  encodeListTaskRunsResponse,
   encodeListTasksResponse,
   encodeRunTaskResponse,
   encodeTaskData,
   GRPC_MESSAGE_BYTES,
   RESPONSE_BUDGET_BYTES,
 } from "../../src/grpc/encode-task.ts";
-import { ADMISSIONS, JITTERS, PHASES, WELL_KNOWN_RUNTIMES, type Task, type TaskSpec } from "../../src/tasks/model.ts";
+import { ADMISSIONS, JITTERS, PHASES, WELL_KNOWN_RUNTIMES, type Task, type TaskRun, type TaskSpec } from "../../src/tasks/model.ts";
 import type { RunOutcome } from "../../src/tasks/task-service.ts";
 import { MAX_SPEC_TEXT_BYTES, specTextBytes } from "../../src/tasks/validate-spec.ts";
 
@@ -255,6 +256,33 @@ describe("encodeListTasksResponse", () => {
     const page = encodeListTasksResponse(tasks, 2, 1_000);
     expect({ count: page.count, bytes: hex(page.bytes) }).toEqual({ count: 1, bytes: reference(tasks.slice(0, 1), 2) });
     expect(encodeListTasksResponse([], 7, 1)).toEqual({ count: 0, bytes: Buffer.from([0x10, 7]) });
+  });
+});
+
+describe("encodeListTaskRunsResponse", () => {
+  const reference = (runs: TaskRun[]) => hex(toBinary(ListTaskRunsResponseSchema, create(ListTaskRunsResponseSchema, { runs: runs.map(runToProto) })));
+  const run = (attempt: number, error = ""): TaskRun =>
+    error
+      ? { attempt, phase: "failed", startedAt: 1_712_750_400_000 + attempt, finishedAt: 1_712_750_401_000 + attempt, exitCode: 1, error }
+      : { attempt, phase: "succeeded", startedAt: 1_712_750_400_000 + attempt, finishedAt: 1_712_750_401_000 + attempt, exitCode: 0 };
+
+  test("runs within the budget: byte for byte toBinary of all of them", () => {
+    for (const n of [0, 1, 2, 100]) {
+      const runs = Array.from({ length: n }, (_, i) => run(i + 1, i % 3 === 0 ? `exit code ${i}` : ""));
+      expect(hex(encodeListTaskRunsResponse(runs))).toBe(reference(runs));
+    }
+  });
+
+  test("past the budget: the newest runs that fit, oldest first; the newest is always there", () => {
+    const runs = Array.from({ length: 50_000 }, (_, i) => run(i + 1, `cannot prepare the command line: ${"x".repeat(200)}`));
+    const bytes = encodeListTaskRunsResponse(runs);
+    expect(bytes.length).toBeLessThanOrEqual(RESPONSE_BUDGET_BYTES);
+    const kept = fromBinary(ListTaskRunsResponseSchema, bytes).runs.map((r) => r.attempt);
+    expect(kept.at(-1)).toBe(50_000);
+    expect(hex(bytes)).toBe(reference(runs.slice(-kept.length)));
+    // As many as fit: one more would not.
+    expect(bytes.length + toBinary(ListTaskRunsResponseSchema, create(ListTaskRunsResponseSchema, { runs: [runToProto(runs[runs.length - kept.length - 1]!)] })).length).toBeGreaterThan(RESPONSE_BUDGET_BYTES);
+    expect(hex(encodeListTaskRunsResponse(runs.slice(0, 3), 10))).toBe(reference(runs.slice(2, 3)));
   });
 });
 

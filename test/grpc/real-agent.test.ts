@@ -82,6 +82,20 @@ describe("gRPC over the real agent", () => {
     expect(await failure(unary(c.solti, "ListTaskRuns", { taskId }))).toEqual({ code: grpc.status.NOT_FOUND, details: `task ${taskId} not found` });
   });
 
+  test("a line at the --max-line maximum (1MiB), every byte invalid UTF-8, streams in one message; the events after it too", async () => {
+    await using a = await startAgent({ args: ["--max-line", "1MiB", "--log-retain-bytes", "16MiB"] });
+    using c = clients(a.grpcAddr);
+    // 2 MiB of 0xFF (cut at 1 MiB, each byte then a 3-byte U+FFFD), then a short line.
+    const { taskId } = await unary<{ taskId: string }>(c.solti, "SubmitTask", { spec: bash("head -c 2097152 /dev/zero | tr '\\0' '\\377'; echo; echo after") });
+    const logs = await collect<{ kind: string; chunk?: { line: Buffer } }>(serverStream(c.solti, "StreamTaskLogs", { taskId }));
+    expect(logs.code).toBe(grpc.status.OK);
+    const cut = logs.messages[1]?.chunk?.line.toString("utf8") ?? "";
+    expect(cut.length).toBeGreaterThan(1 << 20);
+    expect(cut.startsWith("\uFFFD".repeat(1000))).toBe(true);
+    expect(cut).toEndWith("…[truncated 1048576 bytes]");
+    expect(logs.messages.map((m) => (m.chunk ? (m === logs.messages[1] ? "cut" : String(m.chunk.line)) : m.kind))).toEqual(["runStarted", "cut", "after", "runFinished"]);
+  });
+
   test("validation messages are the REST ones", async () => {
     await using a = await startAgent();
     using c = clients(a.grpcAddr);
