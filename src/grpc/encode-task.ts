@@ -272,15 +272,14 @@ export interface EncodedPage {
  */
 export function encodeListTasksResponse(tasks: readonly Task[], total: number, budget = RESPONSE_BUDGET_BYTES): EncodedPage {
   // total is a uint32 count; written after the tasks (field-number order), absent when 0.
-  let size = total !== 0 ? 1 + varintSize(total) : 0;
-  const parts: Uint8Array[] = [];
-  for (const task of tasks) {
-    const data = encodeTaskData(task);
-    const next = size + framed(data.length);
-    if (parts.length > 0 && next > budget) break;
-    parts.push(data);
-    size = next;
-  }
+  const totalSize = total !== 0 ? 1 + varintSize(total) : 0;
+  const { parts, size } = takeWhileFits(
+    (function* () {
+      for (const task of tasks) yield encodeTaskData(task);
+    })(),
+    totalSize,
+    budget,
+  );
   const buf = Buffer.allocUnsafe(size);
   let o = 0;
   for (const data of parts) o = putField(buf, o, 0x0a, data);
@@ -299,19 +298,33 @@ export function encodeListTasksResponse(tasks: readonly Task[], total: number, b
  * kept.
  */
 export function encodeListTaskRunsResponse(runs: readonly TaskRun[], budget = RESPONSE_BUDGET_BYTES): Uint8Array {
+  const { parts, size } = takeWhileFits(
+    (function* () {
+      for (let i = runs.length - 1; i >= 0; i--) yield toBinary(TaskRunInfoSchema, runToProto(runs[i] as TaskRun));
+    })(),
+    0,
+    budget,
+  );
+  const buf = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (let i = parts.length - 1; i >= 0; i--) o = putField(buf, o, 0x0a, parts[i] as Uint8Array);
+  return buf;
+}
+
+/**
+ * Encoded messages taken in order, as fields of one response, while the
+ * response (`size` bytes before them) stays within `budget`; the first is
+ * always taken. Answers them and the response's size with them.
+ */
+function takeWhileFits(messages: Iterable<Uint8Array>, size: number, budget: number): { parts: Uint8Array[]; size: number } {
   const parts: Uint8Array[] = [];
-  let size = 0;
-  for (let i = runs.length - 1; i >= 0; i--) {
-    const data = toBinary(TaskRunInfoSchema, runToProto(runs[i] as TaskRun));
+  for (const data of messages) {
     const next = size + framed(data.length);
     if (parts.length > 0 && next > budget) break;
     parts.push(data);
     size = next;
   }
-  const buf = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (let i = parts.length - 1; i >= 0; i--) o = putField(buf, o, 0x0a, parts[i] as Uint8Array);
-  return buf;
+  return { parts, size };
 }
 
 /** One stream's output lines with their encoded sizes, cut from the front. */
