@@ -273,13 +273,7 @@ export interface EncodedPage {
 export function encodeListTasksResponse(tasks: readonly Task[], total: number, budget = RESPONSE_BUDGET_BYTES): EncodedPage {
   // total is a uint32 count; written after the tasks (field-number order), absent when 0.
   const totalSize = total !== 0 ? 1 + varintSize(total) : 0;
-  const { parts, size } = takeWhileFits(
-    (function* () {
-      for (const task of tasks) yield encodeTaskData(task);
-    })(),
-    totalSize,
-    budget,
-  );
+  const { parts, size } = takeWhileFits(tasks.length, (i) => encodeTaskData(tasks[i] as Task), totalSize, budget);
   const buf = Buffer.allocUnsafe(size);
   let o = 0;
   for (const data of parts) o = putField(buf, o, 0x0a, data);
@@ -298,13 +292,9 @@ export function encodeListTasksResponse(tasks: readonly Task[], total: number, b
  * kept.
  */
 export function encodeListTaskRunsResponse(runs: readonly TaskRun[], budget = RESPONSE_BUDGET_BYTES): Uint8Array {
-  const { parts, size } = takeWhileFits(
-    (function* () {
-      for (let i = runs.length - 1; i >= 0; i--) yield toBinary(TaskRunInfoSchema, runToProto(runs[i] as TaskRun));
-    })(),
-    0,
-    budget,
-  );
+  // Newest first, so that the cut drops the oldest; written back in order below.
+  const newest = (i: number) => runs[runs.length - 1 - i] as TaskRun;
+  const { parts, size } = takeWhileFits(runs.length, (i) => toBinary(TaskRunInfoSchema, runToProto(newest(i))), 0, budget);
   const buf = Buffer.allocUnsafe(size);
   let o = 0;
   for (let i = parts.length - 1; i >= 0; i--) o = putField(buf, o, 0x0a, parts[i] as Uint8Array);
@@ -312,13 +302,15 @@ export function encodeListTaskRunsResponse(runs: readonly TaskRun[], budget = RE
 }
 
 /**
- * Encoded messages taken in order, as fields of one response, while the
- * response (`size` bytes before them) stays within `budget`; the first is
- * always taken. Answers them and the response's size with them.
+ * The messages `encode(0)`, `encode(1)`, … (of `count`), encoded one at a
+ * time and taken as fields of one response while the response (`size` bytes
+ * before them) stays within `budget`; the first is always taken. Answers them
+ * and the response's size with them.
  */
-function takeWhileFits(messages: Iterable<Uint8Array>, size: number, budget: number): { parts: Uint8Array[]; size: number } {
+function takeWhileFits(count: number, encode: (i: number) => Uint8Array, size: number, budget: number): { parts: Uint8Array[]; size: number } {
   const parts: Uint8Array[] = [];
-  for (const data of messages) {
+  for (let i = 0; i < count; i++) {
+    const data = encode(i);
     const next = size + framed(data.length);
     if (parts.length > 0 && next > budget) break;
     parts.push(data);
