@@ -51,6 +51,16 @@ export function clip(s: string, max = MAX_SHOWN): string {
   return `${s.slice(0, end)}…`;
 }
 
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * A field name from a request, fit for a message: an identifier as it is,
+ * anything else JSON-quoted (control characters escaped); cut by {@link clip}.
+ */
+export function fieldName(key: string): string {
+  return IDENTIFIER.test(key) ? clip(key) : JSON.stringify(clip(key));
+}
+
 /**
  * Text from elsewhere (an answer, a reason) fit for one line of a message:
  * whitespace runs collapsed to one space, cut by {@link clip}. Only the first

@@ -14,7 +14,7 @@
  * message as REST.
  */
 import { create, fromJson, toBinary, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
-import { invalid } from "../errors.ts";
+import { clipLine, invalid } from "../errors.ts";
 import { isRecord } from "./proto-json-shape.ts";
 import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, type LogEvent, type Phase, type Task, type TaskQuery, type TaskRun, type TaskSpec, type TaskSpecInput } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
@@ -220,7 +220,7 @@ export function specFromProtoJson(json: unknown): TaskSpecInput {
   try {
     req = fromJson(SubmitTaskRequestSchema, json as JsonValue);
   } catch (err) {
-    throw invalid(`invalid proto3 JSON SubmitTaskRequest: ${err instanceof Error ? err.message : String(err)}`);
+    throw invalid(`invalid proto3 JSON SubmitTaskRequest: ${clipLine(err instanceof Error ? err.message : String(err), 200)}`);
   }
   return specFromProto(req.spec);
 }

@@ -5,7 +5,7 @@
  */
 import { Elysia } from "elysia";
 import { WS_BEARER_PREFIX, WS_PATH } from "../auth/authenticator.ts";
-import { AgentError, clip, httpStatusOf, invalid, toAgentError } from "../errors.ts";
+import { AgentError, clip, fieldName, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
 import type { Subscription } from "../logs/subscription.ts";
@@ -226,7 +226,7 @@ export function createHttpApp(deps: HttpAppDeps) {
         else {
           const { spec: s, ...extra } = body as Record<string, unknown>;
           const unknownKey = Object.keys(extra)[0];
-          if (unknownKey !== undefined) throw invalid(`${unknownKey}: unknown field (the body is {"spec": {...}})`);
+          if (unknownKey !== undefined) throw invalid(`${fieldName(unknownKey)}: unknown field (the body is {"spec": {...}})`);
           if (s === undefined) throw invalid("spec: required");
           spec = s;
         }

@@ -20,7 +20,7 @@
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { KindGuard, type TObject, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
-import { AgentError, clip, invalid } from "../errors.ts";
+import { AgentError, clip, fieldName, invalid } from "../errors.ts";
 import {
   TaskSpecInputSchema,
   type Admission,
@@ -108,7 +108,9 @@ export const SPEC_DEFAULTS: SpecDefaults = Object.freeze({
  * - `cwd`: an absolute path (existence is checked when the run starts);
  * - `backoff`: `firstMs` > 0, `maxMs` ≥ `firstMs`, `factor` finite and ≥ 1;
  * - `labels`: at most 64, keys 1..63 characters of `[A-Za-z0-9._/-]`, values
- *   at most 256 characters (Unicode code points).
+ *   at most 256 characters (Unicode code points);
+ * - every free-text string (command, args, env, cwd, custom runtime, label
+ *   values) is well-formed Unicode: no unpaired surrogate.
  *
  * A valid spec whose text is larger than `limits.maxSpecBytes` (default
  * `MAX_SPEC_TEXT_BYTES`, see `specTextBytes`) is an AgentError
@@ -234,8 +236,6 @@ function checkSpecSize(spec: TaskSpec, max: number): void {
 /** A path segment: an object key, or an array index. */
 type Seg = string | number;
 
-const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-
 function fail(path: readonly Seg[], text: string): never {
   throw invalid(`${formatPath(path)}: ${text}`);
 }
@@ -244,8 +244,10 @@ function formatPath(path: readonly Seg[]): string {
   let out = "spec";
   for (const seg of path) {
     if (typeof seg === "number") out += `[${seg}]`;
-    else if (IDENT.test(seg)) out += `.${clip(seg)}`;
-    else out += `[${JSON.stringify(clip(seg))}]`;
+    else {
+      const name = fieldName(seg);
+      out += name.startsWith('"') ? `[${name}]` : `.${name}`;
+    }
   }
   return out;
 }
@@ -507,6 +509,16 @@ function normalize(s: TaskSpecInput, maxScriptBytes: number): TaskSpec {
 
 function noNul(value: string, path: readonly Seg[]): void {
   if (value.includes("\0")) fail(path, `must not contain NUL characters, got ${show(value)}`);
+  wellFormed(value, path);
+}
+
+/**
+ * A string with an unpaired UTF-16 surrogate (`"\ud800"` in JSON) has no
+ * UTF-8 form: the process, SQLite's indexes and gRPC would each see U+FFFD
+ * while the stored spec kept the escape, so one field would have two values.
+ */
+function wellFormed(value: string, path: readonly Seg[]): void {
+  if (!value.isWellFormed()) fail(path, `must be valid Unicode (an unpaired surrogate has no UTF-8 form), got ${show(value)}`);
 }
 
 function notBlank(value: string, path: readonly Seg[]): void {
@@ -616,6 +628,7 @@ function normalizeLabels(labels: Readonly<Record<string, string>>): Record<strin
   if (entries.length > MAX_LABELS) fail(["labels"], `at most ${MAX_LABELS} labels, got ${entries.length}`);
   for (const [key, value] of entries) {
     if (!LABEL_KEY.test(key)) fail(["labels", key], `key must be 1..63 characters of [A-Za-z0-9._/-], got ${show(key)}`);
+    wellFormed(value, ["labels", key]);
     let count = 0;
     for (const _ of value) count += 1;
     if (count > MAX_LABEL_VALUE) {
