@@ -86,6 +86,30 @@ function fromLoaderResponse(req: ServerReflectionRequest, res: LoaderResponse): 
   });
 }
 
+/**
+ * The implementation keeps its indexes in plain objects, so a name such as
+ * `constructor` or `__proto__` would be found on `Object.prototype` and
+ * answered with an empty descriptor. Such names are answered here, as not found.
+ */
+function inheritedName(req: ServerReflectionRequest): LoaderResponse | undefined {
+  const r = req.messageRequest;
+  const notFound = (errorMessage: string): LoaderResponse => ({ errorResponse: { errorCode: 5, errorMessage } });
+  switch (r.case) {
+    case "fileByFilename":
+      return r.value in Object.prototype ? notFound(`Proto file not found: ${r.value}`) : undefined;
+    case "fileContainingSymbol":
+      return r.value in Object.prototype ? notFound(`Symbol not found: ${r.value}`) : undefined;
+    case "allExtensionNumbersOfType":
+      return r.value in Object.prototype ? notFound(`Extensions not found for symbol ${r.value}`) : undefined;
+    case "fileContainingExtension": {
+      const { containingType, extensionNumber } = r.value;
+      return containingType in Object.prototype ? notFound(`Extension not found for symbol ${containingType} at field ${extensionNumber}`) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** Every file reachable from `files` through imports, each once, dependencies included. */
 function closure(files: readonly DescFile[]): DescFile[] {
   const seen = new Map<string, DescFile>();
@@ -121,8 +145,8 @@ export function createReflectionService(files: readonly DescFile[]): ReflectionS
       }
       previous = previous
         .then(async () => {
-          const impl = await load();
-          call.write(fromLoaderResponse(req, impl.handleServerReflectionRequest(toLoaderRequest(req))));
+          const answer = inheritedName(req) ?? (await load()).handleServerReflectionRequest(toLoaderRequest(req));
+          call.write(fromLoaderResponse(req, answer));
         })
         .catch((err: unknown) => void call.emit("error", statusOf(err)));
     });

@@ -658,7 +658,7 @@ describe("size: every task must fit one 4 MiB gRPC message", () => {
     expect(specTextBytes(parseTaskSpec(minimal()))).toBe(256 + 8 + 6 + 7);
     const spec = parseTaskSpec({
       ...withSub({
-        mode: { script: { runtime: { custom: { command: "ruby", flag: "-e" } }, body: "ZWNobyBoaQo=", args: ["żółw 🐢", "\uD800", ""] } },
+        mode: { script: { runtime: { custom: { command: "ruby", flag: "-e" } }, body: "ZWNobyBoaQo=", args: ["żółw 🐢", "\uFFFD", ""] } },
         env: [{ key: "K", value: "v" }],
         cwd: "/srv",
       }),
@@ -669,7 +669,7 @@ describe("size: every task must fit one 4 MiB gRPC message", () => {
         8 + // slot
         6 + 4 + // custom runtime command, flag
         14 + // body (12 characters of base64)
-        14 + 5 + 2 + // args: 12 UTF-8 bytes, a lone surrogate (3 bytes, as U+FFFD), empty
+        14 + 5 + 2 + // args: 12 UTF-8 bytes, U+FFFD (3 bytes), empty
         (2 + 3 + 3) + // env entry: its own tag and length, then key and value
         6 + // cwd
         (2 + 6 + 6), // label entry
