@@ -19,6 +19,12 @@
  * backpressure HTTP/2 sees. What the kernel does not take at once is written
  * on the socket's `drain`; `end()` writes what is queued before it ends the
  * socket, and so does `destroy()` unless the socket itself failed.
+ *
+ * Once a turn's writes are all with the kernel, the Duplex emits `'drain'`:
+ * Bun's HTTP/2 session (1.4.5) over a JS socket can keep frames in its own
+ * queue with no flush scheduled, and flushes that queue on its socket's
+ * `'drain'`. Without it, a stream's reply could wait for ever on a connection
+ * that had served thousands of streams (test/grpc/fuzz.test.ts, finding 3).
  */
 import { Duplex } from "node:stream";
 
@@ -179,6 +185,11 @@ export class SocketDuplex extends Duplex {
       }
       // Written (now, or on drain): what was queued meanwhile goes next, else a held write is released.
       this.#flush();
+      // Bun's node:http2 session over a JS socket can leave DATA frames queued in its parser with
+      // no flush scheduled (frames queued by write callbacks run while it flushed): they would
+      // wait for ever. The session flushes its parser on the socket's 'drain', so once a turn's
+      // writes are out, say so (a flush with nothing queued writes nothing, so this stops).
+      if (!this.#pending && this.#queue.length === 0 && !this.destroyed) this.emit("drain");
     });
   }
 

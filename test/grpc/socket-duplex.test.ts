@@ -46,6 +46,25 @@ describe("SocketDuplex", () => {
     expect(new SocketDuplex(socket).remoteFamily).toBe("IPv6");
   });
 
+  test("'drain' follows each turn's writes once they are all with the kernel (Bun's HTTP/2 session flushes its frame queue on it)", async () => {
+    const { socket } = fakeSocket(3);
+    const d = new SocketDuplex(socket);
+    let drains = 0;
+    d.on("drain", () => drains++);
+    d.write(Buffer.from([1, 2]));
+    d.write(Buffer.from([3, 4]));
+    await nextTurn();
+    expect(drains).toBe(0); // one byte still waits for the kernel
+    socket.room = 10;
+    d.onSocketDrain();
+    expect(drains).toBe(1);
+    d.write(Buffer.from([5]));
+    await nextTurn();
+    expect(drains).toBe(2);
+    await nextTurn();
+    expect(drains).toBe(2); // a turn without writes says nothing
+  });
+
   test("the writes of one turn reach the socket in one call on the next turn, in order", async () => {
     const { socket, calls, written } = fakeSocket();
     const d = new SocketDuplex(socket);
