@@ -230,8 +230,9 @@ export function createHttpApp(deps: HttpAppDeps) {
           if (s === undefined) throw invalid("spec: required");
           spec = s;
         }
+        // timeoutMs is checked with or without wait: a bad value is refused, not ignored.
+        const ms = waitMs(params_);
         if (flag(params_, "wait", false)) {
-          const ms = waitMs(params_);
           holdOpen(server, request);
           const outcome = await service.run(spec, caller, ms, request.signal);
           return json(set, 200, outcome);

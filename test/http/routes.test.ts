@@ -64,6 +64,14 @@ describe("POST /api/v1/tasks?wait=true", () => {
     expect(r.body.runs).toEqual([]);
   });
 
+  test("a bad timeoutMs is a 400 with or without wait, and nothing is stored", async () => {
+    for (const q of ["wait=true&timeoutMs=abc", "timeoutMs=abc", "wait=false&timeoutMs=-1"]) {
+      const r = await a.json("POST", `/api/v1/tasks?${q}`, { spec: commandSpec("true", [], { slot: "bad-timeout", hold: true }) });
+      expect({ q, status: r.status, error: r.body.error, names: String(r.body.message).startsWith("timeoutMs:") }).toEqual({ q, status: 400, error: "InvalidRequest", names: true });
+    }
+    expect((await a.json("GET", "/api/v1/tasks?slot=bad-timeout")).body.total).toBe(0);
+  });
+
   test("a bad wait flag is a 400", async () => {
     expect(await a.json("POST", "/api/v1/tasks?wait=maybe", { spec: commandSpec("true") })).toEqual({
       status: 400,
