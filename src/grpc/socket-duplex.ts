@@ -24,7 +24,8 @@
  * Bun's HTTP/2 session (1.4.5) over a JS socket can keep frames in its own
  * queue with no flush scheduled, and flushes that queue on its socket's
  * `'drain'`. Without it, a stream's reply could wait for ever on a connection
- * that had served thousands of streams (test/grpc/fuzz.test.ts, finding 3).
+ * that had served thousands of streams, with or without TLS
+ * (test/grpc/fuzz.test.ts, finding 3, both ways).
  */
 import { Duplex } from "node:stream";
 

@@ -48,7 +48,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { create, equals, fromBinary, toBinary, ScalarType, type DescEnum, type DescField, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   Health,
   HealthCheckRequestSchema,
@@ -993,19 +996,27 @@ class FuzzRun {
     readonly seed: number,
     readonly scale: number,
     readonly sharedBidi = false,
+    /** A directory holding cert.pem and key.pem: the agent serves TLS with them (REST read-backs are then skipped). */
+    readonly tlsDir?: string,
   ) {}
 
   async start(): Promise<void> {
     // The clock makes creation times reproducible; a small per-slot queue puts "queue full" (UNAVAILABLE) among the answers.
     let tick = 0;
     const clock = () => Number(CLOCK_BASE) + tick++;
-    this.agent = await startAgent({ persistent: true, clock, args: ["--max-queue", "4", "--max-concurrent", "4"] });
+    this.agent = await startAgent({ persistent: true, clock, args: ["--max-queue", "4", "--max-concurrent", "4", ...this.tlsArgs()] });
     this.client = this.newClient();
+  }
+
+  tlsArgs(): string[] {
+    return this.tlsDir ? ["--tls-cert", join(this.tlsDir, "cert.pem"), "--tls-key", join(this.tlsDir, "key.pem")] : [];
   }
 
   /** A client; `ownConnection`: on a connection of its own (grpc-js otherwise shares one per target and options). */
   newClient(ownConnection = false): grpc.Client {
-    return new grpc.Client(this.agent.grpcAddr, grpc.credentials.createInsecure(), {
+    const creds = this.tlsDir ? grpc.credentials.createSsl(readFileSync(join(this.tlsDir, "cert.pem"))) : grpc.credentials.createInsecure();
+    return new grpc.Client(this.agent.grpcAddr, creds, {
+      ...(this.tlsDir ? { "grpc.ssl_target_name_override": "localhost" } : {}),
       "grpc.max_send_message_length": 8 << 20,
       "grpc.max_receive_message_length": 4 << 20,
       ...(ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {}),
@@ -1068,9 +1079,11 @@ class FuzzRun {
     if (w.code !== grpc.status.OK) return fail(`WaitTask ${CODE_NAME[w.code]} ${w.details}`);
     const waited = fromBinary(WaitTaskResponseSchema, w.messages[0]!).task;
     if (!waited?.spec || !equals(CreateSpecSchema, waited.spec, task.spec)) fail("WaitTask and GetTaskStatus disagree on the spec");
-    const rest = await this.agent.request("GET", `/api/v1/tasks/${id}`);
-    await rest.body?.cancel();
-    if (rest.status !== 200) fail(`REST GET answers ${rest.status}`);
+    if (!this.tlsDir) {
+      const rest = await this.agent.request("GET", `/api/v1/tasks/${id}`);
+      await rest.body?.cancel();
+      if (rest.status !== 200) fail(`REST GET answers ${rest.status}`);
+    }
 
     const s = spec ?? task.spec;
     const tame = s.restart === RestartStrategy.NEVER || (s.maxAttempts !== undefined && s.maxAttempts >= 1 && s.maxAttempts <= 3);
@@ -1417,5 +1430,25 @@ describe("findings", () => {
     run.violations.length = 0;
     await schemaPhase(run);
     expect(run.violations.filter((v) => v.includes("ServerReflection"))).toEqual([]);
+  }, 120_000);
+
+  test("finding 3 over TLS (the HTTP/2 session's socket is then a TLS socket over the adapter)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-fuzz-tls-"));
+    try {
+      const gen = Bun.spawnSync(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+          "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect(gen.exitCode).toBe(0);
+      await using run = new FuzzRun(26, 2, true, dir);
+      await run.start();
+      await specPhase(run);
+      run.violations.length = 0;
+      await schemaPhase(run);
+      expect(run.violations.filter((v) => v.includes("ServerReflection"))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
