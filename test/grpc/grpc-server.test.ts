@@ -8,10 +8,9 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { AgentError } from "../../src/errors.ts";
 import { loadSync } from "@grpc/proto-loader";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { collect, failure, PROTO_DIR, serverStream, unary } from "./proto-client.ts";
+import { selfSignedCert } from "../helpers/self-signed.ts";
 import { startServer, type TestServer } from "./start-server.ts";
 
 const spec = {
@@ -313,30 +312,20 @@ describe("reflection", () => {
 
 describe("tls", () => {
   test("with a certificate the server speaks TLS only", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tasklane-tls-"));
+    using tls = selfSignedCert();
+    const cert = readFileSync(tls.certPath);
+    await using s = await startServer({ tls: { cert, key: readFileSync(tls.keyPath) } });
+    const Health = grpc.loadPackageDefinition(loadSync("grpc/health/v1/health.proto", { includeDirs: [PROTO_DIR] })).grpc as grpc.GrpcObject;
+    const Ctor = ((Health.health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor;
+    const secure = new Ctor(`localhost:${s.port}`, grpc.credentials.createSsl(cert));
+    const plain = new Ctor(`localhost:${s.port}`, grpc.credentials.createInsecure());
     try {
-      const gen = Bun.spawnSync(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-          "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        { stdout: "pipe", stderr: "pipe" },
-      );
-      expect(gen.exitCode).toBe(0);
-      const cert = readFileSync(join(dir, "cert.pem"));
-      await using s = await startServer({ tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
-      const Health = grpc.loadPackageDefinition(loadSync("grpc/health/v1/health.proto", { includeDirs: [PROTO_DIR] })).grpc as grpc.GrpcObject;
-      const Ctor = ((Health.health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor;
-      const secure = new Ctor(`localhost:${s.port}`, grpc.credentials.createSsl(cert));
-      const plain = new Ctor(`localhost:${s.port}`, grpc.credentials.createInsecure());
-      try {
-        // SERVING (this loader keeps enums numeric).
-        expect(await unary(secure, "Check", { service: "" })).toEqual({ status: 1 });
-        expect((await failure(unary(plain, "Check", { service: "" }))).code).toBe(grpc.status.UNAVAILABLE);
-      } finally {
-        secure.close();
-        plain.close();
-      }
+      // SERVING (this loader keeps enums numeric).
+      expect(await unary(secure, "Check", { service: "" })).toEqual({ status: 1 });
+      expect((await failure(unary(plain, "Check", { service: "" }))).code).toBe(grpc.status.UNAVAILABLE);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      secure.close();
+      plain.close();
     }
   });
 });
