@@ -93,21 +93,27 @@ function fromLoaderResponse(req: ServerReflectionRequest, res: LoaderResponse): 
  */
 function inheritedName(req: ServerReflectionRequest): LoaderResponse | undefined {
   const r = req.messageRequest;
-  const notFound = (errorMessage: string): LoaderResponse => ({ errorResponse: { errorCode: 5, errorMessage } });
+  let name: string;
+  let errorMessage: string;
   switch (r.case) {
     case "fileByFilename":
-      return r.value in Object.prototype ? notFound(`Proto file not found: ${r.value}`) : undefined;
+      [name, errorMessage] = [r.value, `Proto file not found: ${r.value}`];
+      break;
     case "fileContainingSymbol":
-      return r.value in Object.prototype ? notFound(`Symbol not found: ${r.value}`) : undefined;
+      [name, errorMessage] = [r.value, `Symbol not found: ${r.value}`];
+      break;
     case "allExtensionNumbersOfType":
-      return r.value in Object.prototype ? notFound(`Extensions not found for symbol ${r.value}`) : undefined;
-    case "fileContainingExtension": {
-      const { containingType, extensionNumber } = r.value;
-      return containingType in Object.prototype ? notFound(`Extension not found for symbol ${containingType} at field ${extensionNumber}`) : undefined;
-    }
+      [name, errorMessage] = [r.value, `Extensions not found for symbol ${r.value}`];
+      break;
+    case "fileContainingExtension":
+      name = r.value.containingType;
+      errorMessage = `Extension not found for symbol ${name} at field ${r.value.extensionNumber}`;
+      break;
     default:
       return undefined;
   }
+  // 5: NOT_FOUND, as the implementation answers any other unknown name.
+  return name in Object.prototype ? { errorResponse: { errorCode: 5, errorMessage } } : undefined;
 }
 
 /** Every file reachable from `files` through imports, each once, dependencies included. */

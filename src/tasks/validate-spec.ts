@@ -466,7 +466,7 @@ function normalize(s: TaskSpecInput, maxScriptBytes: number): TaskSpec {
   const mode = normalizeMode(sub.mode, [...subPath, "mode"], maxScriptBytes);
   const env = normalizeEnv(sub.env ?? SPEC_DEFAULTS.env, [...subPath, "env"]);
   if (sub.cwd !== undefined) {
-    noNul(sub.cwd, [...subPath, "cwd"]);
+    cString(sub.cwd, [...subPath, "cwd"]);
     if (!sub.cwd.startsWith("/")) fail([...subPath, "cwd"], `must be an absolute path, got ${show(sub.cwd)}`);
   }
 
@@ -507,7 +507,8 @@ function normalize(s: TaskSpecInput, maxScriptBytes: number): TaskSpec {
   return spec;
 }
 
-function noNul(value: string, path: readonly Seg[]): void {
+/** A string the process gets as a C string (UTF-8): no NUL, and well-formed Unicode. */
+function cString(value: string, path: readonly Seg[]): void {
   if (value.includes("\0")) fail(path, `must not contain NUL characters, got ${show(value)}`);
   wellFormed(value, path);
 }
@@ -523,12 +524,12 @@ function wellFormed(value: string, path: readonly Seg[]): void {
 
 function notBlank(value: string, path: readonly Seg[]): void {
   if (value.trim() === "") fail(path, `must not be empty or blank, got ${show(value)}`);
-  noNul(value, path);
+  cString(value, path);
 }
 
 function normalizeArgs(args: readonly string[] | undefined, path: readonly Seg[]): string[] {
   const out = [...(args ?? SPEC_DEFAULTS.args)];
-  out.forEach((arg, i) => noNul(arg, [...path, i]));
+  out.forEach((arg, i) => cString(arg, [...path, i]));
   return out;
 }
 
@@ -604,8 +605,8 @@ function normalizeEnv(env: readonly KeyValue[], path: readonly Seg[]): KeyValue[
     const kp = [...path, i, "key"];
     if (key === "") fail(kp, `must not be empty, got ""`);
     if (key.includes("=")) fail(kp, `must not contain "=", got ${show(key)}`);
-    noNul(key, kp);
-    noNul(value, [...path, i, "value"]);
+    cString(key, kp);
+    cString(value, [...path, i, "value"]);
     byKey.set(key, value); // Map keeps the first insertion position, takes the last value
   });
   return [...byKey].map(([key, value]) => ({ key, value }));

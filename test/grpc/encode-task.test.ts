@@ -22,22 +22,16 @@ import {
 import { ADMISSIONS, JITTERS, PHASES, WELL_KNOWN_RUNTIMES, type Task, type TaskRun, type TaskSpec } from "../../src/tasks/model.ts";
 import type { RunOutcome } from "../../src/tasks/task-service.ts";
 import { MAX_SPEC_TEXT_BYTES, specTextBytes } from "../../src/tasks/validate-spec.ts";
+import { mulberry32 } from "../helpers/seeded-random.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const reference = (task: Task) => toBinary(TaskDataSchema, taskToProto(task));
 const referenceResponse = (task: Task | undefined) =>
   toBinary(GetTaskStatusResponseSchema, create(GetTaskStatusResponseSchema, task === undefined ? {} : { task: taskToProto(task) }));
 
-/** mulberry32: a small seeded PRNG, so a failure names a reproducible case. */
+/** Helpers over a seeded PRNG, so a failure names a reproducible case. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T,>(xs: readonly T[]): T => xs[int(xs.length)] as T;
   const maybe = <T,>(v: () => T): T | undefined => (next() < 0.5 ? v() : undefined);

@@ -96,6 +96,7 @@ import {
   WatchTasksRequestSchema,
 } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { selfSignedCert } from "../helpers/self-signed.ts";
+import { mulberry32 } from "../helpers/seeded-random.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 
 // ---------------------------------------------------------------- seed and generators
@@ -107,17 +108,6 @@ const SPEC_CASES = 400;
 const CLOCK_BASE = 1_750_000_000_000n;
 /** Multiplies every phase's case count (FUZZ_SCALE=10 for a deeper run; the default keeps the file at a few seconds). */
 const SCALE = Math.max(1, Number(process.env.FUZZ_SCALE ?? 1));
-
-/** mulberry32: a small, fast 32-bit PRNG. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   constructor(private readonly next: () => number) {}

@@ -39,6 +39,7 @@
  * A failure message names the seed and the case number.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mulberry32 } from "../helpers/seeded-random.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 
 // ---------------------------------------------------------------------------
@@ -59,16 +60,6 @@ const GUARD_MS = 10_000;
 
 type Rand = () => number;
 
-/** mulberry32: small, fast, good enough to spread cases; same seed, same cases. */
-function mulberry32(seed: number): Rand {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)]!;
 const chance = (r: Rand, p: number): boolean => r() < p;

@@ -1,22 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { backoffDelay, remainingDelay } from "../../src/tasks/backoff.ts";
 import { JITTERS, type Backoff, type Jitter } from "../../src/tasks/model.ts";
+import { mulberry32 } from "../helpers/seeded-random.ts";
 
 const policy = (jitter: Jitter, firstMs = 1000, maxMs = 30000, factor = 2): Backoff => ({ jitter, firstMs, maxMs, factor });
 const pinned = (r: number) => () => r;
 const ALMOST_ONE = 0.9999999;
-
-/** Small seeded PRNG (mulberry32) so the bound checks are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The interval CONTRACT §6 allows for a mode, computed independently of the implementation. */
 function allowed(p: Backoff, n: number): { low: number; high: number } {
@@ -39,7 +28,7 @@ describe("backoffDelay bounds", () => {
       test(`${jitter}, n=${n}: 10 000 draws stay within the contract interval`, () => {
         const p = policy(jitter);
         const { low, high } = allowed(p, n);
-        const random = seeded(n * 31 + jitter.length);
+        const random = mulberry32(n * 31 + jitter.length);
         let min = Number.POSITIVE_INFINITY;
         let max = Number.NEGATIVE_INFINITY;
         let nonInteger = 0;
