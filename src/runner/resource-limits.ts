@@ -12,6 +12,9 @@
  *   itself and `exec`s the command: memoryBytes → RLIMIT_AS (address space,
  *   not resident memory), pids → RLIMIT_NPROC (counted per *user*, and not
  *   applied at all to root). A CPU *rate* has no rlimit.
+ *   Both wrappers `exec` the command themselves; the runner checks it first
+ *   as `execve` would (`checkExec`, exec-check.ts), so that a limit changes
+ *   neither whether a command runs nor the error it fails with.
  * - **none**: the limit cannot be enforced. A spec asking for it is rejected
  *   (400 naming the field) unless the agent runs with
  *   `--resource-limits=best-effort`.
@@ -333,7 +336,8 @@ export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLim
               outcome.limitNote = `pids limit ${resources.pids} reached`;
             }
           }
-          if (outcome.limitError === undefined && outcome.limitNote === undefined && rlimited.length > 0) {
+          // A run that never started (bad cwd, not executable) did not run under anything.
+          if (outcome.limitError === undefined && outcome.limitNote === undefined && rlimited.length > 0 && result.spawnError === undefined) {
             outcome.limitNote = `ran under ${rlimited.join(", ")}`;
           }
           if (dir) await removeCgroup(dir);

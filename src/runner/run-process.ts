@@ -21,6 +21,7 @@ import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import { clip } from "../errors.ts";
 import type { RunProcess, StreamKind } from "../tasks/model.ts";
+import { execErrno } from "./exec-check.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { createGroupProbe, estimateStartTime, sessionMembers, sessionReused, signalMember, stillLive, type ProcMember } from "./proc-stat.ts";
 
@@ -39,6 +40,13 @@ export interface RunSpec {
   env: Record<string, string> | undefined;
   /** Absolute path of an existing directory; checked when the run starts. */
   cwd?: string;
+  /**
+   * Set when `argv` starts a wrapper that `exec`s this command in turn (the
+   * resource limits' `prlimit` or cgroup `sh`): the command is checked as
+   * `execve` would check it before the run starts, so that a run fails the
+   * same way with or without the wrapper (see exec-check.ts).
+   */
+  checkExec?: string;
   /** Per-attempt timeout in ms; 0 or non-finite disables it. */
   timeoutMs: number;
   /** How long the group gets between SIGTERM and SIGKILL. */
@@ -127,6 +135,10 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const startedAt = now();
   const problem = checkSpec(spec);
   if (problem !== undefined) return failedRun(problem, startedAt, now());
+  if (spec.checkExec !== undefined) {
+    const code = execErrno(spec.checkExec, spec.cwd);
+    if (code !== undefined) return failedRun(spawnErrorText(code, spec.checkExec), startedAt, now());
+  }
   let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   const beforeSpawn = performance.now();
   try {
@@ -351,6 +363,11 @@ function failedRun(spawnError: string, startedAt: number, finishedAt: number): R
 
 function describeSpawnError(err: unknown, cmd: string): string {
   const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
+  return spawnErrorText(code, cmd, err instanceof Error ? err.message : String(err));
+}
+
+/** A run's `spawnError` for `execve`'s errno `code` on `cmd`; `message` (or the code) for other codes. */
+function spawnErrorText(code: string | undefined, cmd: string, message?: string): string {
   switch (code) {
     case "ENOENT":
       return existsSync(cmd)
@@ -361,7 +378,7 @@ function describeSpawnError(err: unknown, cmd: string): string {
     case "ENOEXEC":
       return `cannot start ${cmd}: not an executable format`;
     default:
-      return `cannot start ${cmd}: ${err instanceof Error ? err.message : String(err)}`;
+      return `cannot start ${cmd}: ${message ?? code}`;
   }
 }
 

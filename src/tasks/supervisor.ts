@@ -308,6 +308,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const limited = deps.limiter?.prepare(`${id}-${attempt}`, spec.resources);
     const handle = run({
       argv: limited ? limited.argv(prepared.argv) : prepared.argv,
+      ...(limited ? { checkExec: prepared.argv[0] } : {}),
       env,
       cwd: sub.cwd,
       timeoutMs: spec.timeout,

@@ -150,6 +150,47 @@ describe(`resource limits on this host (memory: ${here.support.memory}, cpu: ${h
     expect(runs[0].error).toBe(task.status.error);
   });
 
+  test.skipIf(here.support.memory === "none")("a memory limit changes nothing about whether or how a command starts", async () => {
+    await using a = await startSecureAgent();
+    const dir = mkdtempSync(join(tmpdir(), "tasklane-limit-exec-"));
+    try {
+      const files: [string, string, number][] = [
+        ["no-shebang", "echo run by sh\n", 0o755],
+        ["bad-shebang", "#!/nonexistent/interp\necho hi\n", 0o755],
+        ["not-executable", "echo hi\n", 0o644],
+      ];
+      for (const [name, content, mode] of files) writeFileSync(join(dir, name), content, { mode });
+      const outcome = async (command: string, resources: object | undefined, cwd = dir) => {
+        const spec = { slot: `exec-${crypto.randomUUID().slice(0, 8)}`, kind: { subprocess: { cwd, mode: { command: { command } } } }, ...(resources ? { resources } : {}) };
+        const r = await a.json("POST", "/api/v1/tasks?wait=true", { spec }, a.bearer("alice"));
+        expect(r.status).toBe(200);
+        const { status } = r.body.task;
+        return { phase: status.phase, error: status.error, stdout: r.body.output.stdout };
+      };
+      const limit = { memoryBytes: 256 * MiB };
+      const refused: [string, string][] = [
+        ["./no-shebang", `cannot start ${dir}/no-shebang: not an executable format`],
+        ["./bad-shebang", `cannot start ${dir}/bad-shebang: its interpreter (#! line) or a library it needs was not found`],
+        ["./not-executable", `permission denied: cannot execute ${dir}/not-executable`],
+        [dir, `permission denied: cannot execute ${dir}`],
+      ];
+      for (const [command, error] of refused) {
+        const plain = await outcome(command, undefined);
+        expect(plain).toEqual({ phase: "failed", error, stdout: [] });
+        // Before: the first ran under /bin/sh and succeeded; the others failed as "exit code 126/127 (ran under memory …)".
+        expect(await outcome(command, limit)).toEqual(plain);
+      }
+      // Nothing ran, so nothing ran under a limit.
+      const missing = join(dir, "missing-dir");
+      expect(await outcome("/bin/true", limit, missing)).toEqual({ phase: "failed", error: `cwd ${missing} does not exist or is not a directory`, stdout: [] });
+      // What can run still runs, under the limit.
+      writeFileSync(join(dir, "good"), "#!/bin/sh\necho fine\n", { mode: 0o755 });
+      expect(await outcome("./good", limit)).toEqual({ phase: "succeeded", error: undefined, stdout: ["fine"] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test.skipIf(here.support.cpu !== "none")("cpuMillis cannot be enforced here: 400 naming the field; accepted with best-effort", async () => {
     await using a = await startSecureAgent();
     const spec = bashSpec("true", { resources: { cpuMillis: 250 } });

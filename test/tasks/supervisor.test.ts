@@ -483,7 +483,7 @@ for (const spawnOn of ["main", "thread"] as const) {
     });
 
     describe("global concurrency (--max-concurrent 1)", () => {
-      test("waiting tasks run by priority, then submission order", async () => {
+      test("waiting tasks run by priority, then submission order; no priority is 5", async () => {
         await using b = await startAgent({ args: ["--max-concurrent", "1", ...spawnArgs] });
         using d = tempDir();
         const f = makeFifo(d.path, "busy");
@@ -493,17 +493,18 @@ for (const spawnOn of ["main", "thread"] as const) {
         await waitForPid(b, busy.id);
         const step = (name: string, priority?: number) =>
           bashSpec(`echo "${name}" >> ${out}`, priority === undefined ? {} : { priority });
-        const low1 = await submitOk(b, step("low1", 1));
-        const mid = await submitOk(b, step("mid"));
-        const high = await submitOk(b, step("high", 9));
-        const low2 = await submitOk(b, step("low2", 1));
-        for (const t of [low1, mid, high, low2]) {
+        // A 4 and a 5 submitted before the task without priority, a 5 after it: only 5 puts it between the two 5s.
+        const queued = [];
+        for (const [name, priority] of [["low1", 1], ["five1", 5], ["four", 4], ["none"], ["five2", 5], ["high", 9], ["low2", 1]] as const) {
+          queued.push(await submitOk(b, step(name, priority)));
+        }
+        for (const t of queued) {
           expect(t.admission).toBe("queued");
           expect((await getTask(b, t.id)).status).toEqual({ phase: "pending", attempt: 0 });
         }
         await release(f);
-        for (const t of [busy, low1, mid, high, low2]) expect((await waitTerminal(b, t.id)).status.phase).toBe("succeeded");
-        expect(lines(out)).toEqual(["start busy", "end busy", "high", "mid", "low1", "low2"]);
+        for (const t of [busy, ...queued]) expect((await waitTerminal(b, t.id)).status.phase).toBe("succeeded");
+        expect(lines(out)).toEqual(["start busy", "end busy", "high", "five1", "none", "five2", "four", "low1", "low2"]);
       });
     });
 
