@@ -63,13 +63,14 @@ export function fieldName(key: string): string {
 
 /**
  * Text from elsewhere (an answer, a reason) fit for one line of a message:
- * whitespace runs collapsed to one space, cut by {@link clip}. Only the first
+ * runs of whitespace and control characters (NUL, ESC…) collapsed to one
+ * space, cut by {@link clip}. Only the first
  * `4 * max` characters are looked at, so megabytes cost no more than a line;
  * text cut there ends with "…" too.
  */
 export function clipLine(text: string, max = MAX_SHOWN): string {
   const head = text.length > 4 * max ? text.slice(0, 4 * max) : text;
-  const line = head.replace(/\s+/g, " ").trim();
+  const line = head.replace(/[\s\u0000-\u001f\u007f]+/g, " ").trim();
   return head.length < text.length && line.length <= max ? `${line}…` : clip(line, max);
 }
 

@@ -137,7 +137,10 @@ function json<T>(set: ResponseSet, status: number, body: T): T {
 }
 
 function waitMs(params: URLSearchParams): number {
-  return parseCursor("timeoutMs", params.get("timeoutMs")) ?? DEFAULT_WAIT_MS;
+  const raw = params.get("timeoutMs");
+  // parseCursor reads an empty cursor as none; an empty timeout is refused like any bad number.
+  if (raw === "") throw invalid('timeoutMs: must be a non-negative integer, got ""');
+  return parseCursor("timeoutMs", raw) ?? DEFAULT_WAIT_MS;
 }
 
 /**
@@ -157,7 +160,7 @@ function resumeCursor(params: URLSearchParams, request: Request): number | undef
 
 function flag(params: URLSearchParams, name: string, def: boolean): boolean {
   const raw = params.get(name);
-  if (raw === null || raw === "") return def;
+  if (raw === null) return def;
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   throw invalid(`${name}: must be true or false, got ${JSON.stringify(raw)}`);

@@ -179,12 +179,12 @@ export const routeDocs = {
     summary: "List tasks",
     description: "Filtered, paged list ordered by creation. `total` counts all matches, not the page.",
     parameters: [
-      query("slot", "only tasks of this slot", { type: "string" }),
+      query("slot", "only tasks of this slot", { type: "string", minLength: 1 }),
       query("status", "only tasks in this phase", { type: "string", enum: ["pending", "running", "succeeded", "failed", "timeout", "canceled", "exhausted"] }),
       labelParam,
       query("createdAfter", "created after this time, Unix ms", { type: "integer" }),
       query("createdBefore", "created before this time, Unix ms", { type: "integer" }),
-      query("owner", "only tasks of this owner (auth on: an admin's filter; other principals only ever see their own tasks)", { type: "string" }),
+      query("owner", "only tasks of this owner (auth on: an admin's filter; other principals only ever see their own tasks)", { type: "string", minLength: 1 }),
       query("order", "by creation", { type: "string", enum: ["asc", "desc"], default: "asc" }),
       query("limit", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
       query("offset", "items to skip", { type: "integer", minimum: 0, default: 0 }),
@@ -266,7 +266,7 @@ export const routeDocs = {
     description:
       "`event: task` with the task JSON on every change; `event: deleted` with `{\"id\"}` when a task is purged; `event: lagged` with `{\"type\":\"lagged\",\"skipped\":N}` for a slow client. " +
       "Each event has an `id:` (a global change number) for resuming.",
-    parameters: [afterParam, query("slot", "only tasks of this slot", { type: "string" }), labelParam, lastEventIdParam],
+    parameters: [afterParam, query("slot", "only tasks of this slot", { type: "string", minLength: 1 }), labelParam, lastEventIdParam],
     responses: { "200": sse("the event stream"), ...errors(400, ...COMMON) },
   },
   watchTasksWs: {
@@ -281,7 +281,7 @@ export const routeDocs = {
       "A failure while subscribing (a bad query such as `after=x` or an unknown parameter) is sent as `{\"event\":\"error\",\"error\",\"message\"}`, then the socket is closed.",
     parameters: [
       afterParam,
-      query("slot", "only tasks of this slot", { type: "string" }),
+      query("slot", "only tasks of this slot", { type: "string", minLength: 1 }),
       labelParam,
       query("token", "a principal's token, for clients that cannot set headers (prefer the `bearer.<token>` subprotocol: query strings tend to end up in proxy logs)", {
         type: "string",

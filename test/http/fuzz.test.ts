@@ -1209,6 +1209,8 @@ function listVerdict(params: URLSearchParams): { ok: boolean; why?: string } {
   if (status !== null && !(PHASES as readonly string[]).includes(status)) return { ok: false, why: "status" };
   const order = params.get("order");
   if (order !== null && order !== "asc" && order !== "desc") return { ok: false, why: "order" };
+  // An empty value matches nothing and is refused (docs/api.md); only a resume cursor may be empty.
+  for (const k of ["slot", "owner"]) if (params.get(k) === "") return { ok: false, why: `empty ${k}` };
   const labels = new Map<string, string>();
   for (const l of params.getAll("label")) {
     const eq = l.indexOf("=");
@@ -1229,6 +1231,7 @@ function eventsVerdict(params: URLSearchParams, lastEventId: string | undefined)
     if (seen.has(k) && k !== "label") return "bad";
     seen.add(k);
   }
+  if (params.get("slot") === "") return "bad";
   const labels = new Map<string, string>();
   for (const l of params.getAll("label")) {
     const eq = l.indexOf("=");
@@ -1323,7 +1326,7 @@ function routeQuery(r: Rand, suffix: string, knownId: boolean): { query: string;
     const followRaw = chance(r, 0.7) ? pick(r, ["false", "0", "false", "true", "1", "", "yes", "FALSE", "no"]) : undefined;
     if (followRaw !== undefined) parts.push(["follow", followRaw]);
     if (followRaw === "false" || followRaw === "0") follow = false;
-    else if (followRaw !== undefined && !["true", "1", ""].includes(followRaw)) verdict = "bad";
+    else if (followRaw !== undefined && !["true", "1"].includes(followRaw)) verdict = "bad"; // "" too: only a cursor may be empty
     const afterOk = afterRaw === undefined || afterRaw === "" || DIGITS.test(afterRaw);
     if (!afterOk) verdict = "bad";
     if (chance(r, 0.2)) {
@@ -1347,7 +1350,7 @@ function routeQuery(r: Rand, suffix: string, knownId: boolean): { query: string;
   if (suffix === "/wait") {
     // A known task may be pending for good: never the 30 s default, only small or invalid timeouts.
     const good = ["0", "1", "3", "0005", "10"];
-    const bad = ["-1", "abc", "1.5", "1e3", "600001", "99999999999999999999", " 5", "+5"];
+    const bad = ["-1", "abc", "1.5", "1e3", "600001", "99999999999999999999", " 5", "+5", ""];
     const parts: [string, string][] = [];
     let verdict: "ok" | "bad" = "ok";
     if (!knownId && chance(r, 0.2)) {

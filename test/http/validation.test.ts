@@ -223,6 +223,14 @@ describe("request body", () => {
       bad('wait: unknown field (the body is {"spec": {...}})'),
     );
   });
+  test("a proto3-JSON value with control characters: the message shows it on one line without them", async () => {
+    const body = { spec: { slot: "p3", kind: { subprocess: { command: { command: "/bin/true" } } }, timeoutMs: "1\u0000\u001b[2J\ny" } };
+    const { status, body: got } = (await answer(await post(JSON.stringify(body)))) as { status: number; body: { message: string } };
+    expect(status).toBe(400);
+    expect(got.message).toStartWith("invalid proto3 JSON SubmitTaskRequest: ");
+    expect(got.message).toContain(": 1 [2J y");
+    expect(got.message).not.toMatch(/[\u0000-\u001f\u007f]/);
+  });
   test("invalid UTF-8", async () => {
     const bytes = new Uint8Array([...Buffer.from('{"spec": "'), 0xff, ...Buffer.from('"}')]);
     expect(await answer(await post(bytes))).toEqual(bad("request body is not valid UTF-8"));
@@ -360,6 +368,20 @@ describe("every route with a query rejects a parameter it does not take (a typo 
     const r = await a.json("GET", `/api/v1/events?${"k".repeat(500)}=1`);
     expect(r.status).toBe(400);
     expect(r.body.message).toBe(`unknown query parameter "${"k".repeat(80)}…"; allowed: after, slot, label`);
+  });
+  test("an empty value is refused (often an unset shell variable), except a resume cursor's", async () => {
+    const empty = (name: string) => bad(`${name}: must not be empty (leave the parameter out instead)`);
+    expect(await a.json("GET", "/api/v1/tasks?slot=")).toEqual(empty("slot"));
+    expect(await a.json("GET", "/api/v1/tasks?owner")).toEqual(empty("owner"));
+    expect(await a.json("GET", "/api/v1/events?slot=")).toEqual(empty("slot"));
+    expect(await a.json("GET", "/api/v1/tasks?limit=")).toEqual(bad('limit: must be an integer 1..1000, got ""'));
+    // Before: the default 30 s wait, and the default of each flag.
+    expect(await a.json("GET", `/api/v1/tasks/${id}/wait?timeoutMs=`)).toEqual(bad('timeoutMs: must be a non-negative integer, got ""'));
+    expect(await a.json("POST", "/api/v1/tasks?wait=true&timeoutMs=", { spec: spec() })).toEqual(bad('timeoutMs: must be a non-negative integer, got ""'));
+    expect(await a.json("POST", "/api/v1/tasks?wait", { spec: spec() })).toEqual(bad('wait: must be true or false, got ""'));
+    expect(await a.json("GET", `/api/v1/tasks/${id}/logs?follow=`)).toEqual(bad('follow: must be true or false, got ""'));
+    // An empty cursor is no cursor (as SSE reads an empty Last-Event-ID): from the start.
+    expect((await a.request("GET", `/api/v1/tasks/${id}/logs?follow=false&after=`)).status).toBe(200);
   });
   test("the parameters each route does take are still accepted", async () => {
     expect((await a.request("GET", `/api/v1/tasks/${id}/logs?follow=false&after=0`)).status).toBe(200);
