@@ -50,6 +50,12 @@ export interface Agent {
   startupWrites(): Promise<void>;
   /** Graceful stop; idempotent. */
   stop(): Promise<void>;
+  /**
+   * Cut a `stop()` in progress short: the tasks' processes are killed now
+   * instead of after their kill grace (a second SIGTERM or Ctrl-C). A no-op
+   * when no stop is in progress.
+   */
+  hurry(): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -439,6 +445,12 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         if (storeError) throw storeError.err;
       })();
       return stopping;
+    },
+
+    hurry() {
+      if (stopping === undefined || supervisor === undefined) return;
+      logger.warn("stop signal again: killing the tasks' processes now, without waiting out their kill grace");
+      supervisor.hurry();
     },
 
     [Symbol.asyncDispose]() {

@@ -21,6 +21,9 @@ function interactive(): void {
   Bun.unsafe.setJITPolicy(1);
 }
 
+/** Signals that stop the agent gracefully (the first one) or hurry the stop (any later one). */
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+
 async function serve(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(serveHelp());
@@ -45,22 +48,20 @@ async function serve(args: string[]): Promise<number> {
   const agent = createAgent(config);
   // Signals are handled from before the start: a stop asked for while the agent starts (a
   // supervisor's SIGTERM right after the listening line, or during a long recovery) waits for
-  // the start to settle, then stops the agent as any stop does.
+  // the start to settle, then stops the agent as any stop does. SIGHUP (the terminal went away)
+  // stops it the same way. They stay handled until the process ends: a second one (Ctrl-C
+  // twice) kills the tasks' processes at once instead of ending the agent with them still running.
   const stopAsked = Promise.withResolvers<void>();
   let asked = false;
   const onSignal = () => {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    if (asked) return agent.hurry();
     asked = true;
     stopAsked.resolve();
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   try {
     await agent.start();
   } catch (err) {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
     await agent.stop().catch(() => {});
     flushStderr(); // the agent's log lines first, the reason it stops last
     if (err instanceof ConfigError) {
@@ -83,8 +84,6 @@ async function serve(args: string[]): Promise<number> {
   );
   const failed = await Promise.race([stopAsked.promise.then(() => undefined), unwritable]);
   if (failed !== undefined) {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
     await agent.stop().catch(() => {});
     flushStderr(); // the reason last, after the agent's own lines
     console.error(`tasklane: cannot start: the store cannot be written (${failed.message})`);

@@ -18,7 +18,7 @@ import { monotonicFactory } from "ulid";
 import { AgentError, invalid } from "../errors.ts";
 import type { LogHub } from "../logs/log-hub.ts";
 import { prepareArgv, removeScript, type CommandResolver, type PreparedArgv } from "../runner/command-line.ts";
-import { killLeftoverGroup } from "../runner/proc-stat.ts";
+import { killLeftoverGroup, killRunSession } from "../runner/proc-stat.ts";
 import type { LimitOutcome, ResourceLimiter } from "../runner/resource-limits.ts";
 import { isOwnEnvironment, startRun, type RunHandle, type RunResult, type StopReason } from "../runner/run-process.ts";
 import type { Store, StoredRun } from "../store/store.ts";
@@ -104,7 +104,18 @@ export interface Supervisor {
   stats(): SupervisorStats;
   /** Stop every run (TERM → grace → KILL); pending work stays stored for the next start. */
   shutdown(): Promise<void>;
+  /**
+   * During `shutdown()`: do not wait out the kill grace. SIGKILLs what is left
+   * of every run (its process group and the rest of its session) now, and
+   * again every {@link HURRY_REPEAT_MS} until the runs have ended, so that
+   * what they forked meanwhile goes too. The runs are recorded as any stopped
+   * by a shutdown.
+   */
+  hurry(): void;
 }
+
+/** How often `hurry()` kills again what runs still have left. */
+const HURRY_REPEAT_MS = 100;
 
 type Where = "held" | "slotQueue" | "capacity" | "launching" | "running" | "backoff" | "draining" | "done";
 
@@ -148,6 +159,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let running = 0;
   let seq = 0;
   let shuttingDown = false;
+  /** `hurry()` was called: the shutdown kills instead of waiting out the grace. */
+  let hurrying = false;
   /** Set while `recover()` queues the stored work: capacity is handed out once all of it is queued, by priority. */
   let recovering = false;
   const inflight = new Set<Promise<void>>();
@@ -699,6 +712,22 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         if (st.where === "running" && st.run) void st.run.stop("shutdown");
       }
       await Promise.all([...inflight]);
+    },
+
+    hurry() {
+      if (!shuttingDown || hurrying) return;
+      hurrying = true;
+      const killAll = () => {
+        let left = false;
+        for (const st of active.values()) {
+          const proc = st.run?.process ?? st.runRec?.process;
+          if (st.where !== "running" || proc === undefined) continue;
+          killRunSession(proc);
+          left = true;
+        }
+        if (left) setTimeout(killAll, HURRY_REPEAT_MS);
+      };
+      killAll();
     },
   };
 }

@@ -8,7 +8,11 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binaryPath, startBinary } from "./binary.ts";
+import { processGone } from "../helpers/process.ts";
+import { readSse } from "../helpers/sse.ts";
+import { binaryPath, startBinary, submitTo, tempDirs, type RunningBinary } from "./binary.ts";
+
+const newDir = tempDirs("tasklane-stop-");
 
 const ARGS = ["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir", ":memory:"];
 
@@ -70,6 +74,75 @@ describe("compiled binary: start and stop", () => {
     const pids = new Set<number>();
     for (let i = 0; i < 20; i++) pids.add(((await (await fetch(`${first.url}/api/v1/info`)).json()) as { pid: number }).pid);
     expect([...pids]).toEqual([first.proc.pid]);
+  });
+
+  /** A running task that ignores SIGTERM, as does the child it started; answers their pids once both run. */
+  async function stubbornTask(agent: RunningBinary, killGraceMs: number): Promise<{ id: string; pids: number[] }> {
+    const id = await submitTo(agent, {
+      slot: "stubborn",
+      kind: { subprocess: { mode: { command: { command: "bash", args: ["-c", 'trap "" TERM; (trap "" TERM; exec sleep 1000) & echo "pids $$ $!"; while :; do sleep 0.2; done'] } } } },
+      killGraceMs,
+    });
+    const logs = await fetch(`${agent.url}/api/v1/tasks/${id}/logs`);
+    for await (const e of readSse(logs)) {
+      const m = e.event === "chunk" ? /^pids (\d+) (\d+)$/.exec(e.data.line) : null;
+      if (m) return { id, pids: [Number(m[1]), Number(m[2])] }; // leaving the loop ends the stream
+    }
+    throw new Error("the task ended before it printed its pids");
+  }
+
+  /** Until the agent has logged its stop (the first signal was handled). */
+  async function stopping(agent: RunningBinary): Promise<void> {
+    while (!agent.stderr().includes('"msg":"tasklane stopping"')) {
+      if (agent.proc.exitCode !== null || agent.proc.signalCode !== null) return;
+      await Bun.sleep(5);
+    }
+  }
+
+  test("a second SIGTERM or SIGINT during the stop kills the tasks at once; none is left running", async () => {
+    for (const [first, second] of [["SIGTERM", "SIGTERM"], ["SIGINT", "SIGINT"], ["SIGTERM", "SIGINT"]] as const) {
+      const dataDir = newDir();
+      const agent = await startBinary({ dataDir });
+      let pids: number[] = [];
+      try {
+        const task = await stubbornTask(agent, 600_000);
+        pids = task.pids;
+        agent.proc.kill(first);
+        await stopping(agent);
+        agent.proc.kill(second);
+        // Before: the second signal ended the agent at once (143 / 130) and both processes ran on.
+        const exited = await Promise.race([agent.proc.exited, Bun.sleep(20_000).then(() => "still running after 20 s")]);
+        expect({ signals: `${first} ${second}`, exited, signal: agent.proc.signalCode, left: pids.filter((p) => !processGone(p)) }).toEqual({
+          signals: `${first} ${second}`,
+          exited: 0,
+          signal: null,
+          left: [],
+        });
+        expect(agent.stderr()).toContain("stop signal again: killing the tasks' processes now");
+        // The run is recorded as stopped by the shutdown, not found interrupted by the next start.
+        await using again = await startBinary({ dataDir });
+        const runs = (await (await fetch(`${again.url}/api/v1/tasks/${task.id}/runs`)).json()) as { runs: { error?: string }[] };
+        expect(runs.runs.map((r) => r.error)).toEqual(["interrupted: agent shut down"]);
+      } finally {
+        await agent[Symbol.asyncDispose]();
+        for (const p of pids) if (!processGone(p)) process.kill(p, "SIGKILL");
+      }
+    }
+  });
+
+  test("SIGHUP (the terminal went away) is a graceful stop like SIGTERM", async () => {
+    const agent = await startBinary({ dataDir: newDir() });
+    let pids: number[] = [];
+    try {
+      pids = (await stubbornTask(agent, 0)).pids;
+      agent.proc.kill("SIGHUP");
+      // Before: the default action ended the agent at once and the task ran on.
+      expect({ exited: await agent.proc.exited, signal: agent.proc.signalCode, left: pids.filter((p) => !processGone(p)) }).toEqual({ exited: 0, signal: null, left: [] });
+      expect(agent.stderr()).toContain('"msg":"tasklane stopped"');
+    } finally {
+      await agent[Symbol.asyncDispose]();
+      for (const p of pids) if (!processGone(p)) process.kill(p, "SIGKILL");
+    }
   });
 
   test("without a store (--data-dir :memory:) the script files go with the agent", async () => {
