@@ -68,6 +68,35 @@ export function deferWritesLikeNative(server: Server): boolean {
 }
 const patchedServers = new WeakSet<object>();
 
+/**
+ * Keep every `authorization` header of a gRPC request, not only the first.
+ * Bun's node:http2 hands a stream's `headers` over with the first value of a
+ * repeated header (all of them only in `rawHeaders`), and grpc-js builds the
+ * call's metadata from `headers`: a call with two tokens acted as the first,
+ * and a bad second token passed unseen, where REST refuses both with 401.
+ * Before grpc-js sees a stream, repeated values are joined with ", " (as HTTP
+ * joins repeated headers); `metadataRecord` and the authenticator then refuse
+ * it as REST does. Returns whether it could (grpc-js's `http2Servers` is
+ * internal; tested in test/grpc/auth.test.ts, which fails when it stops applying).
+ */
+export function joinRepeatedAuthorization(server: Server): boolean {
+  let hooked = false;
+  for (const h2 of http2ServersOf(server)) {
+    if (!authJoinedServers.has(h2)) {
+      authJoinedServers.add(h2);
+      h2.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: unknown, raw: unknown) => {
+        if (!Array.isArray(raw)) return;
+        const values: string[] = [];
+        for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") values.push(String(raw[i + 1]));
+        if (values.length > 1) headers.authorization = values.join(", ");
+      });
+    }
+    hooked = true;
+  }
+  return hooked;
+}
+const authJoinedServers = new WeakSet<object>();
+
 /** The node:http2 servers of `server` (grpc-js's `http2Servers` map, internal: none when it is missing). */
 function http2ServersOf(server: Server): EventEmitter[] {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
@@ -194,6 +223,7 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
             : ServerCredentials.createInsecure(),
         );
         deferWritesLikeNative(server);
+        joinRepeatedAuthorization(server);
         const { instrument } = opts;
         if (instrument) for (const h2 of http2ServersOf(server)) instrumentCalls(h2, served, instrument);
       }

@@ -49,7 +49,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { create, equals, fromBinary, toBinary, ScalarType, type DescEnum, type DescField, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
-import * as net from "node:net";
 import { join } from "node:path";
 import {
   Health,
@@ -95,6 +94,7 @@ import {
   WatchEventSchema,
   WatchTasksRequestSchema,
 } from "../../src/gen/tasklane/v1/agent_pb.ts";
+import { rawGrpcRequest } from "../helpers/raw-h2.ts";
 import { selfSignedCert } from "../helpers/self-signed.ts";
 import { mulberry32 } from "../helpers/seeded-random.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
@@ -854,75 +854,9 @@ const SPEC_OVERRIDES: readonly ((r: Rng, n: number) => Uint8Array)[] = [
 
 // ---------------------------------------------------------------- raw HTTP/2, for header blocks a client library will not send
 
-/** HPACK (RFC 7541 §6.2.2): a literal header field without indexing, new name, no Huffman coding. */
-function hpackLiteral(name: string, value: string): Uint8Array {
-  const int7 = (v: number) => {
-    if (v < 127) return Uint8Array.of(v);
-    const out = [127];
-    for (v -= 127; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) | 0x80);
-    out.push(v);
-    return Uint8Array.from(out);
-  };
-  const [n, v] = [utf8.encode(name), utf8.encode(value)];
-  return concat([Uint8Array.of(0), int7(n.length), n, int7(v.length), v]);
-}
-
-function h2Frame(type: number, flags: number, stream: number, payload: Uint8Array): Uint8Array {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return concat([head, payload]);
-}
-
-/**
- * One GetInfo request over a raw HTTP/2 connection whose header block carries
- * a `valueBytes` header value (split into CONTINUATION frames). Resolves with
- * the types of the frames the server sent and whether it closed the
- * connection, once it did, once `until(frames)` holds, or after `ms`.
- */
-async function rawHeaderBlock(addr: string, valueBytes: number, until: (frames: number[]) => boolean = () => false, ms = 2000): Promise<{ closed: boolean; frames: number[] }> {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))];
-  const sock = net.connect(port, host);
-  const frames: number[] = [];
-  let pending = Buffer.alloc(0);
-  const { promise: closed, resolve } = Promise.withResolvers<boolean>();
-  const timer = setTimeout(() => resolve(false), ms);
-  sock.on("close", () => resolve(true));
-  sock.on("error", () => {});
-  sock.on("data", (d: Buffer) => {
-    pending = Buffer.concat([pending, d]);
-    while (pending.length >= 9 && pending.length >= 9 + pending.readUIntBE(0, 3)) {
-      const type = pending[3] as number;
-      frames.push(type);
-      if (type === 4 && ((pending[4] as number) & 1) === 0) sock.write(h2Frame(4, 1, 0, new Uint8Array())); // SETTINGS ack
-      pending = pending.subarray(9 + pending.readUIntBE(0, 3));
-    }
-    if (until(frames)) resolve(false);
-  });
-  await new Promise((resolve) => sock.once("connect", resolve));
-  sock.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-  sock.write(h2Frame(4, 0, 0, new Uint8Array()));
-  const block = concat([
-    hpackLiteral(":method", "POST"),
-    hpackLiteral(":scheme", "http"),
-    hpackLiteral(":path", GET_INFO.path),
-    hpackLiteral(":authority", "fuzz"),
-    hpackLiteral("content-type", "application/grpc"),
-    hpackLiteral("te", "trailers"),
-    hpackLiteral("x-fuzz-big", "v".repeat(valueBytes)),
-  ]);
-  const MAX_FRAME = 16_384;
-  for (let i = 0; i < block.length; i += MAX_FRAME) {
-    const last = i + MAX_FRAME >= block.length;
-    sock.write(h2Frame(i === 0 ? 1 : 9, last ? 4 : 0, 1, block.subarray(i, i + MAX_FRAME)));
-  }
-  sock.write(h2Frame(0, 1, 1, new Uint8Array(5))); // an empty GetInfoRequest, END_STREAM
-  const wasClosed = await closed;
-  clearTimeout(timer);
-  sock.destroy();
-  return { closed: wasClosed, frames };
+/** One GetInfo request whose header block carries a `valueBytes` header value (see rawGrpcRequest). */
+function rawHeaderBlock(addr: string, valueBytes: number, until?: (frames: number[]) => boolean, ms?: number): Promise<{ closed: boolean; frames: number[] }> {
+  return rawGrpcRequest(addr, GET_INFO.path, [["x-fuzz-big", "v".repeat(valueBytes)]], new Uint8Array(5), until, ms);
 }
 
 // ---------------------------------------------------------------- one fuzzing run: an agent, a client, the tasks it accepted

@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { SoltiApi } from "../../src/gen/solti/v1/api_pb.ts";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { collect, failure, serverStream, unary } from "../grpc/proto-client.ts";
+import { FRAME, rawGrpcRequest } from "../helpers/raw-h2.ts";
 import { commandSpec } from "../helpers/start-agent.ts";
 import { protoSpec, startSecureAgent, type Name, type SecureAgent } from "./secure-agent.ts";
 
@@ -148,6 +149,24 @@ describe("gRPC auth on every RPC", () => {
     expect((await failure(unary(a.solti, "SubmitTask", invalid, a.md("vic")))).code).toBe(grpc.status.PERMISSION_DENIED);
     expect((await failure(unary(a.agentSvc, "RunTask", { ...invalid, timeoutMs: "1000" }, a.md("vic")))).code).toBe(grpc.status.PERMISSION_DENIED);
     expect((await failure(unary(a.solti, "SubmitTask", invalid, a.md("bob")))).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  test("two authorization values are refused in either order (none of them acts), as REST answers 401", async () => {
+    // grpc-js and node:http2 clients refuse to send two; a raw HTTP/2 request sends both header fields.
+    // An answer with a DATA frame is a ListTasks that went through; a refusal is headers only.
+    const answered = async (tokens: string[]) => {
+      const auth = tokens.map((t) => ["authorization", `Bearer ${t}`] as const);
+      const { frames, ended } = await rawGrpcRequest(a.grpcAddr, "/solti.v1.SoltiApi/ListTasks", auth, new Uint8Array(5), (_f, end) => end, 3000);
+      if (!ended) return "no answer";
+      return frames.includes(FRAME.DATA) ? "listed" : "refused";
+    };
+    const { root, vic, alice } = a.tokens;
+    expect(await answered([alice])).toBe("listed");
+    expect(await answered(["not-a-token"])).toBe("refused");
+    // Before: the first value acted (a viewer's token before an admin's listed as the viewer), and a bad second one passed.
+    for (const pair of [[vic, root], [root, vic], [alice, "not-a-token"]]) expect(await answered(pair)).toBe("refused");
+    const rest = await a.request("GET", "/api/v1/tasks", undefined, { authorization: `Bearer ${vic}, Bearer ${root}` });
+    expect(rest.status).toBe(401);
   });
 
   test("a token in the wrong metadata key does not authenticate", async () => {
