@@ -38,6 +38,12 @@ export function loadSecurity(config: Readonly<Config>, opts: { clock?: () => num
   if (config.configFile !== undefined && principals.length === 0) {
     warnings.push(`--config ${config.configFile}: defines no principals, so auth is off (set TASKLANE_ADMIN_TOKEN or add [[principals]] to turn it on)`);
   }
+  // Tasks run as the agent's user: they can read /proc/<agent>/environ, where the plaintext stays.
+  if (config.adminToken !== undefined && principals.some((p) => p.role !== "admin")) {
+    warnings.push(
+      "TASKLANE_ADMIN_TOKEN stays readable by tasks (they run as the agent's user and can read /proc/<agent pid>/environ): a user principal's task can take admin rights; give the admin a token_sha256 in the config file instead (docs/security.md, \"What isolation does not cover\")",
+    );
+  }
   const policy: ListenPolicy = { ...listen, warnings };
   const authenticator = createAuthenticator({
     principals,

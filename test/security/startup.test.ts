@@ -179,6 +179,18 @@ describe("safe defaults", () => {
     expect(withAdmin.lines.some((l) => JSON.parse(l).msg === "auth: on (1 principal)")).toBe(true);
     expect(warnings(withAdmin.lines)).toEqual([]);
   });
+
+  test("TASKLANE_ADMIN_TOKEN beside user principals: a warning that their tasks can read it", async () => {
+    using dir = tempDir();
+    const file = join(dir, "users.toml");
+    writeFileSync(file, `[[principals]]\nname = "alice"\nrole = "user"\ntoken_sha256 = "${"a".repeat(64)}"\n`);
+    const { logger, lines } = capture();
+    await using a = await startAgent({ logger, args: ["--config", file], env: { TASKLANE_ADMIN_TOKEN: "env-admin-token" } });
+    expect(warnings(lines)).toEqual([
+      'TASKLANE_ADMIN_TOKEN stays readable by tasks (they run as the agent\'s user and can read /proc/<agent pid>/environ): a user principal\'s task can take admin rights; give the admin a token_sha256 in the config file instead (docs/security.md, "What isolation does not cover")',
+    ]);
+    expect((await a.json("GET", "/api/v1/tasks", undefined, { authorization: "Bearer env-admin-token" })).status).toBe(200);
+  });
 });
 
 describe("the listening line", () => {
