@@ -24,7 +24,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config.ts";
-import { hashToken } from "./hash-token.ts";
+import { bearerTokenProblem, hashToken } from "./hash-token.ts";
 
 /** What a principal may do (CONTRACT §4). */
 export type Role = "admin" | "user" | "viewer";
@@ -215,6 +215,8 @@ export function effectivePrincipals(config: AuthConfig | undefined, adminToken: 
         "TASKLANE_ADMIN_TOKEN: contains whitespace (a space, tab or newline), so no `Authorization: Bearer <token>` could ever match it; remove it (the value is not shown)",
       );
     }
+    const problem = bearerTokenProblem(adminToken.trim());
+    if (problem !== undefined) throw new ConfigError(`TASKLANE_ADMIN_TOKEN: ${problem}, or no \`Authorization: Bearer <token>\` header sends it as given (the value is not shown)`);
     if (out.some((p) => p.name === ENV_ADMIN_NAME)) {
       throw new ConfigError(
         `TASKLANE_ADMIN_TOKEN: the config file already has a principal named "${ENV_ADMIN_NAME}"; rename it or unset TASKLANE_ADMIN_TOKEN`,

@@ -16,6 +16,21 @@ export function hashToken(token: string): string {
 }
 
 /**
+ * Why `token` (trimmed) cannot be sent as `Authorization: Bearer <token>`, as
+ * a clause for a message that never shows the token; undefined when it can.
+ * No header can hold a control character; a space would split the
+ * credential; beyond printable ASCII, clients disagree on the bytes (curl
+ * sends UTF-8, others Latin-1), so a stored digest would match only some.
+ * The CLI's `--token`, `hash-token` and TASKLANE_ADMIN_TOKEN all apply it.
+ */
+export function bearerTokenProblem(token: string): string | undefined {
+  if (/[\x00-\x1f\x7f]/.test(token)) return "must not contain line breaks or other control characters";
+  if (/[^\x20-\x7e]/.test(token)) return "must contain only printable ASCII characters";
+  if (token.includes(" ")) return "must not contain spaces";
+  return undefined;
+}
+
+/**
  * A new random token: 32 bytes as base64url (43 characters). base64url only
  * uses characters allowed in a WebSocket subprotocol, so the token also works
  * as `Sec-WebSocket-Protocol: tasklane, bearer.<token>`.

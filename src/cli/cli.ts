@@ -4,6 +4,7 @@
  * API, and turn failures into `tasklane: <message>` and an exit status
  * (1 API error, 2 usage error, 3 agent unreachable, 130/143 interrupted).
  */
+import { bearerTokenProblem } from "../auth/hash-token.ts";
 import { parseDuration } from "../config.ts";
 import { createApiClient, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SERVER, type ApiClient } from "./api-client.ts";
 import { parseArgs } from "./args.ts";
@@ -41,14 +42,14 @@ export function serverUrl(raw: string, source: string): string {
 /**
  * The bearer token of `--token` / TASKLANE_TOKEN. Surrounding whitespace (a
  * trailing CR or newline from a file) is dropped, as HTTP would; a line break
- * or control character inside cannot be sent in a header. Messages never
- * show the token.
+ * or control character inside cannot be sent in a header, nor a space or a
+ * non-ASCII character (`bearerTokenProblem`). Messages never show the token.
  */
 export function bearerToken(raw: string | undefined, source: string): string | undefined {
   const token = raw?.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
   if (!token) return undefined;
-  if (/[\x00-\x1f\x7f]/.test(token)) throw usage(`${source}: must not contain line breaks or other control characters (the token is not shown)`);
-  if (/[^\x20-\x7e]/.test(token)) throw usage(`${source}: must contain only printable ASCII characters (the token is not shown)`);
+  const problem = bearerTokenProblem(token);
+  if (problem !== undefined) throw usage(`${source}: ${problem} (the token is not shown)`);
   return token;
 }
 

@@ -145,14 +145,17 @@ describe("what the CLI refuses to send", () => {
     expect(fake.seen.map((s) => s.path)).toEqual(["/gw/tasklane/api/v1/tasks?order=desc"]);
   });
 
-  test.concurrent("a token with a line break or non-ASCII: exit 2 naming the source, never showing the token", async () => {
+  test.concurrent("a token with a line break, non-ASCII or a space: exit 2 naming the source, never showing the token", async () => {
     await using fake = fakeHttpServer(() => json({ tasks: [], total: 0 }));
     const server = fake.url;
-    const [flag, env, wide] = await Promise.all([
+    const [flag, env, wide, spaced] = await Promise.all([
       tasklane(["ls", "--token", "abc\ndef"], { server }),
       tasklane(["ls"], { server, env: { TASKLANE_TOKEN: "abc\ndef" } }),
       tasklane(["ls", "--token", "abc€def"], { server }),
+      tasklane(["ls", "--token", "abc def"], { server }),
     ]);
+    // Before: a space inside was sent, and the agent's answer blamed the header's form.
+    expect(spaced).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: --token: must not contain spaces (the token is not shown)\n" });
     expect(flag).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: --token: must not contain line breaks or other control characters (the token is not shown)\n" });
     expect(env).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: TASKLANE_TOKEN: must not contain line breaks or other control characters (the token is not shown)\n" });
     expect(wide).toEqual({ exitCode: 2, stdout: "", stderr: "tasklane: --token: must contain only printable ASCII characters (the token is not shown)\n" });

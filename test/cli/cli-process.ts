@@ -17,7 +17,7 @@ export interface CliOptions {
   /** TASKLANE_SERVER (omit to leave it unset). */
   server?: string;
   env?: Record<string, string>;
-  stdin?: string;
+  stdin?: string | Uint8Array;
 }
 
 function cliEnv(opts: CliOptions): Record<string, string> {
@@ -30,7 +30,7 @@ function cliEnv(opts: CliOptions): Record<string, string> {
 export async function tasklane(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   const proc = Bun.spawn([process.execPath, MAIN, ...args], {
     env: cliEnv(opts),
-    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdin: opts.stdin === undefined ? "ignore" : typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
     stdout: "pipe",
     stderr: "pipe",
   });

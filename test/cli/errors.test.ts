@@ -155,6 +155,21 @@ describe("hash-token", () => {
     expect((await tasklane(["hash-token"], { stdin: " \n" })).exitCode).toBe(2);
   });
 
+  test.concurrent("a token no client sends as given is refused: control characters, non-ASCII, bytes that are not UTF-8", async () => {
+    const cases: [string | Uint8Array, string][] = [
+      ["x\u0001y\n", "must not contain line breaks or other control characters"],
+      ["tök\n", "must contain only printable ASCII characters"],
+      [Uint8Array.of(0x61, 0xc3, 0x28, 0x62, 0x0a), "must contain only printable ASCII characters"],
+    ];
+    for (const [stdin, problem] of cases) {
+      expect(await tasklane(["hash-token"], { stdin })).toEqual({
+        exitCode: 2,
+        stdout: "",
+        stderr: `tasklane: the token ${problem}: no Authorization: Bearer <token> header sends it as given\n`,
+      });
+    }
+  });
+
   test.concurrent("a token with whitespace inside is refused: no bearer header could carry it", async () => {
     const r = await tasklane(["hash-token"], { stdin: "two words\n" });
     expect(r.exitCode).toBe(2);

@@ -159,6 +159,18 @@ describe("effectivePrincipals", () => {
     }
   });
 
+  test("a control or non-ASCII character (which clients send differently, or not at all) is a ConfigError too", () => {
+    for (const [token, problem] of [
+      ["adm\u0001tok", "must not contain line breaks or other control characters"],
+      ["admtök", "must contain only printable ASCII characters"],
+      ["adm\ufffdtok", "must contain only printable ASCII characters"],
+    ]) {
+      expect(() => effectivePrincipals(undefined, token)).toThrow(
+        `TASKLANE_ADMIN_TOKEN: ${problem}, or no \`Authorization: Bearer <token>\` header sends it as given (the value is not shown)`,
+      );
+    }
+  });
+
   test("a clash with the config file is a ConfigError that does not show the token", () => {
     const cfg = parseAuthConfig(`[[principals]]\nname = "alice"\nrole = "user"\ntoken_sha256 = "${hashToken("env-token")}"\n`, "f.toml");
     expect(() => effectivePrincipals(cfg, "env-token")).toThrow(

@@ -1,5 +1,5 @@
 /** `tasklane hash-token`: SHA-256 of a bearer token, for the auth config. */
-import { hashToken } from "../../auth/hash-token.ts";
+import { bearerTokenProblem, hashToken } from "../../auth/hash-token.ts";
 import { usage } from "../cli-error.ts";
 import type { Command } from "../command.ts";
 
@@ -11,7 +11,8 @@ export const hashTokenCommand: Command = {
   details: [
     "Reads the token from the argument or, without one, from stdin. Whitespace around it",
     "(the file's trailing newline) is ignored, as the CLI's --token and the agent ignore it;",
-    "a token with whitespace inside is refused: no `Authorization: Bearer` header can carry it.",
+    "a token with whitespace, a control character or a non-ASCII character inside is refused:",
+    "no `Authorization: Bearer` header carries it as given.",
     "Prefer stdin: arguments end up in the shell history and in ps.",
     "Needs no agent. With --json, prints {\"sha256\": \"…\"}.",
   ].join("\n"),
@@ -23,6 +24,8 @@ export const hashTokenCommand: Command = {
     const token = (ctx.positionals[0] ?? (await ctx.readStdin())).trim();
     if (token === "") throw usage("empty token: give TOKEN or pipe it on stdin");
     if (/\s/.test(token)) throw usage("the token contains whitespace (a space, tab or newline): no Authorization: Bearer <token> could carry it");
+    const problem = bearerTokenProblem(token);
+    if (problem !== undefined) throw usage(`the token ${problem}: no Authorization: Bearer <token> header sends it as given`);
     const hex = hashToken(token);
     await ctx.out.line(ctx.json ? JSON.stringify({ sha256: hex }) : hex);
     return 0;
