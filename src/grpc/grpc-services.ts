@@ -53,18 +53,13 @@ const DEFER_WRITE_CALLBACK = "deferWriteCallback";
  * in test/grpc/stream-writes.test.ts, which fails when it stops applying).
  */
 export function deferWritesLikeNative(server: Server): boolean {
-  let hooked = false;
-  for (const h2 of http2ServersOf(server)) {
-    if (patchedServers.has(h2)) continue;
-    patchedServers.add(h2);
+  return hookHttp2Servers(server, patchedServers, (h2) =>
     h2.on("session", (session: object) => {
       const key = Object.getOwnPropertySymbols(session).find((k) => k.description === DEFER_WRITE_CALLBACK);
       const holder = session as Record<symbol, unknown>;
       if (key !== undefined && holder[key] === setImmediate) holder[key] = process.nextTick;
-    });
-    hooked = true;
-  }
-  return hooked;
+    }),
+  );
 }
 const patchedServers = new WeakSet<object>();
 
@@ -76,26 +71,33 @@ const patchedServers = new WeakSet<object>();
  * and a bad second token passed unseen, where REST refuses both with 401.
  * Before grpc-js sees a stream, repeated values are joined with ", " (as HTTP
  * joins repeated headers); `metadataRecord` and the authenticator then refuse
- * it as REST does. Returns whether it could (grpc-js's `http2Servers` is
- * internal; tested in test/grpc/auth.test.ts, which fails when it stops applying).
+ * it as REST does. Returns whether it hooked a server (grpc-js's `http2Servers`
+ * is internal; tested in test/security/grpc-auth.test.ts, which fails when it
+ * stops applying).
  */
 export function joinRepeatedAuthorization(server: Server): boolean {
-  let hooked = false;
-  for (const h2 of http2ServersOf(server)) {
-    if (!authJoinedServers.has(h2)) {
-      authJoinedServers.add(h2);
-      h2.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: unknown, raw: unknown) => {
-        if (!Array.isArray(raw)) return;
-        const values: string[] = [];
-        for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") values.push(String(raw[i + 1]));
-        if (values.length > 1) headers.authorization = values.join(", ");
-      });
-    }
-    hooked = true;
-  }
-  return hooked;
+  return hookHttp2Servers(server, authJoinedServers, (h2) =>
+    h2.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: unknown, raw: unknown) => {
+      if (!Array.isArray(raw)) return;
+      const values: string[] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") values.push(String(raw[i + 1]));
+      if (values.length > 1) headers.authorization = values.join(", ");
+    }),
+  );
 }
 const authJoinedServers = new WeakSet<object>();
+
+/** `hook` once on each node:http2 server of `server` not yet in `hooked`; whether this call hooked any. */
+function hookHttp2Servers(server: Server, hooked: WeakSet<object>, hook: (h2: EventEmitter) => void): boolean {
+  let any = false;
+  for (const h2 of http2ServersOf(server)) {
+    if (hooked.has(h2)) continue;
+    hooked.add(h2);
+    hook(h2);
+    any = true;
+  }
+  return any;
+}
 
 /** The node:http2 servers of `server` (grpc-js's `http2Servers` map, internal: none when it is missing). */
 function http2ServersOf(server: Server): EventEmitter[] {
