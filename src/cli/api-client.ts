@@ -13,10 +13,12 @@
  * keep-alives flow); a long-poll `wait` asks for at most `MAX_WAIT_CHUNK_MS`
  * at a time, well under the 5-minute socket idle timeout of Bun's fetch, and
  * lifts that idle timeout for itself; cancel and delete may take the task's
- * kill grace (at most 10 minutes) longer.
+ * kill grace (at most 10 minutes) longer. A rate-limited request (`429` with
+ * `Retry-After`) is sent again after the wait while the deadline allows.
  */
 import type { LogEvent, Phase, Task, TaskRun, TaskSpecInput } from "../tasks/model.ts";
 import { clipLine } from "../errors.ts";
+import { retryAfterMs } from "../retry-after.ts";
 import { CliError } from "./cli-error.ts";
 import { formatDuration } from "./format.ts";
 import { readSse } from "./sse-reader.ts";
@@ -34,6 +36,31 @@ export const MAX_WAIT_CHUNK_MS = 60_000;
 
 /** Default time the agent has to answer an ordinary request (env TASKLANE_REQUEST_TIMEOUT). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * A `429` with `Retry-After` is sent again after the wait, at most this many
+ * times, while the wait ends within the request's answer deadline (and is at
+ * most {@link MAX_RATE_LIMIT_WAIT_MS}); then the 429 is the answer.
+ */
+export const MAX_RATE_LIMIT_RETRIES = 10;
+/** Longest single `Retry-After` wait the client sits out. */
+export const MAX_RATE_LIMIT_WAIT_MS = 30_000;
+
+/** Resolve after `ms`, or reject with the signal's reason once it aborts. */
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 /** Longest kill grace a task may have (CONTRACT §1): a cancel or delete may take that long to answer. */
 const MAX_KILL_GRACE_MS = 600_000;
@@ -213,8 +240,19 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
     };
     if (idleMs !== undefined) req.timeout = idleMs;
+    const started = performance.now();
     try {
-      return { res: await doFetch(server + path, req), settle, fail };
+      let res = await doFetch(server + path, req);
+      // The agent refuses a rate-limited request before reading it, so any method may be sent again.
+      for (let tries = 0; res.status === 429 && tries < MAX_RATE_LIMIT_RETRIES; tries++) {
+        const waitMs = retryAfterMs(res.headers.get("retry-after"));
+        const leftMs = answerMs === undefined ? MAX_RATE_LIMIT_WAIT_MS : Math.min(MAX_RATE_LIMIT_WAIT_MS, answerMs - (performance.now() - started));
+        if (waitMs === undefined || waitMs >= leftMs) break;
+        await res.body?.cancel().catch(() => {});
+        await abortableSleep(waitMs, req.signal ?? undefined);
+        res = await doFetch(server + path, req);
+      }
+      return { res, settle, fail };
     } catch (err) {
       return fail(err);
     }

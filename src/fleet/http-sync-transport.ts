@@ -8,6 +8,7 @@
  */
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { SyncRequestSchema, SyncResponseSchema } from "../gen/solti/discover/v1/discovery_pb.ts";
+import { retryAfterMs as retryAfterHeader } from "../retry-after.ts";
 import { clipDetail, SyncFailure, type SyncTransport } from "./sync-transport.ts";
 
 export interface HttpSyncTransportOptions {
@@ -123,14 +124,6 @@ function statusHint(status: number): string {
 function detailOf(text: string): string {
   const line = clipDetail(text);
   return line ? `: ${line}` : "";
-}
-
-/** `Retry-After: <seconds>` (an HTTP date is honoured too). The heartbeat caps what it honours. */
-function retryAfterHeader(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /** `retryAfterS` of an error body shaped like a SyncResponse. */

@@ -294,3 +294,43 @@ describe("run: held submit, subscribe, then start", () => {
     expect(fake.seen.map((s) => `${s.method} ${s.path}`).at(-1)).toBe(`DELETE /api/v1/tasks/${id}`);
   });
 });
+
+describe("429: Retry-After", () => {
+  const limited = (retryAfter?: string) =>
+    Response.json({ error: "RateLimited", message: "rate limit of principal p exceeded" }, { status: 429, headers: retryAfter === undefined ? {} : { "retry-after": retryAfter } });
+
+  test.concurrent("a wait longer than the request's deadline is not sat out: the 429 is the answer", async () => {
+    await using fake = fakeHttpServer(() => limited("120"));
+    const r = await tasklane(["ls"], { server: fake.url });
+    expect(r).toEqual({ exitCode: 1, stdout: "", stderr: "tasklane: rate limit of principal p exceeded\n" });
+    expect(fake.seen).toHaveLength(1);
+  });
+
+  test.concurrent("without Retry-After (or with one that is not a number or a date) the 429 is the answer", async () => {
+    for (const header of [undefined, "soon", "-1", "1.5"]) {
+      await using fake = fakeHttpServer(() => limited(header));
+      const r = await tasklane(["ls"], { server: fake.url });
+      expect(r.exitCode).toBe(1);
+      expect(fake.seen).toHaveLength(1);
+    }
+  });
+
+  test.concurrent("at most ten retries: a server that keeps refusing gets eleven requests, then the 429 is the answer", async () => {
+    await using fake = fakeHttpServer(() => limited("0"));
+    const r = await tasklane(["ls"], { server: fake.url });
+    expect(r.exitCode).toBe(1);
+    expect(fake.seen).toHaveLength(11);
+  });
+
+  test.concurrent("a submit refused once is sent again, the same body, after the wait", async () => {
+    await using fake = fakeHttpServer((_req, url, seen) => {
+      if (seen.length === 1) return limited("0");
+      if (url.pathname === "/api/v1/tasks") return json({ task_id: "tsk_r", admission: "started" }, 201);
+      return json(NOT_FOUND, 404);
+    });
+    const r = await tasklane(["submit", "--", "echo", "hi"], { server: fake.url });
+    expect(r).toEqual({ exitCode: 0, stdout: "tsk_r\n", stderr: "" });
+    expect(fake.seen.map((s) => s.method)).toEqual(["POST", "POST"]);
+    expect(fake.seen[1]!.body).toBe(fake.seen[0]!.body);
+  });
+});

@@ -8,6 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { failure, unary } from "../grpc/proto-client.ts";
 import { readSse } from "../helpers/sse.ts";
 import { bashSpec } from "../helpers/start-agent.ts";
+import { tasklane } from "../cli/cli-process.ts";
 import { startSecureAgent } from "./secure-agent.ts";
 
 const SLOW = { rate: 0.1, burst: 3 };
@@ -67,5 +68,16 @@ describe("rate limits", () => {
     expect((await unary<{ total: number }>(a.solti, "ListTasks", {}, a.md("alice"))).total).toBe(0);
     // The probes stay reachable.
     expect((await a.request("GET", "/healthz")).status).toBe(200);
+  });
+
+  test("the CLI sits out Retry-After: `tasklane run` over a bucket of one request per second still ends with the task's exit code", async () => {
+    // Submit, log stream and final read are three requests: the second and third are refused once each (Retry-After: 1).
+    await using a = await startSecureAgent({ rates: { alice: { rate: 1, burst: 1 } } });
+    const r = await tasklane(["run", "--", "/bin/sh", "-c", "echo out; exit 7"], { server: a.url, env: { TASKLANE_TOKEN: a.tokens.alice } });
+    expect(r.stderr).not.toContain("rate limit");
+    expect(r.stdout).toBe("out\n");
+    expect(r.exitCode).toBe(7);
+    const listed = await a.json("GET", "/api/v1/tasks", undefined, a.bearer("root"));
+    expect(listed.body.total).toBe(1);
   });
 });
