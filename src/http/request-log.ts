@@ -72,9 +72,12 @@ export function statusOfError(code: unknown, error: unknown): number {
   return 500;
 }
 
-/** Route templates of an app, matched against a path when Elysia could not tell the route (error before routing). */
+/**
+ * Route templates of an app, matched against a path when Elysia could not tell the route (error before routing).
+ * With `method` "WS", only WebSocket routes match, whatever the request's method.
+ */
 function createRouteMatcher(app: AnyElysia) {
-  let table: { method: string; re: RegExp; path: string }[] = [];
+  let table: { method: string; re: RegExp; path: string; ws: boolean }[] = [];
   let size = -1;
   return (method: string, pathname: string): string | undefined => {
     const routes = (app as unknown as { getGlobalRoutes(): InternalRoute[] }).getGlobalRoutes();
@@ -83,10 +86,12 @@ function createRouteMatcher(app: AnyElysia) {
       table = routes.map((r) => ({
         method: r.method === "WS" ? "GET" : r.method,
         path: r.path,
+        ws: r.method === "WS",
         re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}$`),
       }));
     }
-    return table.find((r) => (r.method === method || r.method === "ALL") && r.re.test(pathname))?.path;
+    const wsOnly = method === "WS";
+    return table.find((r) => (wsOnly ? r.ws : r.method === method || r.method === "ALL") && r.re.test(pathname))?.path;
   };
 }
 
@@ -149,8 +154,13 @@ export function createRequestLog(opts: RequestLogOptions) {
         if (state) state.failed = true;
         return;
       }
-      const template = code === "NOT_FOUND" ? undefined : routeOf(request.method, requestPath(request.url));
-      finish(set, request, template, statusOfError(code, error));
+      if (code === "NOT_FOUND") {
+        // A WebSocket route matches upgrades only; the app answers any other request of its path 426 (http-app.ts).
+        const ws = routeOf("WS", requestPath(request.url));
+        finish(set, request, ws, ws === undefined ? 404 : 426);
+        return;
+      }
+      finish(set, request, routeOf(request.method, requestPath(request.url)), statusOfError(code, error));
     })
     .as("global");
 }

@@ -227,6 +227,13 @@ describe("GET /metrics", () => {
     const afterWs = await scrapeUntil(a, (e) => subscribers(e, "websocket") === 0, "the WebSocket subscriber gone");
     // The handshake answered 101 on the wire, and is counted so.
     expect(valueOf(afterWs, "tasklane_http_requests_total", { route: "/ws/tasks", method: "GET", status: "101" })).toBe(1);
+    // A plain GET (and a POST) of it answers 426, and is counted as that route and status, not as an unknown route.
+    expect((await a.request("GET", "/ws/tasks")).status).toBe(426);
+    expect((await a.request("POST", "/ws/tasks", "{}")).status).toBe(426);
+    const after426 = await scrape(a);
+    expect(valueOf(after426, "tasklane_http_requests_total", { route: "/ws/tasks", method: "GET", status: "426" })).toBe(1);
+    expect(valueOf(after426, "tasklane_http_requests_total", { route: "/ws/tasks", method: "POST", status: "426" })).toBe(1);
+    expect(valueOf(after426, "tasklane_http_requests_total", { route: "unmatched" })).toBe(0);
 
     // gRPC: a StreamTaskLogs of a held task stays open until the client cancels it.
     const held = await submitOk(a, commandSpec("true", [], { hold: true }));
