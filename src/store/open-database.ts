@@ -4,7 +4,7 @@
  * failure into one line that names the file and the reason.
  */
 import { Database } from "bun:sqlite";
-import { chmodSync, closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, closeSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { migrate } from "./migrations.ts";
 
@@ -26,21 +26,57 @@ export function canonicalPath(path: string): string {
   }
 }
 
+/** What a path that is not a regular file is, for a message: "a directory", "a FIFO", … */
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  return "not a regular file";
+}
+
 /**
- * Refuse, before SQLite touches it, a path that is a directory or a non-empty
- * file without the SQLite header. (An empty file is a valid empty database.)
+ * The file at `path` (through symlinks), or `undefined` when nothing is there;
+ * refused when it is a symlink to nothing or not a regular file. SQLite itself
+ * only says "unable to open database file" or "disk I/O error" for these.
+ */
+function regularFileAt(path: string, what: string): Stats | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if (!isErrno(err, "ENOENT")) throw new Error(`cannot open store: cannot read ${path}: ${messageOf(err)}`);
+    let link: string | undefined;
+    try {
+      link = lstatSync(path).isSymbolicLink() ? readlinkSync(path) : undefined;
+    } catch {
+      link = undefined;
+    }
+    if (link !== undefined) throw new Error(`cannot open store: ${path} is a symbolic link to a missing file (${link})`);
+    return undefined;
+  }
+  if (!st.isFile()) throw new Error(`cannot open store: ${path} is ${kindOf(st)}, not ${what}; move it away`);
+  return st;
+}
+
+/** SQLite's files beside the database: write-ahead log, shared-memory index, rollback journal. */
+const SIDECARS: readonly [suffix: string, what: string][] = [
+  ["-wal", "the store's write-ahead log"],
+  ["-shm", "the store's WAL index"],
+  ["-journal", "the store's rollback journal"],
+];
+
+/**
+ * Refuse, before SQLite touches it, a path that is a directory or another
+ * non-regular file, a symlink to nothing, or a non-empty file without the
+ * SQLite header (an empty file is a valid empty database); and the same for
+ * the files SQLite keeps beside it.
  */
 function assertSqliteFile(path: string): void {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (st.isDirectory()) throw new Error(`cannot open store: ${path} is a directory, not a database file`);
-    size = st.size;
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return;
-    throw err;
-  }
-  if (size === 0) return;
+  const st = regularFileAt(path, "a database file");
+  for (const [suffix, what] of SIDECARS) regularFileAt(path + suffix, what);
+  if (st === undefined || st.size === 0) return;
   const header = Buffer.alloc(SQLITE_MAGIC.length);
   const fd = openSync(path, "r");
   try {

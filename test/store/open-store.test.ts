@@ -3,7 +3,7 @@
  * touching what it cannot read.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
@@ -15,7 +15,8 @@ function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
-    out[name] = statSync(p).isDirectory() ? "<dir>" : readFileSync(p).toString("base64");
+    const st = lstatSync(p);
+    out[name] = st.isSymbolicLink() ? `-> ${readlinkSync(p)}` : st.isDirectory() ? "<dir>" : readFileSync(p).toString("base64");
   }
   return out;
 }
@@ -107,6 +108,35 @@ describe("openStore", () => {
     const dir = realpathSync(tmp.path);
     mkdirSync(join(dir, "tasklane.db"));
     expect(() => openStore(dir)).toThrow(`cannot open store: ${dir}/tasklane.db is a directory, not a database file`);
+  });
+
+  test("a tasklane.db that is a FIFO or a symlink to nothing fails naming what it is", () => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    const db = join(dir, "tasklane.db");
+    expect(Bun.spawnSync(["mkfifo", db]).exitCode).toBe(0);
+    expect(() => openStore(dir)).toThrow(`cannot open store: ${db} is a FIFO, not a database file; move it away`);
+    rmSync(db);
+    symlinkSync(join(dir, "gone", "x.db"), db);
+    expect(() => openStore(dir)).toThrow(`cannot open store: ${db} is a symbolic link to a missing file (${join(dir, "gone", "x.db")})`);
+  });
+
+  test.each([
+    ["-wal", "a directory", "the store's write-ahead log"],
+    ["-shm", "a directory", "the store's WAL index"],
+    ["-journal", "a directory", "the store's rollback journal"],
+    ["-wal", "a dangling symlink", ""],
+  ])("a tasklane.db%s that is %s fails before SQLite opens anything, naming the file", (suffix, kind, what) => {
+    using tmp = tempDir();
+    const dir = realpathSync(tmp.path);
+    const side = join(dir, `tasklane.db${suffix}`);
+    if (kind === "a directory") mkdirSync(side);
+    else symlinkSync("/nonexistent/wal", side);
+    const before = snapshot(dir);
+    expect(() => openStore(dir)).toThrow(
+      kind === "a directory" ? `cannot open store: ${side} is a directory, not ${what}; move it away` : `cannot open store: ${side} is a symbolic link to a missing file (/nonexistent/wal)`,
+    );
+    expect(snapshot(dir)).toEqual(before);
   });
 
   test.each([
