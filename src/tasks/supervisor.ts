@@ -461,7 +461,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       else if (wasRunning) interrupted.push({ state, run: closedRun });
       else pending.push({ state, retryAt: newest && newest.attempt > state.base ? newest.retryAt : undefined });
     }
-    // Slots go to interrupted tasks first (they held them), then pending ones in submission order.
+    // Slots go to the tasks that held them: interrupted ones, then those waiting out a backoff or an
+    // `always` interval (a slot is held through its waits). The others never ran since their admission
+    // (submit, release of a hold, restart), which is their last write: they keep that order.
+    pending.sort((x, y) => Number(y.retryAt !== undefined) - Number(x.retryAt !== undefined) || x.state.task.metadata.updatedAt - y.state.task.metadata.updatedAt);
     for (const { state, run } of interrupted) {
       const l = lane(laneKey(state.task.metadata.owner, state.task.spec.slot));
       if (!l.holder) l.holder = state.task.metadata.id;

@@ -85,3 +85,57 @@ describe.each(["main", "thread"] as const)("--spawn-on %s", (spawnOn) => {
     }, { args });
   });
 });
+
+describe("a slot's order survives a restart", () => {
+  test("the holder waiting out a backoff keeps the slot and its wait; a task released behind it stays queued", async () => {
+    using dir = tempDir("tasklane-timers-");
+    const backoff = { jitter: "none", firstMs: HOUR, maxMs: HOUR, factor: 1 };
+    const { held, holder } = await withAgent(dir.path, async (a) => {
+      // Older than the holder, but held: it takes its place in the slot's queue only when released.
+      const held = (await submitOk(a, { ...commandSpec("true"), slot: "s", hold: true })).id;
+      const holder = (await submitOk(a, { ...commandSpec("false", [], { restart: { type: "onFailure" }, backoff, maxAttempts: 2 }), slot: "s" })).id;
+      await waitForState(a, holder, (t) => t.status.phase === "pending" && t.status.attempt === 1);
+      const started = await a.json("POST", `/api/v1/tasks/${held}/start`);
+      expect(started.status).toBe(200);
+      expect(started.body.task.status).toEqual({ phase: "pending", attempt: 0 });
+      return { held, holder };
+    });
+    // Restarted within the hour: nothing runs; the holder still waits, the released task behind it.
+    await withAgent(dir.path, async (b) => {
+      const other = await submitOk(b, commandSpec("true"));
+      expect((await waitTerminal(b, other.id)).status.phase).toBe("succeeded");
+      expect((await getTask(b, holder)).status).toEqual({ phase: "pending", attempt: 1, exitCode: 1, error: "exit code 1" });
+      expect((await getTask(b, held)).status).toEqual({ phase: "pending", attempt: 0 });
+      expect(await getRuns(b, held)).toHaveLength(0);
+    });
+    // An hour later: the holder's second attempt runs (and exhausts it), then the released task.
+    await withAgent(dir.path, async (c) => {
+      expect((await waitTerminal(c, holder)).status.phase).toBe("exhausted");
+      expect((await waitTerminal(c, held)).status.phase).toBe("succeeded");
+      const [holderRuns, heldRuns] = [await getRuns(c, holder), await getRuns(c, held)];
+      expect(heldRuns[0]!.startedAt).toBeGreaterThanOrEqual(holderRuns[1]!.finishedAt!);
+    }, { clock: ahead(HOUR + 1000) });
+  });
+
+  test("tasks that never ran keep the slot's admission order, not their creation order", async () => {
+    using dir = tempDir("tasklane-timers-");
+    // One run at a time: the blocker takes it, so the slot's holder waits for capacity.
+    const args = ["--max-concurrent", "1"];
+    const { held, holder } = await withAgent(dir.path, async (a) => {
+      const blocker = (await submitOk(a, commandSpec("sleep", ["300"]))).id;
+      await waitForState(a, blocker, (t) => t.status.phase === "running");
+      const held = (await submitOk(a, { ...commandSpec("true"), slot: "s", hold: true })).id;
+      const holder = (await submitOk(a, { ...commandSpec("true"), slot: "s" })).id;
+      expect((await a.json("POST", `/api/v1/tasks/${held}/start`)).status).toBe(200);
+      return { held, holder };
+    }, { args });
+    // The blocker's run is interrupted by the restart (no restart policy: it ends failed), freeing the capacity.
+    await withAgent(dir.path, async (b) => {
+      await waitTerminal(b, held);
+      await waitTerminal(b, holder);
+      const [holderRun] = await getRuns(b, holder);
+      const [heldRun] = await getRuns(b, held);
+      expect(heldRun!.startedAt).toBeGreaterThanOrEqual(holderRun!.finishedAt!);
+    }, { args });
+  });
+});
