@@ -3,7 +3,7 @@
  *
  * Executables and interpreters are resolved to absolute paths once and cached:
  * a version-manager shim on PATH (pyenv, nvm, asdf) can add ~100 ms to every
- * start. Script bodies travel as a private file (`<scriptDir>/<taskId>.script`,
+ * start. Script bodies travel as a private file (`<scriptDir>/<taskId>.<ext>`,
  * mode 0600), never on the command line, so there is no argv size limit.
  */
 import { existsSync, unlinkSync } from "node:fs";
@@ -93,9 +93,30 @@ export function interpreterFor(runtime: ScriptRuntime): string {
 /** Outcome of {@link prepareArgv}: an argv to run, or a human-readable reason the run cannot start. */
 export type PreparedArgv = { ok: true; argv: string[]; scriptPath?: string } | { ok: false; error: string };
 
+/**
+ * The script file's extension: the runtime's usual one, which interpreters may
+ * read (node decides CommonJS or ES module for a `.js` file by its syntax, and
+ * refuses ES modules in a file with an extension it does not know); `script`
+ * for a custom interpreter, whose conventions the agent cannot know.
+ */
+function extensionOf(runtime: ScriptRuntime): string {
+  if (typeof runtime === "object") return "script";
+  switch (runtime) {
+    case "bash":
+      return "sh";
+    case "python":
+      return "py";
+    case "node":
+      return "js";
+  }
+}
+
+/** The name every script file had before extensions followed the runtime (removed with the task). */
+const LEGACY_EXTENSION = "script";
+
 /** Path of the script file of a task. */
-export function scriptPathOf(scriptDir: string, taskId: string): string {
-  return join(scriptDir, `${taskId}.script`);
+export function scriptPathOf(scriptDir: string, taskId: string, runtime: ScriptRuntime): string {
+  return join(scriptDir, `${taskId}.${extensionOf(runtime)}`);
 }
 
 function isSafeFileStem(taskId: string): boolean {
@@ -104,7 +125,7 @@ function isSafeFileStem(taskId: string): boolean {
 
 /**
  * Builds the argv of a run. Command mode: `[resolved command, ...args]`.
- * Script mode: writes the decoded body to `<scriptDir>/<taskId>.script`
+ * Script mode: writes the decoded body to `<scriptDir>/<taskId>.<ext>` (see `extensionOf`)
  * (mode 0600; `scriptDir` created 0700 if missing; rewritten on every call so
  * crash recovery can recreate it) and returns `[resolved interpreter, file, ...args]`.
  * Failures (unknown command, missing interpreter, unwritable file) are results, not throws.
@@ -124,7 +145,7 @@ export async function prepareArgv(
   const resolved = opts.resolver.which(interpreter, opts.lookup);
   if (resolved === undefined) return { ok: false, error: `interpreter ${clip(interpreter)} not found on PATH` };
   if (!isSafeFileStem(opts.taskId)) return { ok: false, error: `invalid task id for a script file: ${opts.taskId}` };
-  const scriptPath = scriptPathOf(opts.scriptDir, opts.taskId);
+  const scriptPath = scriptPathOf(opts.scriptDir, opts.taskId, runtime);
   try {
     await mkdir(opts.scriptDir, { recursive: true, mode: 0o700 });
     // A fresh inode each time: a process still reading an older copy (bash reads
@@ -137,11 +158,18 @@ export async function prepareArgv(
   return { ok: true, argv: [resolved, scriptPath, ...args], scriptPath };
 }
 
-/** Removes a task's script file; a file that is already gone is fine. */
-export function removeScript(scriptDir: string, taskId: string): void {
-  try {
-    unlinkSync(scriptPathOf(scriptDir, taskId));
-  } catch (err) {
-    if (!(typeof err === "object" && err !== null && "code" in err && err.code === "ENOENT")) throw err;
+/**
+ * Removes the script file of a task in script mode (also under the name older
+ * agents gave it); a file that is already gone is fine, a command task has none.
+ */
+export function removeScript(scriptDir: string, taskId: string, mode: CommandMode | ScriptMode): void {
+  if (!("script" in mode)) return;
+  const path = scriptPathOf(scriptDir, taskId, mode.script.runtime);
+  for (const file of new Set([path, join(scriptDir, `${taskId}.${LEGACY_EXTENSION}`)])) {
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if (!(typeof err === "object" && err !== null && "code" in err && err.code === "ENOENT")) throw err;
+    }
   }
 }

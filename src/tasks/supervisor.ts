@@ -658,7 +658,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       if (!task) return undefined;
       store.deleteTask(id);
       hub.drop(id);
-      removeScript(deps.scriptDir, id);
+      removeScript(deps.scriptDir, id, task.spec.kind.subprocess.mode);
       events.deleted(task);
       return task;
     },
@@ -684,8 +684,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         const task = store.getTask(id);
         store.deleteTask(id);
         hub.drop(id);
-        removeScript(deps.scriptDir, id);
-        if (task) events.deleted(task);
+        if (task) {
+          removeScript(deps.scriptDir, id, task.spec.kind.subprocess.mode);
+          events.deleted(task);
+        }
         swept++;
         if (performance.now() >= deadline) break;
       }

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -20,6 +20,12 @@ const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const script = (runtime: ScriptRuntime, body: string, args: string[] = []): ScriptMode => ({
   script: { runtime, body: b64(body), args },
 });
+/** Node ≥ 20.19 / 22.7 runs a `.js` file with ES module syntax as a module (no `"type"` needed). */
+function nodeDetectsModules(): boolean {
+  const v = Bun.spawnSync(["node", "--version"]).stdout.toString().trim();
+  const [major = 0, minor = 0] = v.replace(/^v/, "").split(".").map(Number);
+  return major > 22 || (major === 22 && minor >= 7) || (major === 20 && minor >= 19);
+}
 const inheritedEnv = () =>
   Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 
@@ -125,15 +131,19 @@ describe("prepareArgv", () => {
     const dir = join(tmp, "fresh-scripts");
     const body = "echo 'é €'\n";
     const prepared = await prepareArgv(script("bash", body, ["a b"]), { taskId: id, scriptDir: dir, resolver });
-    const file = join(dir, `${id}.script`);
+    const file = join(dir, `${id}.sh`);
     expect(prepared).toEqual({ ok: true, argv: [Bun.which("bash")!, file, "a b"], scriptPath: file });
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, "utf8")).toBe(body);
 
-    removeScript(dir, id);
+    // The file as an older agent named it goes too.
+    const legacy = join(dir, `${id}.script`);
+    writeFileSync(legacy, body);
+    removeScript(dir, id, script("bash", body));
     expect(existsSync(file)).toBe(false);
-    removeScript(dir, id); // already gone: fine
+    expect(existsSync(legacy)).toBe(false);
+    removeScript(dir, id, script("bash", body)); // already gone: fine
     expect(await prepareArgv(script("bash", body), { taskId: id, scriptDir: dir, resolver })).toEqual({
       ok: true,
       argv: [Bun.which("bash")!, file],
@@ -156,9 +166,14 @@ describe("prepareArgv", () => {
     ["bash", 'echo "bash $1"; echo "to stderr" >&2', "bash arg-1"],
     ["python", 'import sys\nprint("python", sys.argv[1])\nprint("to stderr", file=sys.stderr)', "python arg-1"],
     ["node", 'console.log("node", process.argv[2]); console.error("to stderr")', "node arg-1"],
+    // CommonJS and ES module bodies alike: node tells them apart by syntax in a `.js` file.
+    ["node", 'const os = require("node:os"); console.log("node cjs", process.argv[2], typeof os.platform()); console.error("to stderr")', "node cjs arg-1 string"],
+    ...(nodeDetectsModules()
+      ? ([["node", 'import os from "node:os";\nconsole.log("node esm", process.argv[2], typeof os.platform());\nconsole.error("to stderr")', "node esm arg-1 string"]] as [ScriptRuntime, string, string][])
+      : []),
   ];
   for (const [runtime, body, expected] of runtimes) {
-    test(`runs a ${runtime} script through prepareArgv + startRun`, async () => {
+    test(`runs a ${runtime} script through prepareArgv + startRun (${expected})`, async () => {
       const prepared = await prepareArgv(script(runtime, body, ["arg-1"]), { taskId: taskId(), scriptDir, resolver });
       if (!prepared.ok) throw new Error(prepared.error);
       const out = createLineCollector();
