@@ -7,7 +7,7 @@ import { Elysia } from "elysia";
 import { WS_BEARER_PREFIX, WS_PATH } from "../auth/authenticator.ts";
 import { AgentError, clip, fieldName, httpStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Caller, LogRecord } from "../tasks/model.ts";
-import { DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
+import { checkWaitTimeout, DEFAULT_WAIT_MS, type TaskService, type WatchRecord } from "../tasks/task-service.ts";
 import type { Subscription } from "../logs/subscription.ts";
 import { checkQueryKeys, parseCursor, parseListQuery, parseWatchFilter } from "./list-query.ts";
 import { silentLogger, type Logger } from "../observability/logger.ts";
@@ -140,7 +140,9 @@ function waitMs(params: URLSearchParams): number {
   const raw = params.get("timeoutMs");
   // parseCursor reads an empty cursor as none; an empty timeout is refused like any bad number.
   if (raw === "") throw invalid('timeoutMs: must be a non-negative integer, got ""');
-  return parseCursor("timeoutMs", raw) ?? DEFAULT_WAIT_MS;
+  const ms = parseCursor("timeoutMs", raw) ?? DEFAULT_WAIT_MS;
+  checkWaitTimeout(ms); // also for a submit without `wait`: nothing is created
+  return ms;
 }
 
 /**

@@ -167,7 +167,8 @@ export const MAX_WAIT_MS = 600_000;
 /** Wait used when the client names none (30 seconds). */
 export const DEFAULT_WAIT_MS = 30_000;
 
-function checkWaitTimeout(timeoutMs: number): void {
+/** A wait's `timeoutMs` must be an integer 0..{@link MAX_WAIT_MS}; else `InvalidRequest`. */
+export function checkWaitTimeout(timeoutMs: number): void {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_WAIT_MS) {
     throw invalid(`timeoutMs: must be an integer 0..${MAX_WAIT_MS}, got ${timeoutMs}`);
   }

@@ -65,7 +65,7 @@ describe("POST /api/v1/tasks?wait=true", () => {
   });
 
   test("a bad timeoutMs is a 400 with or without wait, and nothing is stored", async () => {
-    for (const q of ["wait=true&timeoutMs=abc", "timeoutMs=abc", "wait=false&timeoutMs=-1"]) {
+    for (const q of ["wait=true&timeoutMs=abc", "timeoutMs=abc", "wait=false&timeoutMs=-1", "timeoutMs=600001", "wait=false&timeoutMs=700000"]) {
       const r = await a.json("POST", `/api/v1/tasks?${q}`, { spec: commandSpec("true", [], { slot: "bad-timeout", hold: true }) });
       expect({ q, status: r.status, error: r.body.error, names: String(r.body.message).startsWith("timeoutMs:") }).toEqual({ q, status: 400, error: "InvalidRequest", names: true });
     }
