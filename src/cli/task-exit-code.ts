@@ -7,7 +7,7 @@
  * | the last attempt exited with code N (success or not, also when the task is `exhausted`) | N |
  * | phase `timeout`, or `exhausted` after an attempt that timed out | 124, like timeout(1) |
  * | killed by a signal (`killed by signal SIGKILL`) | 128 + signal number (137) |
- * | anything else not `succeeded` (canceled, dropped, spawn error) | 1 |
+ * | canceled (also between attempts, after one that exited N), dropped, spawn error | 1 |
  */
 import { constants } from "node:os";
 import type { Task, TaskRun } from "../tasks/model.ts";
@@ -25,6 +25,8 @@ export function taskExitCode(task: Task, lastRun?: TaskRun): number {
   const { phase, exitCode, error } = task.status;
   if (phase === "succeeded") return exitCode ?? 0;
   if (phase === "timeout") return TIMEOUT_EXIT;
+  // Canceled while waiting to retry, the task keeps the exit code of the attempt before: not how it ended.
+  if (phase === "canceled") return 1;
   if (phase === "exhausted") {
     if (lastRun?.phase === "timeout") return TIMEOUT_EXIT;
     if (exitCode !== undefined) return exitCode;

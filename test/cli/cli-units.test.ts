@@ -115,6 +115,8 @@ describe("taskExitCode", () => {
     expect(taskExitCode(task({ phase: "failed", attempt: 1, error: "killed by signal SIGTERM" }))).toBe(143);
     expect(taskExitCode(task({ phase: "timeout", attempt: 1, error: "timed out after 5 ms" }))).toBe(124);
     expect(taskExitCode(task({ phase: "canceled", attempt: 1, error: "canceled" }))).toBe(1);
+    // Canceled between attempts: the exit code of the attempt before is not how the task ended.
+    expect(taskExitCode(task({ phase: "canceled", attempt: 1, exitCode: 7, error: "canceled" }))).toBe(1);
   });
 
   test("exhausted: the last attempt's exit code (also 0), 124 when it timed out, else its signal", () => {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
+import { waitForState } from "../helpers/task-control.ts";
 import { spawnTasklane, tasklane } from "./cli-process.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
@@ -95,6 +96,19 @@ describe("tasklane run", () => {
     const id = list.body.tasks[0]!.metadata.id;
     const waited = await agent.json<{ task: { status: { phase: string } } }>("GET", `/api/v1/tasks/${id}/wait?timeoutMs=10000`);
     expect(waited.body.task.status.phase).toBe("canceled");
+  });
+
+  test.concurrent("canceled by someone else while waiting to retry: exit 1 and a notice, not the failed attempt's code", async () => {
+    const s = slot();
+    await using cli = spawnTasklane(["run", "--slot", s, "--restart", "on-failure", "--backoff-first", "1h", "--backoff-jitter", "none", "--", "sh", "-c", "echo try; exit 7"], { server });
+    await cli.stdout.until((t) => t.includes("try\n"));
+    const list = await agent.json<{ tasks: { metadata: { id: string } }[] }>("GET", `/api/v1/tasks?slot=${s}`);
+    const id = list.body.tasks[0]!.metadata.id;
+    // Attempt 1 has failed and the task waits out its hour of backoff.
+    await waitForState(agent, id, (t) => t.status.phase === "pending" && t.status.attempt === 1);
+    expect((await agent.json("POST", `/api/v1/tasks/${id}/cancel`)).status).toBe(200);
+    const r = await cli.result();
+    expect(r).toEqual({ exitCode: 1, stdout: "try\n", stderr: `tasklane: task ${id} canceled: canceled\n` });
   });
 
   test.concurrent("--json: log events as JSON lines, then the final task", async () => {

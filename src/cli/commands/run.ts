@@ -131,7 +131,7 @@ export const runCommand: Command = {
     }
     const code = taskExitCode(task, lastRun);
     if (ctx.json) await ctx.out.line(JSON.stringify({ task }));
-    else if (task.status.phase !== "succeeded" && task.status.exitCode === undefined) {
+    else if (task.status.phase !== "succeeded" && (task.status.exitCode === undefined || task.status.phase === "canceled")) {
       await ctx.err.line(`tasklane: task ${id} ${describeEnd(task)}`);
     }
     return code;
