@@ -35,7 +35,7 @@ export const SPEC_FLAGS: readonly FlagSpec[] = [
   { name: "env", short: "e", kind: "list", value: "K=V", help: "environment variable (repeatable); K alone copies it from your environment" },
   { name: "cwd", kind: "string", value: "DIR", help: "working directory (relative paths are resolved here)" },
   { name: "label", short: "l", kind: "list", value: "K=V", help: "label (repeatable)" },
-  { name: "kill-grace", kind: "string", value: "DURATION", help: "SIGTERM → SIGKILL grace when stopping (default 5s)" },
+  { name: "kill-grace", kind: "string", value: "DURATION", help: "SIGTERM → SIGKILL grace when stopping (default: the agent's --kill-grace-ms, 5s unless set)" },
   { name: "priority", kind: "string", value: "N", help: "0..10, higher starts first when the agent is at its concurrency limit" },
   { name: "hold", kind: "boolean", help: "store as pending; it starts only on POST …/start" },
   { name: "no-fail-on-non-zero", kind: "boolean", help: "a non-zero exit counts as success" },
