@@ -174,6 +174,22 @@ export function checkWaitTimeout(timeoutMs: number): void {
   }
 }
 
+/**
+ * Filters a transport could pass that match nothing or mean nothing — an empty
+ * slot, owner or label key (most often an unset variable), a negative time —
+ * are refused, on REST (list-query.ts says it first) and gRPC alike.
+ */
+function checkFilters(f: { slot?: string; owner?: string; labels?: Record<string, string>; createdAfter?: number; createdBefore?: number }): void {
+  for (const name of ["slot", "owner"] as const) {
+    if (f[name] === "") throw invalid(`${name}: must not be empty (leave it out instead)`);
+  }
+  if (f.labels && Object.hasOwn(f.labels, "")) throw invalid("labels: a key must not be empty");
+  for (const name of ["createdAfter", "createdBefore"] as const) {
+    const v = f[name];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw invalid(`${name}: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got ${v}`);
+  }
+}
+
 function canSee(task: Task, caller: Caller): boolean {
   return ownerVisible(task.metadata.owner, caller);
 }
@@ -379,6 +395,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     find: lookup,
 
     list(query, caller) {
+      checkFilters(query);
       // More keys than a task can hold match nothing, and each is a term of the store's query (SQLite caps a query's depth).
       const filters = query.labels ? Object.keys(query.labels).length : 0;
       if (filters > MAX_LABELS) throw invalid(`label filters: at most ${MAX_LABELS} (a task holds at most ${MAX_LABELS} labels), got ${filters}`);
@@ -471,6 +488,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
     },
 
     watch(opts, caller) {
+      checkFilters(opts);
       const sub = watchRing.subscribe({ after: opts.after, follow: true });
       return filterSubscription(sub, (rec) => watchVisible(rec, caller, opts));
     },

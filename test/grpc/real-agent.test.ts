@@ -7,7 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { ListTasksRequestSchema } from "../../src/gen/solti/v1/api_pb.ts";
+import { WatchTasksRequestSchema } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { startAgent } from "../helpers/start-agent.ts";
 import { collect, failure, protoClient, serverStream, unary } from "./proto-client.ts";
 
@@ -104,6 +107,34 @@ describe("gRPC over the real agent", () => {
     const viaRest = await a.json("POST", "/api/v1/tasks", { spec });
     expect(viaGrpc).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: viaRest.body.message });
     expect(viaRest.status).toBe(400);
+  });
+
+  test("list and watch filters that match nothing or mean nothing are INVALID_ARGUMENT, as on REST", async () => {
+    await using a = await startAgent();
+    // Encoded with protobuf-es: an empty proto3 `optional` is present on the wire, unlike with proto-loader's clients.
+    const cases: [string, Uint8Array, string][] = [
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave it out instead)"],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { owner: "" })), "owner: must not be empty (leave it out instead)"],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { labels: { "": "x" } })), "labels: a key must not be empty"],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { createdAfter: -5n })), `createdAfter: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got -5`],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { createdBefore: -1n })), `createdBefore: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got -1`],
+      ["/tasklane.v1.AgentService/WatchTasks", toBinary(WatchTasksRequestSchema, create(WatchTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave it out instead)"],
+      ["/tasklane.v1.AgentService/WatchTasks", toBinary(WatchTasksRequestSchema, create(WatchTasksRequestSchema, { labels: { "": "x" } })), "labels: a key must not be empty"],
+    ];
+    const client = new grpc.Client(a.grpcAddr, grpc.credentials.createInsecure());
+    try {
+      for (const [path, bytes, details] of cases) {
+        const got = await new Promise<{ code: number; details: string }>((resolve) => {
+          const same = (b: Buffer) => b;
+          client.makeUnaryRequest(path, same, same, Buffer.from(bytes), (err) => resolve(err ? { code: err.code, details: err.details } : { code: 0, details: "OK" }));
+        });
+        expect({ path, ...got }).toEqual({ path, code: grpc.status.INVALID_ARGUMENT, details });
+      }
+    } finally {
+      client.close();
+    }
+    // REST says the same of the list's empty slot (its own parser, first).
+    expect((await a.json("GET", "/api/v1/tasks?slot=")).status).toBe(400);
   });
 
   test("a log subscriber that stops reading: other calls are answered meanwhile, and on resume the count is exact", async () => {
