@@ -59,6 +59,11 @@ function unroutable(url: string): AgentError {
 }
 
 
+/** The WebSocket route's path, also with the trailing slash the router accepts for it. */
+function isWsPath(path: string): boolean {
+  return path === WS_PATH || path === `${WS_PATH}/`;
+}
+
 /**
  * A plain GET of the WebSocket route: 426 Upgrade Required (RFC 9110 §15.5.22, with the
  * `Upgrade` it needs) and the usual envelope, labelled `InvalidRequest`: a mistake of the request.
@@ -205,7 +210,7 @@ export function createHttpApp(deps: HttpAppDeps) {
     .onError(({ code, error, request, set }) => {
       if (code === "NOT_FOUND") {
         // The WebSocket route matches upgrades only: a plain GET of it is a mistake of the request, not an unknown route.
-        if (requestPath(request.url) === WS_PATH) return upgradeRequired();
+        if (isWsPath(requestPath(request.url))) return upgradeRequired();
         return errorBody(new AgentError("NotFound", "no such route"));
       }
       if (code === "PARSE") {
@@ -359,7 +364,8 @@ export function createHttpApp(deps: HttpAppDeps) {
               }
             }
           }
-          ws.close();
+          // The watch ends only when the agent stops: 1001 "going away" (RFC 6455 §7.4.1), not a normal close.
+          ws.close(1001, "agent shutting down");
         })().catch(() => ws.close());
       },
       drain(ws) {

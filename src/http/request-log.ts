@@ -87,7 +87,8 @@ function createRouteMatcher(app: AnyElysia) {
         method: r.method === "WS" ? "GET" : r.method,
         path: r.path,
         ws: r.method === "WS",
-        re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}$`),
+        // The router takes a path with or without one trailing slash alike.
+        re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}/?$`),
       }));
     }
     const wsOnly = method === "WS";

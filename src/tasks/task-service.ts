@@ -184,6 +184,9 @@ function checkFilters(f: { slot?: string; owner?: string; labels?: Record<string
     if (f[name] === "") throw invalid(`${name}: must not be empty (leave it out instead)`);
   }
   if (f.labels && Object.hasOwn(f.labels, "")) throw invalid("labels: a key must not be empty");
+  // More keys than a task can hold match nothing, and each is a term of the store's query (SQLite caps a query's depth).
+  const filters = f.labels ? Object.keys(f.labels).length : 0;
+  if (filters > MAX_LABELS) throw invalid(`label filters: at most ${MAX_LABELS} (a task holds at most ${MAX_LABELS} labels), got ${filters}`);
   for (const name of ["createdAfter", "createdBefore"] as const) {
     const v = f[name];
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw invalid(`${name}: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got ${v}`);
@@ -396,9 +399,6 @@ export function createTaskService(deps: TaskServiceDeps): TaskService & { close(
 
     list(query, caller) {
       checkFilters(query);
-      // More keys than a task can hold match nothing, and each is a term of the store's query (SQLite caps a query's depth).
-      const filters = query.labels ? Object.keys(query.labels).length : 0;
-      if (filters > MAX_LABELS) throw invalid(`label filters: at most ${MAX_LABELS} (a task holds at most ${MAX_LABELS} labels), got ${filters}`);
       const p = caller.principal;
       const q: TaskQuery = p && p.role !== "admin" ? { ...query, owner: p.name } : query;
       return store.listTasks(q);

@@ -151,15 +151,42 @@ describe("GET /ws/tasks", () => {
     }
   });
   test("a plain GET of the WebSocket route is a 426 that says how to open it, not a 404 'no such route'", async () => {
-    const res = await a.request("GET", "/ws/tasks");
-    expect(res.headers.get("upgrade")).toBe("websocket");
+    // Also with the trailing slash, under which the router upgrades it too.
+    for (const path of ["/ws/tasks", "/ws/tasks/"]) {
+      const res = await a.request("GET", path);
+      expect(res.headers.get("upgrade")).toBe("websocket");
+      expect({ path, status: res.status, body: await res.json() }).toEqual({
+        path,
+        status: 426,
+        body: {
+          error: "InvalidRequest",
+          message: '/ws/tasks is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)',
+        },
+      });
+    }
+  });
+
+  test("more label filters than a task can hold are a 400, on the watch as on the list", async () => {
+    const query = Array.from({ length: 65 }, (_, i) => `label=k${i}=v`).join("&");
+    const res = await events(`?${query}`);
     expect({ status: res.status, body: await res.json() }).toEqual({
-      status: 426,
-      body: {
-        error: "InvalidRequest",
-        message: '/ws/tasks is a WebSocket: open it with "Upgrade: websocket" (a WebSocket client), or use GET /api/v1/events (SSE)',
-      },
+      status: 400,
+      body: { error: "InvalidRequest", message: "label filters: at most 64 (a task holds at most 64 labels), got 65" },
     });
+  });
+
+  test("a WebSocket watch ended by the agent's stop is closed 1001 (going away), not 1000", async () => {
+    await using b = await startAgent();
+    const ws = new WebSocket(`${b.url.replace("http", "ws")}/ws/tasks`);
+    await new Promise((resolve, reject) => {
+      ws.addEventListener("open", resolve, { once: true });
+      ws.addEventListener("error", reject, { once: true });
+    });
+    const closed = new Promise<CloseEvent>((resolve) => ws.addEventListener("close", resolve, { once: true }));
+    const stopped = b.agent.stop();
+    const c = await closed;
+    await stopped;
+    expect({ code: c.code, reason: c.reason }).toEqual({ code: 1001, reason: "agent shutting down" });
   });
 });
 
