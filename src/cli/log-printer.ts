@@ -53,7 +53,8 @@ export function createLogPrinter(opts: LogPrinterOptions): { print(item: LogItem
           if (opts.markers !== "all") return;
           const from = started.get(e.attempt);
           const took = from !== undefined ? ` after ${formatDuration(e.finishedAt - from)}` : "";
-          const how = e.exitCode !== undefined ? `exited ${e.exitCode}` : "was killed";
+          // No exit code: killed by a signal, never started, or lost with an agent restart (the run's error says which).
+          const how = e.exitCode !== undefined ? `exited ${e.exitCode}` : "ended without an exit code";
           await opts.err.line(`tasklane: --- attempt ${e.attempt} ${how}${took} ---`);
           return;
         }

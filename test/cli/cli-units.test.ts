@@ -179,7 +179,7 @@ describe("log printer", () => {
     await p.print({ id: 10, event: { type: "runFinished", attempt: 1, finishedAt: 2500 } });
     expect(out.text()).toBe("a\n");
     expect(err.text()).toBe(
-      "tasklane: --- attempt 1 started ---\nb\ntasklane: 5 lines of output were not retained by the agent\ntasklane: --- attempt 1 was killed after 1.5s ---\n",
+      "tasklane: --- attempt 1 started ---\nb\ntasklane: 5 lines of output were not retained by the agent\ntasklane: --- attempt 1 ended without an exit code after 1.5s ---\n",
     );
 
     const jout = createBufferOutput();
