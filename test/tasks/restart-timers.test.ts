@@ -128,7 +128,9 @@ describe("a slot's order survives a restart", () => {
       const holder = (await submitOk(a, { ...commandSpec("true"), slot: "s" })).id;
       expect((await a.json("POST", `/api/v1/tasks/${held}/start`)).status).toBe(200);
       return { held, holder };
-    }, { args });
+      // A clock that moves on at every read: the submit and the release never share a millisecond (the order
+      // of two admissions within one is their creation order, docs/operations.md).
+    }, { args, clock: (() => { let n = 0; return () => Date.now() + n++; })() });
     // The blocker's run is interrupted by the restart (no restart policy: it ends failed), freeing the capacity.
     await withAgent(dir.path, async (b) => {
       await waitTerminal(b, held);
