@@ -62,8 +62,8 @@ export function parseListQuery(params: URLSearchParams): TaskQuery {
     limit: int(params, "limit", 1, LIST_MAX_LIMIT) ?? LIST_DEFAULT_LIMIT,
     offset: int(params, "offset", 0, Number.MAX_SAFE_INTEGER) ?? 0,
   };
-  const slot = nonEmpty(params, "slot");
-  if (slot !== undefined) q.slot = slot;
+  const slot = params.get("slot");
+  if (slot !== null) q.slot = slot;
   const status = params.get("status");
   if (status !== null) {
     if (!(PHASES as readonly string[]).includes(status)) {
@@ -73,8 +73,8 @@ export function parseListQuery(params: URLSearchParams): TaskQuery {
   }
   const labels = parseLabels(params);
   if (labels) q.labels = labels;
-  const owner = nonEmpty(params, "owner");
-  if (owner !== undefined) q.owner = owner;
+  const owner = params.get("owner");
+  if (owner !== null) q.owner = owner;
   const after = int(params, "createdAfter", 0, Number.MAX_SAFE_INTEGER);
   if (after !== undefined) q.createdAfter = after;
   const before = int(params, "createdBefore", 0, Number.MAX_SAFE_INTEGER);
@@ -91,21 +91,11 @@ export function parseListQuery(params: URLSearchParams): TaskQuery {
 export function parseWatchFilter(params: URLSearchParams, allowed: ReadonlySet<string>): { slot?: string; labels?: Record<string, string> } {
   checkQueryKeys(params, allowed);
   const filter: { slot?: string; labels?: Record<string, string> } = {};
-  const slot = nonEmpty(params, "slot");
-  if (slot !== undefined) filter.slot = slot;
+  const slot = params.get("slot");
+  if (slot !== null) filter.slot = slot;
   const labels = parseLabels(params);
   if (labels) filter.labels = labels;
   return filter;
-}
-
-/**
- * The value of `name`, undefined when absent. An empty value (`?slot=`) is
- * refused: it matches nothing, and is most often an unset shell variable.
- */
-function nonEmpty(params: URLSearchParams, name: string): string | undefined {
-  const raw = params.get(name);
-  if (raw === "") throw invalid(`${name}: must not be empty (leave the parameter out instead)`);
-  return raw ?? undefined;
 }
 
 /** Parse a non-negative integer query parameter or header value used as a resume cursor. */

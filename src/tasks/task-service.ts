@@ -176,12 +176,14 @@ export function checkWaitTimeout(timeoutMs: number): void {
 
 /**
  * Filters a transport could pass that match nothing or mean nothing — an empty
- * slot, owner or label key (most often an unset variable), a negative time —
- * are refused, on REST (list-query.ts says it first) and gRPC alike.
+ * slot, owner or label key (most often an unset variable: `?slot=`), a
+ * negative time, more label keys than a task holds — are refused, on REST and
+ * gRPC alike. (REST's parser refuses a malformed `label=k=v` and a negative
+ * number in its own words first.)
  */
 function checkFilters(f: { slot?: string; owner?: string; labels?: Record<string, string>; createdAfter?: number; createdBefore?: number }): void {
   for (const name of ["slot", "owner"] as const) {
-    if (f[name] === "") throw invalid(`${name}: must not be empty (leave it out instead)`);
+    if (f[name] === "") throw invalid(`${name}: must not be empty (leave the parameter out instead)`);
   }
   if (f.labels && Object.hasOwn(f.labels, "")) throw invalid("labels: a key must not be empty");
   // More keys than a task can hold match nothing, and each is a term of the store's query (SQLite caps a query's depth).

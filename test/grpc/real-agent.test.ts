@@ -113,12 +113,12 @@ describe("gRPC over the real agent", () => {
     await using a = await startAgent();
     // Encoded with protobuf-es: an empty proto3 `optional` is present on the wire, unlike with proto-loader's clients.
     const cases: [string, Uint8Array, string][] = [
-      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave it out instead)"],
-      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { owner: "" })), "owner: must not be empty (leave it out instead)"],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave the parameter out instead)"],
+      ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { owner: "" })), "owner: must not be empty (leave the parameter out instead)"],
       ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { labels: { "": "x" } })), "labels: a key must not be empty"],
       ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { createdAfter: -5n })), `createdAfter: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got -5`],
       ["/solti.v1.SoltiApi/ListTasks", toBinary(ListTasksRequestSchema, create(ListTasksRequestSchema, { createdBefore: -1n })), `createdBefore: must be an integer 0..${Number.MAX_SAFE_INTEGER}, got -1`],
-      ["/tasklane.v1.AgentService/WatchTasks", toBinary(WatchTasksRequestSchema, create(WatchTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave it out instead)"],
+      ["/tasklane.v1.AgentService/WatchTasks", toBinary(WatchTasksRequestSchema, create(WatchTasksRequestSchema, { slot: "" })), "slot: must not be empty (leave the parameter out instead)"],
       ["/tasklane.v1.AgentService/WatchTasks", toBinary(WatchTasksRequestSchema, create(WatchTasksRequestSchema, { labels: { "": "x" } })), "labels: a key must not be empty"],
     ];
     const client = new grpc.Client(a.grpcAddr, grpc.credentials.createInsecure());
