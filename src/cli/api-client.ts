@@ -16,6 +16,7 @@
  * kill grace (at most 10 minutes) longer. A rate-limited request (`429` with
  * `Retry-After`) is sent again after the wait while the deadline allows.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { LogEvent, Phase, Task, TaskRun, TaskSpecInput } from "../tasks/model.ts";
 import { clipLine } from "../errors.ts";
 import { retryAfterMs } from "../retry-after.ts";
@@ -45,22 +46,6 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const MAX_RATE_LIMIT_RETRIES = 10;
 /** Longest single `Retry-After` wait the client sits out. */
 export const MAX_RATE_LIMIT_WAIT_MS = 30_000;
-
-/** Resolve after `ms`, or reject with the signal's reason once it aborts. */
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Longest kill grace a task may have (CONTRACT §1): a cancel or delete may take that long to answer. */
 const MAX_KILL_GRACE_MS = 600_000;
@@ -249,7 +234,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
         const leftMs = answerMs === undefined ? MAX_RATE_LIMIT_WAIT_MS : Math.min(MAX_RATE_LIMIT_WAIT_MS, answerMs - (performance.now() - started));
         if (waitMs === undefined || waitMs >= leftMs) break;
         await res.body?.cancel().catch(() => {});
-        await abortableSleep(waitMs, req.signal ?? undefined);
+        // Aborting rejects the wait; `fail` tells an interrupt from the answer deadline by the signals.
+        await sleep(waitMs, undefined, { signal: req.signal ?? undefined });
         res = await doFetch(server + path, req);
       }
       return { res, settle, fail };

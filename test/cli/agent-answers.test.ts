@@ -322,6 +322,20 @@ describe("429: Retry-After", () => {
     expect(fake.seen).toHaveLength(11);
   });
 
+  test.concurrent("Ctrl-C during a Retry-After wait ends the command at once as interrupted (130), with no second request", async () => {
+    const asked = Promise.withResolvers<void>();
+    await using fake = fakeHttpServer(() => {
+      asked.resolve();
+      return limited("20");
+    });
+    await using cli = spawnTasklane(["ls"], { server: fake.url });
+    await asked.promise;
+    cli.proc.kill("SIGINT");
+    const r = await cli.result();
+    expect(r.exitCode).toBe(130);
+    expect(fake.seen).toHaveLength(1);
+  });
+
   test.concurrent("a submit refused once is sent again, the same body, after the wait", async () => {
     await using fake = fakeHttpServer((_req, url, seen) => {
       if (seen.length === 1) return limited("0");
