@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AgentError } from "../../src/errors.ts";
 import { loadSync } from "@grpc/proto-loader";
 import { readFileSync } from "node:fs";
-import { collect, failure, PROTO_DIR, serverStream, unary } from "./proto-client.ts";
+import { collect, failure, PROTO_DIR, rawCall, serverStream, unary } from "./proto-client.ts";
 import { selfSignedCert } from "../helpers/self-signed.ts";
 import { startServer, type TestServer } from "./start-server.ts";
 
@@ -20,23 +20,6 @@ const spec = {
   restart: "RESTART_STRATEGY_NEVER",
   admission: "ADMISSION_STRATEGY_QUEUE",
 };
-
-/** Send `bytes` as the request of `path`, bypassing any serializer. */
-function rawCall(port: number, path: string, bytes: Uint8Array): Promise<{ code: number; details: string }> {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      path,
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.from(bytes),
-      (err) => {
-        client.close();
-        resolve(err ? { code: err.code, details: err.details } : { code: 0, details: "OK" });
-      },
-    );
-  });
-}
 
 function health(s: TestServer) {
   return s.client("grpc/health/v1/health.proto", "grpc.health.v1.Health");

@@ -49,6 +49,21 @@ export function serverStream<T = Record<string, unknown>>(client: grpc.Client, m
   return fn.call(client, req, md) as grpc.ClientReadableStream<T>;
 }
 
+/**
+ * Send `bytes` as the request of `path` (a unary call, bypassing any serializer) to `addr`
+ * (`host:port`, or a port on 127.0.0.1); its status as `{ code, details }` (0 "OK" on success).
+ */
+export function rawCall(addr: string | number, path: string, bytes: Uint8Array): Promise<{ code: number; details: string }> {
+  const client = new grpc.Client(typeof addr === "number" ? `127.0.0.1:${addr}` : addr, grpc.credentials.createInsecure());
+  const same = (b: Buffer) => b;
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, same, same, Buffer.from(bytes), (err) => {
+      client.close();
+      resolve(err ? { code: err.code, details: err.details } : { code: 0, details: "OK" });
+    });
+  });
+}
+
 /** The error a call rejected with, as `{ code, details }`. */
 export async function failure(p: Promise<unknown>): Promise<{ code: number; details: string }> {
   try {
