@@ -214,7 +214,7 @@ function convert(def: OptionDef, raw: string, source: string): unknown {
       // template variable) is a mistake, not a yes.
       if (["true", "1", "yes"].includes(raw)) return true;
       if (["false", "0", "no"].includes(raw)) return false;
-      throw bad("must be true or false");
+      throw bad("must be true or false (or yes/no, 1/0)");
     case "enum":
       if (!def.values?.includes(raw)) throw bad(`must be one of ${def.values?.join(", ")}`);
       return raw;
@@ -288,7 +288,7 @@ export function serveHelp(): string {
     `tasklane ${VERSION} — single-binary task agent (solti v1 API over REST/SSE and gRPC)`,
     "",
     "Usage: tasklane [serve] [flags]",
-    "       tasklane <command> --help   (client commands: submit, run, ls, get, runs, logs, cancel, rm, wait, events, info, hash-token, completion)",
+    "       tasklane <command> --help   (client commands: submit, run, ls, get, runs, logs, cancel, rm, wait, events, info, hash-token, completion, help)",
     "",
     "Flags (each also read from its environment variable):",
     ...rows,

@@ -64,7 +64,7 @@ describe("numeric bounds", () => {
 
 describe("booleans", () => {
   test("an empty value is an error, not true; a bare flag is true; an empty env variable is unset", () => {
-    expect(refusal(["--insecure-no-auth="])).toBe('--insecure-no-auth: must be true or false, got ""');
+    expect(refusal(["--insecure-no-auth="])).toBe('--insecure-no-auth: must be true or false (or yes/no, 1/0), got ""');
     expect(parseConfig(["--insecure-no-auth"], {}).insecureNoAuth).toBe(true);
     expect(parseConfig(["--insecure-no-auth=false"], {}).insecureNoAuth).toBe(false);
     expect(parseConfig([], { TASKLANE_INSECURE_NO_AUTH: "" }).insecureNoAuth).toBe(false);

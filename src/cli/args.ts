@@ -57,7 +57,7 @@ export class Flags {
 function parseBool(flag: string, raw: string): boolean {
   if (["true", "1", "yes"].includes(raw)) return true;
   if (["false", "0", "no"].includes(raw)) return false;
-  throw usage(`--${flag}: must be true or false, got ${JSON.stringify(raw)}`);
+  throw usage(`--${flag}: must be true or false (or yes/no, 1/0), got ${JSON.stringify(raw)}`);
 }
 
 /**

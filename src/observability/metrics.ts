@@ -221,7 +221,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     new KeyedScalar("tasklane_log_bytes_total", "Output bytes read from runs' pipes (all of them: terminators and the cut part of long lines too), by stream.", "counter", ["stream"]),
   );
   const laggedTotal = add(
-    new KeyedScalar("tasklane_lagged_events_total", "Events dropped for slow subscribers (reported to them as lagged), by kind: live logs or task watch.", "counter", ["kind"]),
+    new KeyedScalar("tasklane_lagged_events_total", "Events a reader skipped, each announced by a lagged event: dropped while it read too slowly, or already gone when it resumed from an older cursor; by kind: live logs or task watch.", "counter", ["kind"]),
   );
   const subscribers = add(new KeyedScalar("tasklane_stream_subscribers", "Open streaming subscribers, by transport.", "gauge", ["transport"]));
   const httpRequests = add(new KeyedScalar("tasklane_http_requests_total", "HTTP requests by route template, method and status.", "counter", ["route", "method", "status"]));

@@ -51,7 +51,7 @@ describe("parseArgs", () => {
   test("errors name the flag", () => {
     expect(usageMessage(() => parseArgs(["--nope"], specs, { command: "ls" }))).toBe('unknown flag --nope for "tasklane ls" (see tasklane ls --help)');
     expect(usageMessage(() => parseArgs(["--slot"], specs))).toBe("--slot: missing value");
-    expect(usageMessage(() => parseArgs(["--follow=maybe"], specs))).toBe('--follow: must be true or false, got "maybe"');
+    expect(usageMessage(() => parseArgs(["--follow=maybe"], specs))).toBe('--follow: must be true or false (or yes/no, 1/0), got "maybe"');
   });
 });
 
