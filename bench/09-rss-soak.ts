@@ -3,7 +3,8 @@
  * (default retention: --max-tasks 10000, --max-runs 100, log retention 1000)
  * from 8 closed-loop clients (submit and wait), until 100 000 tasks have
  * passed through (≈ 2 min here), or SOAK_MS as a safety cap on a slow machine.
- * RSS is sampled every second; the figure is the RSS at the end, "flat" means
+ * RSS is sampled every 250 ms (it moves by up to ± 8 MiB between samples that
+ * far apart, so the fit needs many); the figure is the RSS at the end, "flat" means
  * the least-squares line through the last half's samples rises by at most 5 %
  * (or 5 MiB) across that half — a fit, so that one sample (a GC about to run)
  * does not decide —, and the RSS at 100 000 tasks is extrapolated from that
@@ -22,6 +23,7 @@ import { commandSpec, countTasks, submit } from "./lib/task-spec.ts";
 const TARGET_TASKS = 100_000;
 const SOAK_MS = Number(process.env.BENCH_SOAK_MS ?? 240_000);
 const CONCURRENCY = 8;
+const SAMPLE_MS = 250;
 
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   await using agent = await startAgent({ bin: ctx.bin });
@@ -30,7 +32,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   let next = 0;
   const t0 = performance.now();
   const end = t0 + SOAK_MS;
-  const sampler = setInterval(() => samples.push({ t: since(t0), tasks: done, rss: readRss(agent.pid).total }), 1000);
+  const sampler = setInterval(() => samples.push({ t: since(t0), tasks: done, rss: readRss(agent.pid).total }), SAMPLE_MS);
   samples.push({ t: 0, tasks: 0, rss: readRss(agent.pid).total });
   try {
     await Promise.all(
