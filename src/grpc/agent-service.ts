@@ -11,7 +11,7 @@
 import type { AgentService } from "../gen/tasklane/v1/agent_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { infoToProto, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
+import { infoToProto, inProtoTerms, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
 import { encodeRunTaskResponse } from "./encode-task.ts";
 
 /** What AgentService needs besides the domain service. */
@@ -43,7 +43,7 @@ export function createAgentServiceHandlers({ service, version, info }: AgentServ
       service.requireWrite(ctx.caller); // a viewer gets PERMISSION_DENIED whatever its spec holds
       const spec = specFromProto(req.spec);
       const timeoutMs = waitTimeoutFromProto(req.timeoutMs);
-      const out = await service.run(spec, ctx.caller, timeoutMs, ctx.signal);
+      const out = await service.run(spec, ctx.caller, timeoutMs, ctx.signal).catch(inProtoTerms);
       // Encoded by hand and cut to the message budget: the oldest output lines go first.
       return encodeRunTaskResponse(out);
     },

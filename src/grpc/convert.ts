@@ -4,7 +4,8 @@
  *
  * Input specs are not validated here: a proto `CreateSpec` is turned into the
  * REST-shaped spec JSON that the domain's `parseTaskSpec` accepts, so REST and
- * gRPC share one validation and one set of messages. Only what the REST shape
+ * gRPC share one validation and one set of messages (a message names its field
+ * as the proto does, `inProtoTerms`). Only what the REST shape
  * cannot express is rejected here: `*_UNSPECIFIED` enum values, unset oneofs
  * and the unsupported wasm / container kinds.
  *
@@ -14,10 +15,11 @@
  * message as REST.
  */
 import { create, fromJson, toBinary, type DescEnum, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
-import { clipLine, invalid } from "../errors.ts";
+import { AgentError, clipLine, invalid } from "../errors.ts";
 import { isRecord } from "./proto-json-shape.ts";
 import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, type LogEvent, type Phase, type Task, type TaskQuery, type TaskRun, type TaskSpec, type TaskSpecInput } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
+import { parseTaskSpec } from "../tasks/validate-spec.ts";
 import {
   AdmissionStrategy,
   AdmissionStrategySchema,
@@ -209,11 +211,47 @@ export function specFromProto(spec: CreateSpec | undefined): TaskSpecInput {
   return out;
 }
 
+/**
+ * The field paths where the REST shape and the proto (in proto3-JSON names)
+ * differ, most specific first: a custom runtime is `script.custom`, a mode is
+ * the oneof itself, the timeout and the restart interval are top-level
+ * `…Ms` fields.
+ */
+const PROTO_PATHS: readonly (readonly [rest: string, proto: string])[] = [
+  ["spec.kind.subprocess.mode.script.runtime", "spec.kind.subprocess.script"],
+  ["spec.kind.subprocess.mode.command", "spec.kind.subprocess.command"],
+  ["spec.kind.subprocess.mode.script", "spec.kind.subprocess.script"],
+  ["spec.kind.subprocess.mode", "spec.kind.subprocess"],
+  ["spec.restart.intervalMs", "spec.restartIntervalMs"],
+  ["spec.timeout", "spec.timeoutMs"],
+];
+
+/**
+ * Rethrow `err`; an `InvalidRequest` about a spec field (its message starts
+ * with the field's REST path, see validate-spec.ts) is rethrown naming the
+ * field as the proto does, so a gRPC or proto3-JSON client reads the name it
+ * sent (`spec.timeoutMs`, not `spec.timeout`). Use as `.catch(inProtoTerms)`.
+ */
+export function inProtoTerms(err: unknown): never {
+  if (err instanceof AgentError && err.code === "InvalidRequest") {
+    const msg = err.message;
+    for (const [rest, proto] of PROTO_PATHS) {
+      const next = msg.charAt(rest.length);
+      if (msg.startsWith(rest) && (next === "." || next === "[" || next === ":" || next === "")) {
+        throw new AgentError(err.code, proto + msg.slice(rest.length), { cause: err });
+      }
+    }
+  }
+  throw err;
+}
+
 // ---------------------------------------------------------------- proto3 JSON on REST
 
 /**
  * Parse a proto3-JSON `SubmitTaskRequest` body (`{"spec": {…}}`) and return the
  * REST-shaped spec; unknown fields and malformed values are `InvalidRequest`.
+ * The spec is validated here too (the submit validates it again), so that a
+ * bad field is named as the body named it (`inProtoTerms`).
  */
 export function specFromProtoJson(json: unknown): TaskSpecInput {
   let req;
@@ -222,7 +260,13 @@ export function specFromProtoJson(json: unknown): TaskSpecInput {
   } catch (err) {
     throw invalid(`invalid proto3 JSON SubmitTaskRequest: ${clipLine(err instanceof Error ? err.message : String(err), 200)}`);
   }
-  return specFromProto(req.spec);
+  const spec = specFromProto(req.spec);
+  try {
+    parseTaskSpec(spec);
+  } catch (err) {
+    inProtoTerms(err);
+  }
+  return spec;
 }
 
 // ---------------------------------------------------------------- requests

@@ -9,7 +9,7 @@
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
-import { encodeLogEvent, queryFromProto, specFromProto } from "./convert.ts";
+import { encodeLogEvent, inProtoTerms, queryFromProto, specFromProto } from "./convert.ts";
 import { encodeGetTaskStatusResponse, encodeListTaskRunsResponse, encodeListTasksResponse } from "./encode-task.ts";
 
 /** SoltiApi handlers over `service`. */
@@ -17,7 +17,7 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
   return {
     async submitTask(req, ctx) {
       service.requireWrite(ctx.caller); // a viewer gets PERMISSION_DENIED whatever its spec holds
-      const { taskId } = await service.submit(specFromProto(req.spec), ctx.caller);
+      const { taskId } = await service.submit(specFromProto(req.spec), ctx.caller).catch(inProtoTerms);
       return { taskId };
     },
     getTaskStatus(req, ctx) {

@@ -93,6 +93,10 @@ describe("tasklane.v1.AgentService", () => {
       details:
         "spec.restart: RESTART_STRATEGY_UNSPECIFIED is not allowed; use one of RESTART_STRATEGY_NEVER, RESTART_STRATEGY_ON_FAILURE, RESTART_STRATEGY_ALWAYS",
     });
+    // A domain rule names the field as the proto does.
+    const zero = await failure(unary(s.agent, "RunTask", { spec: { ...spec, timeoutMs: "0" } }));
+    expect(zero.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(zero.details).toStartWith("spec.timeoutMs: must be an integer > 0");
   });
 
   test("WatchTasks streams changes and deletions; a cancel closes the subscription", async () => {

@@ -95,9 +95,23 @@ describe("solti.v1.SoltiApi", () => {
     const badSlot = await failure(unary(s.solti, "SubmitTask", { spec: { ...seedSpec, slot: ".." } }));
     expect(badSlot).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: restMessage({ ...seedRest, slot: ".." }) });
     expect(badSlot.details).toStartWith("spec.slot");
+    // …with the field named as the proto names it where the two shapes differ.
     const zeroTimeout = await failure(unary(s.solti, "SubmitTask", { spec: { ...seedSpec, timeoutMs: "0" } }));
-    expect(zeroTimeout).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: restMessage({ ...seedRest, timeout: 0 }) });
-    expect(zeroTimeout.details).toStartWith("spec.timeout");
+    expect(restMessage({ ...seedRest, timeout: 0 })).toStartWith("spec.timeout: ");
+    expect(zeroTimeout).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: restMessage({ ...seedRest, timeout: 0 }).replace("spec.timeout: ", "spec.timeoutMs: ") });
+    const renamed: [unknown, string][] = [
+      [{ ...seedSpec, kind: { subprocess: { command: { command: " " } } } }, "spec.kind.subprocess.command.command: must not be empty"],
+      [{ ...seedSpec, kind: { subprocess: { command: { command: "echo", args: ["a", "b\u0000"] } } } }, "spec.kind.subprocess.command.args[1]: "],
+      [{ ...seedSpec, kind: { subprocess: { script: { custom: { command: "ruby", flag: "" }, body: "eA==" } } } }, "spec.kind.subprocess.script.custom.flag: must not be empty"],
+      [{ ...seedSpec, kind: { subprocess: { script: { wellKnown: "SCRIPT_RUNTIME_BASH", body: "not base64!" } } } }, "spec.kind.subprocess.script.body: "],
+      [{ ...seedSpec, restart: "RESTART_STRATEGY_ALWAYS", restartIntervalMs: "604800001" }, "spec.restartIntervalMs: "],
+      [{ ...seedSpec, backoff: { jitter: "JITTER_STRATEGY_NONE", firstMs: "5", maxMs: "1", factor: 2 } }, "spec.backoff.maxMs: "],
+    ];
+    for (const [spec, start] of renamed) {
+      const f = await failure(unary(s.solti, "SubmitTask", { spec }));
+      expect(f.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(f.details).toStartWith(start);
+    }
   });
 
   test("GetTaskStatus: the task, or OK and {} for an unknown id", async () => {

@@ -416,6 +416,18 @@ describe("proto3-JSON submit body", () => {
     });
     expect(task.status).toEqual({ phase: "succeeded", attempt: 1, exitCode: 0 });
   });
+  test("a bad field is named as the body names it, and nothing is created", async () => {
+    const base = { slot: "proto-bad", kind: { subprocess: { command: { command: "echo" } } }, timeoutMs: "30000", restart: "RESTART_STRATEGY_NEVER", admission: "ADMISSION_STRATEGY_QUEUE" };
+    const before = (await a.json("GET", "/api/v1/tasks?slot=proto-bad")).body.total;
+    expect(await a.json("POST", "/api/v1/tasks", { spec: { ...base, timeoutMs: "0" } })).toEqual(bad("spec.timeoutMs: must be an integer > 0 and ≤ 604800000 ms, got 0"));
+    const blank = await a.json("POST", "/api/v1/tasks", { spec: { ...base, kind: { subprocess: { command: { command: "" } } } } });
+    expect(blank.body.message).toStartWith("spec.kind.subprocess.command.command: ");
+    const interval = await a.json("POST", "/api/v1/tasks", { spec: { ...base, restart: "RESTART_STRATEGY_ALWAYS", restartIntervalMs: "604800001" } });
+    expect(interval.body.message).toStartWith("spec.restartIntervalMs: ");
+    expect((await a.json("GET", "/api/v1/tasks?slot=proto-bad")).body.total).toBe(before);
+    // The REST shape keeps its own names.
+    expect(await a.json("POST", "/api/v1/tasks", { spec: spec((s) => (s.timeout = 0)) })).toEqual(bad("spec.timeout: must be an integer > 0 and ≤ 604800000 ms, got 0"));
+  });
 });
 
 describe("the curl examples of the API notes, verbatim", () => {
