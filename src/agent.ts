@@ -418,16 +418,15 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         // A start refused before the store opened (a config mistake) has its one-line error and nothing to report.
         const opened = store !== undefined;
         if (opened) logger.info("tasklane stopping");
-        // gRPC streams end UNAVAILABLE and pending gRPC waits answer the task as it is; reads and
-        // health go on being answered until the end (the close below waits ≤ 1 s for the last answers).
-        grpc?.endCalls();
         await fleet?.close();
         for (const t of timers) clearInterval(t);
         clearImmediate(nextBatch);
         await supervisor?.shutdown();
         await runner?.close();
-        hub?.close(); // SSE log streams end
-        service?.close(); // REST waits answer, event streams end
+        // Streams and waits of both transports answer once the work has stopped: log streams deliver the
+        // tasks' last lines, then end (gRPC: OK for a terminal task, UNAVAILABLE otherwise).
+        hub?.close(); // log streams end
+        service?.close(); // waits answer, watch streams end (gRPC: UNAVAILABLE)
         metrics?.close();
         storeOpen = false;
         // A failed store throws here (its failure): the stop goes on, and rejects with it at the end.

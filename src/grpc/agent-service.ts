@@ -52,7 +52,8 @@ export function createAgentServiceHandlers({ service, version, info }: AgentServ
       if (req.after !== undefined) opts.after = Number(req.after);
       if (req.slot !== undefined) opts.slot = req.slot;
       if (Object.keys(req.labels).length > 0) opts.labels = { ...req.labels };
-      return mapSubscription(service.watch(opts, ctx.caller), ctx.signal, watchRecordToProto);
+      // A watch has no end of its own: it ends only when the agent stops, and is then cut.
+      return mapSubscription(service.watch(opts, ctx.caller), ctx.signal, watchRecordToProto, () => true);
     },
     getInfo() {
       return infoToProto(info(), version);

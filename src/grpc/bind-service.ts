@@ -25,6 +25,9 @@ import { createServiceDefinition, DecodeFailure, type Decoded } from "./service-
 /** Longest `grpc-message` the agent sends (UTF-16 units); HTTP/2 peers refuse header blocks past 16–64 KiB. */
 const MAX_STATUS_MESSAGE = 4096;
 
+/** The status message of calls ended because the agent stops. */
+const SHUTTING_DOWN = "server is shutting down";
+
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
   caller: Caller;
@@ -296,7 +299,7 @@ export function bindService<S extends GenServiceMethods>(
       implementation[m.name] = (call: ServerWritableStream<Decoded<DescMessage>, unknown>) => {
         const ac = callSignal(call);
         const onShutdown = () => {
-          if (!ac.signal.aborted) call.emit("error", statusOf(new AgentError("Unavailable", "server is shutting down")));
+          if (!ac.signal.aborted) call.emit("error", statusOf(new AgentError("Unavailable", SHUTTING_DOWN)));
           ac.abort();
         };
         opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
@@ -336,17 +339,24 @@ export function bindService<S extends GenServiceMethods>(
  * `map`, and the subscription is closed when the call's `signal` aborts (a
  * client cancel must not leave a subscriber behind, even while it waits for
  * the next batch) or when the stream ends.
+ *
+ * A subscription that ends while `cut()` says its subject is not over (the
+ * agent closed it as it stops: a log whose task is not terminal, any watch)
+ * ends the call `UNAVAILABLE` ("server is shutting down") after the last
+ * event, so the client knows to reconnect; otherwise the call ends OK.
  */
 export async function* mapSubscription<T, O>(
   sub: Subscription<T>,
   signal: AbortSignal,
   map: (item: T) => O,
+  cut: () => boolean,
 ): AsyncIterable<O[]> {
   const close = () => sub.close();
   signal.addEventListener("abort", close, { once: true });
   try {
     if (signal.aborted) return;
     for await (const batch of sub) yield batch.map(map);
+    if (!signal.aborted && cut()) throw new AgentError("Unavailable", SHUTTING_DOWN);
   } finally {
     signal.removeEventListener("abort", close);
     sub.close();

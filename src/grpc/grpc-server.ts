@@ -62,13 +62,6 @@ export interface GrpcServer {
   /** Health of "" and of every service: SERVING or NOT_SERVING. Starts NOT_SERVING. */
   setServing(serving: boolean): void;
   /**
-   * The first step of a stop: open streams end with UNAVAILABLE ("server is
-   * shutting down") and pending long polls (WaitTask, RunTask) answer the task
-   * as it is, as do any opened from now on; other calls are still served.
-   * Health `Watch` streams stay open (they report NOT_SERVING) until `close`.
-   */
-  endCalls(): void;
-  /**
    * Stop: health NOT_SERVING, no new calls, open streams end with UNAVAILABLE,
    * in-flight unary calls get `graceMs` (default 5000) before being cancelled.
    * Idempotent.
@@ -114,7 +107,6 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
   let loaded: { services: GrpcServices; Duplex: typeof SocketDuplex } | undefined;
   let loading: Promise<NonNullable<typeof loaded>> | undefined;
   let closing: Promise<void> | undefined;
-  let ending = false;
   /** Accepted sockets not closed yet; `close` waits for them, so its last answers reach the clients. */
   const sockets = new Set<Socket<Connection>>();
   let lastClosed: (() => void) | undefined;
@@ -124,7 +116,6 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
       .then(({ createGrpcServices, SocketDuplex }) => {
         const services = createGrpcServices(opts);
         services.setServing(serving);
-        if (ending) services.endCalls();
         loaded = { services, Duplex: SocketDuplex };
         return loaded;
       })
@@ -234,10 +225,6 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
         throw new Error(`cannot listen on ${addr}: ${code ?? (err as Error).message}`, { cause: err });
       }
       return listener.port;
-    },
-    endCalls() {
-      ending = true;
-      loaded?.services.endCalls();
     },
     setServing(value) {
       if (closing) return;

@@ -137,8 +137,6 @@ export interface GrpcServices {
   /** Serve one accepted connection (plaintext TCP, or TLS when `tls` was given). Ignored once closing. */
   accept(connection: Duplex): void;
   setServing(serving: boolean): void;
-  /** Open SoltiApi/AgentService streams end and long polls answer; health Watch streams stay open until `close`. */
-  endCalls(): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -157,8 +155,8 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
     bindService(SoltiApi, createSoltiApiHandlers(opts.service), bindOpts),
     bindService(AgentService, createAgentServiceHandlers(opts), bindOpts),
   ].map((s) => guardService(s));
-  // Health Watch streams outlive `endCalls`: a watcher must see NOT_SERVING when a stop begins
-  // and keep it through the drain; they end (UNAVAILABLE) only when the server closes.
+  // Health Watch streams see NOT_SERVING when a stop begins and keep it through the drain; they
+  // end (UNAVAILABLE) after the API's calls, when the server closes.
   const healthEnd = new AbortController();
   const health = createHealthService({}, { shutdown: healthEnd.signal });
   services.push(health.bound);
@@ -210,9 +208,6 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   };
 
   return {
-    endCalls() {
-      shutdown.abort();
-    },
     accept(connection) {
       if (closing) {
         connection.destroy();

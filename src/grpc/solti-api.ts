@@ -7,6 +7,7 @@
  * newest runs that fit under it (`encodeListTaskRunsResponse`).
  */
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
+import { isTerminal } from "../tasks/model.ts";
 import type { TaskService } from "../tasks/task-service.ts";
 import { mapSubscription, type HandlersOf } from "./bind-service.ts";
 import { encodeLogEvent, inProtoTerms, queryFromProto, specFromProto } from "./convert.ts";
@@ -39,7 +40,17 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
     },
     streamTaskLogs(req, ctx) {
       const sub = service.logs(req.taskId, { follow: true }, ctx.caller);
-      return mapSubscription(sub, ctx.signal, (rec) => encodeLogEvent(rec.event));
+      // A followed log ends with its task (or its deletion); one that ends before (the agent stops) is
+      // cut. A lookup that fails (the store already closed) counts as cut too.
+      const cut = () => {
+        try {
+          const task = service.find(req.taskId, ctx.caller);
+          return task !== undefined && !isTerminal(task.status.phase);
+        } catch {
+          return true;
+        }
+      };
+      return mapSubscription(sub, ctx.signal, (rec) => encodeLogEvent(rec.event), cut);
     },
   };
 }

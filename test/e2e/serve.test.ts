@@ -92,7 +92,7 @@ describe("compiled binary", () => {
     }
   });
 
-  test("SIGTERM answers what is open: gRPC streams end UNAVAILABLE, waits answer the task as it is, SSE streams end", async () => {
+  test("SIGTERM answers what is open once the work has stopped: the tasks' last lines on SSE and gRPC, a gRPC log stream ends OK for a finished task and UNAVAILABLE for one that resumes later, watches end UNAVAILABLE, waits answer the final state", async () => {
     const agent = await startBinary();
     const port = Number(agent.grpcAddr.split(":").pop());
     const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
@@ -100,37 +100,50 @@ describe("compiled binary", () => {
     try {
       const post = (query: string, spec: unknown) =>
         fetch(`${agent.url}/api/v1/tasks${query}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ spec }) });
-      const sleeper = (slot: string) => ({ slot, kind: { subprocess: { mode: { command: { command: "sleep", args: ["60"] } } } } });
-      const id = ((await (await post("", sleeper("shut"))).json()) as { task_id: string }).task_id;
+      // Each prints a last line when stopped: the agent's TERM reaches it during the shutdown.
+      const trapper = (slot: string, restart: unknown) => ({
+        slot,
+        restart,
+        kind: { subprocess: { mode: { script: { runtime: "bash", body: btoa(`trap 'echo bye-${slot}; exit 3' TERM; echo up-${slot}; sleep 60 & wait`) } } } },
+      });
+      const idOf = async (r: Promise<Response>) => ((await (await r).json()) as { task_id: string }).task_id;
+      const done = await idOf(post("", trapper("shut-done", { type: "never" })));
+      const later = await idOf(post("", trapper("shut-later", { type: "onFailure" })));
 
-      const logs = serverStream(solti, "StreamTaskLogs", { taskId: id });
+      const logsDone = serverStream(solti, "StreamTaskLogs", { taskId: done });
+      const logsLater = serverStream(solti, "StreamTaskLogs", { taskId: later });
       const watch = serverStream(ext, "WatchTasks", {});
-      const streams = Promise.all([collect(logs), collect(watch)]);
-      // Both are in place once their first event arrived (the run's start; the replay of the submit).
-      await Promise.all([new Promise((r) => logs.once("data", r)), new Promise((r) => watch.once("data", r))]);
-      const grpcWait = unary<{ task: { status: { phase: string } } }>(ext, "WaitTask", { taskId: id, timeoutMs: "600000" });
+      const streams = Promise.all([collect(logsDone), collect(logsLater), collect(watch)]);
+      const lineOf = (m: unknown) => (m as { chunk?: { line?: Buffer } }).chunk?.line?.toString() ?? "";
+      const sawLine = (stream: grpc.ClientReadableStream<unknown>, text: string) =>
+        new Promise<void>((resolve) => stream.on("data", (m: unknown) => lineOf(m) === text && resolve()));
+      // Both tasks are up (their trap is set) once their first line arrived; the watch is in place with its first event.
+      await Promise.all([sawLine(logsDone, "up-shut-done"), sawLine(logsLater, "up-shut-later"), new Promise((r) => watch.once("data", r))]);
+      const grpcWait = unary<{ task: { status: { phase: string } } }>(ext, "WaitTask", { taskId: done, timeoutMs: "600000" });
       await unary(ext, "GetInfo", {}); // after the wait on the same connection: the wait is in place
-      const sse = await fetch(`${agent.url}/api/v1/tasks/${id}/logs`);
-      const sseReader = sse.body!.getReader();
-      await sseReader.read(); // ": stream open"
+      const sse = await fetch(`${agent.url}/api/v1/tasks/${done}/logs`);
+      const sseText = new Response(sse.body).text();
       // A REST submit-and-wait: its wait is in place as soon as its task is listed.
-      const restRun = post("?wait=true&timeoutMs=600000", sleeper("shut-wait"));
+      const restRun = post("?wait=true&timeoutMs=600000", trapper("shut-wait", { type: "never" }));
       while (((await (await fetch(`${agent.url}/api/v1/tasks?slot=shut-wait`)).json()) as { total: number }).total === 0) await Bun.sleep(1);
 
       expect(await agent.stop("SIGTERM")).toBe(0);
-      const [l, w] = await streams;
-      expect([l.code, l.details, w.code, w.details]).toEqual([
-        grpc.status.UNAVAILABLE,
-        "server is shutting down",
-        grpc.status.UNAVAILABLE,
-        "server is shutting down",
-      ]);
-      expect((await grpcWait).task.status.phase).toMatch(/^TASK_STATUS_(RUNNING|PENDING)$/);
+      const [d, l, w] = await streams;
+      expect(d.messages.map(lineOf)).toContain("bye-shut-done");
+      expect([d.code, d.details]).toEqual([grpc.status.OK, "OK"]);
+      expect(l.messages.map(lineOf)).toContain("bye-shut-later");
+      expect([l.code, l.details]).toEqual([grpc.status.UNAVAILABLE, "server is shutting down"]);
+      expect([w.code, w.details]).toEqual([grpc.status.UNAVAILABLE, "server is shutting down"]);
+      // The watch saw where the stop left each task.
+      const phases = (id: string) => w.messages.filter((m) => JSON.stringify(m).includes(id)).map((m) => (m as { task?: { status?: { phase?: string } } }).task?.status?.phase);
+      expect(phases(done).at(-1)).toBe("TASK_STATUS_FAILED");
+      expect(phases(later).at(-1)).toBe("TASK_STATUS_PENDING");
+      expect((await grpcWait).task.status.phase).toBe("TASK_STATUS_FAILED");
       const run = await restRun;
       expect(run.status).toBe(200);
-      expect(((await run.json()) as { task: { status: { phase: string } } }).task.status.phase).toMatch(/^(running|pending|failed)$/); // failed: "interrupted: agent shut down"
-      // The SSE stream ends (EOF), not cut by a reset.
-      for (;;) if ((await sseReader.read()).done) break;
+      expect(((await run.json()) as { task: { status: { phase: string } } }).task.status.phase).toMatch(/^(pending|failed)$/); // failed: "interrupted: agent shut down"; pending if it never started
+      // The SSE stream has the same last line and ends (EOF), not cut by a reset.
+      expect(await sseText).toContain("bye-shut-done");
     } finally {
       solti.close();
       ext.close();
