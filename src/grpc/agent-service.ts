@@ -10,7 +10,7 @@
  */
 import type { AgentService } from "../gen/tasklane/v1/agent_pb.ts";
 import type { TaskService } from "../tasks/task-service.ts";
-import { mapSubscription, type HandlersOf } from "./bind-service.ts";
+import { agentStopping, mapSubscription, type HandlersOf } from "./bind-service.ts";
 import { infoToProto, inProtoTerms, specFromProto, taskToProto, waitTimeoutFromProto, watchRecordToProto } from "./convert.ts";
 import { encodeRunTaskResponse } from "./encode-task.ts";
 
@@ -52,8 +52,8 @@ export function createAgentServiceHandlers({ service, version, info }: AgentServ
       if (req.after !== undefined) opts.after = Number(req.after);
       if (req.slot !== undefined) opts.slot = req.slot;
       if (Object.keys(req.labels).length > 0) opts.labels = { ...req.labels };
-      // A watch has no end of its own: it ends only when the agent stops, and is then cut.
-      return mapSubscription(service.watch(opts, ctx.caller), ctx.signal, watchRecordToProto, () => true);
+      // A watch has no end of its own: it ends only when the agent stops.
+      return mapSubscription(service.watch(opts, ctx.caller), ctx.signal, watchRecordToProto, agentStopping);
     },
     getInfo() {
       return infoToProto(info(), version);

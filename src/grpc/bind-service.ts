@@ -28,6 +28,11 @@ const MAX_STATUS_MESSAGE = 4096;
 /** The status message of calls ended because the agent stops. */
 const SHUTTING_DOWN = "server is shutting down";
 
+/** The error of a call ended because the agent stops (`UNAVAILABLE`: reconnect). */
+export function agentStopping(): AgentError {
+  return new AgentError("Unavailable", SHUTTING_DOWN);
+}
+
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
   caller: Caller;
@@ -299,7 +304,7 @@ export function bindService<S extends GenServiceMethods>(
       implementation[m.name] = (call: ServerWritableStream<Decoded<DescMessage>, unknown>) => {
         const ac = callSignal(call);
         const onShutdown = () => {
-          if (!ac.signal.aborted) call.emit("error", statusOf(new AgentError("Unavailable", SHUTTING_DOWN)));
+          if (!ac.signal.aborted) call.emit("error", statusOf(agentStopping()));
           ac.abort();
         };
         opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
@@ -340,23 +345,24 @@ export function bindService<S extends GenServiceMethods>(
  * client cancel must not leave a subscriber behind, even while it waits for
  * the next batch) or when the stream ends.
  *
- * A subscription that ends while `cut()` says its subject is not over (the
- * agent closed it as it stops: a log whose task is not terminal, any watch)
- * ends the call `UNAVAILABLE` ("server is shutting down") after the last
- * event, so the client knows to reconnect; otherwise the call ends OK.
+ * A subscription that ends without being `complete` (the agent shut its
+ * source as it stops: a log whose task is not over, any watch) ends the call
+ * with `cutError()` after its last event — `agentStopping()` tells the client
+ * to reconnect — or OK when that returns undefined.
  */
 export async function* mapSubscription<T, O>(
   sub: Subscription<T>,
   signal: AbortSignal,
   map: (item: T) => O,
-  cut: () => boolean,
+  cutError: () => Error | undefined,
 ): AsyncIterable<O[]> {
   const close = () => sub.close();
   signal.addEventListener("abort", close, { once: true });
   try {
     if (signal.aborted) return;
     for await (const batch of sub) yield batch.map(map);
-    if (!signal.aborted && cut()) throw new AgentError("Unavailable", SHUTTING_DOWN);
+    const err = signal.aborted || sub.complete === true ? undefined : cutError();
+    if (err !== undefined) throw err;
   } finally {
     signal.removeEventListener("abort", close);
     sub.close();

@@ -7,9 +7,8 @@
  * newest runs that fit under it (`encodeListTaskRunsResponse`).
  */
 import type { SoltiApi } from "../gen/solti/v1/api_pb.ts";
-import { isTerminal } from "../tasks/model.ts";
 import type { TaskService } from "../tasks/task-service.ts";
-import { mapSubscription, type HandlersOf } from "./bind-service.ts";
+import { agentStopping, mapSubscription, type HandlersOf } from "./bind-service.ts";
 import { encodeLogEvent, inProtoTerms, queryFromProto, specFromProto } from "./convert.ts";
 import { encodeGetTaskStatusResponse, encodeListTaskRunsResponse, encodeListTasksResponse } from "./encode-task.ts";
 
@@ -40,17 +39,16 @@ export function createSoltiApiHandlers(service: TaskService): HandlersOf<typeof 
     },
     streamTaskLogs(req, ctx) {
       const sub = service.logs(req.taskId, { follow: true }, ctx.caller);
-      // A followed log ends with its task (or its deletion); one that ends before (the agent stops) is
-      // cut. A lookup that fails (the store already closed) counts as cut too.
-      const cut = () => {
+      // A followed log is complete when its task ended. Cut short, it ends OK if the task was deleted
+      // (as before), else UNAVAILABLE: the agent is stopping (a failed lookup: its store closed).
+      const cutError = () => {
         try {
-          const task = service.find(req.taskId, ctx.caller);
-          return task !== undefined && !isTerminal(task.status.phase);
+          return service.find(req.taskId, ctx.caller) === undefined ? undefined : agentStopping();
         } catch {
-          return true;
+          return agentStopping();
         }
       };
-      return mapSubscription(sub, ctx.signal, (rec) => encodeLogEvent(rec.event), cut);
+      return mapSubscription(sub, ctx.signal, (rec) => encodeLogEvent(rec.event), cutError);
     },
   };
 }

@@ -76,7 +76,11 @@ export interface EventRing<E> {
   readonly subscribers: number;
   /** Number of retained events. */
   readonly size: number;
-  /** End every subscription at once; later subscriptions finish immediately and appends are ignored. */
+  /**
+   * No more events, ever: appends are ignored, later subscriptions finish at
+   * once, and attached subscribers deliver what they have not read yet, then
+   * finish — cut short (`complete` false) unless the ring had ended.
+   */
   close(): void;
 }
 
@@ -133,6 +137,7 @@ const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
  */
 class RingSubscription<E> implements Subscription<Numbered<E>>, AsyncIterator<Numbered<E>[], undefined> {
   done = false;
+  complete = false;
   waiting = false;
 
   constructor(
@@ -156,6 +161,7 @@ class RingSubscription<E> implements Subscription<Numbered<E>>, AsyncIterator<Nu
       const batch = this.ring.read(this);
       if (batch.length > 0) return { done: false, value: batch };
       if (!this.follow || this.ring.ended || this.ring.isClosed) {
+        this.complete = !this.follow || this.ring.ended;
         this.close();
         return DONE;
       }
@@ -465,7 +471,6 @@ class Ring<E> implements EventRing<E> {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    for (const sub of [...this.subs]) sub.close();
     this.wake();
   }
 }

@@ -7,5 +7,12 @@
 export interface Subscription<T> extends AsyncIterable<T[]> {
   /** Stop the subscription; a pending iteration ends. Idempotent. */
   close(): void;
+  /**
+   * True once the iteration ended by reaching the end of what it reads (a
+   * followed task log that ended with its task; a read without follow), not
+   * because it was closed or its source was shut down first (the agent
+   * stops). Absent on sources that never end (watch).
+   */
+  readonly complete?: boolean;
   [Symbol.dispose](): void;
 }

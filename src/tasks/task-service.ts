@@ -228,6 +228,9 @@ function filterSubscription<T>(inner: Subscription<T>, keep: (item: T) => boolea
   return {
     close: () => inner.close(),
     [Symbol.dispose]: () => inner.close(),
+    get complete() {
+      return inner.complete;
+    },
     async *[Symbol.asyncIterator]() {
       try {
         for await (const batch of inner) {

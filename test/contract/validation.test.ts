@@ -29,27 +29,32 @@ const bad = (change: (spec: Json) => void): Json => {
 };
 const sub = (spec: Json) => spec.kind.subprocess;
 
-/** Inputs that mean the same over REST and gRPC: same message, spelled out. */
-const SAME: [string, Json, string][] = [
+/**
+ * Inputs that mean the same over REST and gRPC: same message, spelled out —
+ * the field named as the proto names it over gRPC and proto3 JSON where the
+ * two shapes differ (the fourth element).
+ */
+const SAME: [string, Json, string, string?][] = [
   ["bad slot (space)", bad((s) => (s.slot = "bad slot")), 'spec.slot: must be 1..64 characters of [A-Za-z0-9._-], got "bad slot"'],
   ["bad slot (..)", bad((s) => (s.slot = "..")), 'spec.slot: must not be "." or "..", got ".."'],
   ["bad slot (65 bytes)", bad((s) => (s.slot = "x".repeat(65))), `spec.slot: must be 1..64 characters of [A-Za-z0-9._-], got "${"x".repeat(65)}"`],
   ["empty slot", bad((s) => (s.slot = "")), 'spec.slot: must be 1..64 characters of [A-Za-z0-9._-], got ""'],
-  ["empty command", specOf(commandMode("   ")), 'spec.kind.subprocess.mode.command.command: must not be empty or blank, got "   "'],
+  ["empty command", specOf(commandMode("   ")), 'spec.kind.subprocess.mode.command.command: must not be empty or blank, got "   "', 'spec.kind.subprocess.command.command: must not be empty or blank, got "   "'],
   [
     "bad base64",
     bad((s) => (sub(s).mode.script.body = "***")),
     'spec.kind.subprocess.mode.script.body: must be standard base64 (A-Z a-z 0-9 + /, "=" padding, no whitespace); invalid character "*" at offset 0, got "***"',
+    'spec.kind.subprocess.script.body: must be standard base64 (A-Z a-z 0-9 + /, "=" padding, no whitespace); invalid character "*" at offset 0, got "***"',
   ],
-  ["body not UTF-8", bad((s) => (sub(s).mode.script.body = Buffer.from([0xff, 0xfe]).toString("base64"))), 'spec.kind.subprocess.mode.script.body: decoded script must be valid UTF-8, got "//4="'],
-  ["custom runtime without command", bad((s) => (sub(s).mode.script.runtime = { custom: { command: "", flag: "-e" } })), 'spec.kind.subprocess.mode.script.runtime.custom.command: must not be empty or blank, got ""'],
+  ["body not UTF-8", bad((s) => (sub(s).mode.script.body = Buffer.from([0xff, 0xfe]).toString("base64"))), 'spec.kind.subprocess.mode.script.body: decoded script must be valid UTF-8, got "//4="', 'spec.kind.subprocess.script.body: decoded script must be valid UTF-8, got "//4="'],
+  ["custom runtime without command", bad((s) => (sub(s).mode.script.runtime = { custom: { command: "", flag: "-e" } })), 'spec.kind.subprocess.mode.script.runtime.custom.command: must not be empty or blank, got ""', 'spec.kind.subprocess.script.custom.command: must not be empty or blank, got ""'],
   ["env key with =", bad((s) => (sub(s).env = [{ key: "A=B", value: "x" }])), 'spec.kind.subprocess.env[0].key: must not contain "=", got "A=B"'],
   ["relative cwd", bad((s) => (sub(s).cwd = "relative/dir")), 'spec.kind.subprocess.cwd: must be an absolute path, got "relative/dir"'],
   ["backoff maxMs < firstMs", bad((s) => (s.backoff = { jitter: "full", firstMs: 100, maxMs: 10, factor: 2 })), "spec.backoff.maxMs: must be ≥ backoff.firstMs (100 ms), got 10"],
   ["backoff factor < 1", bad((s) => (s.backoff = { jitter: "full", firstMs: 100, maxMs: 1000, factor: 0.5 })), "spec.backoff.factor: must be a finite number ≥ 1, got 0.5"],
   ["backoff firstMs 0", bad((s) => (s.backoff = { jitter: "full", firstMs: 0, maxMs: 1000, factor: 2 })), "spec.backoff.firstMs: must be an integer > 0 and ≤ 604800000 ms, got 0"],
-  ["timeout 0", bad((s) => (s.timeout = 0)), "spec.timeout: must be an integer > 0 and ≤ 604800000 ms, got 0"],
-  ["timeout over 7 days", bad((s) => (s.timeout = 604_800_001)), "spec.timeout: must be an integer > 0 and ≤ 604800000 ms, got 604800001"],
+  ["timeout 0", bad((s) => (s.timeout = 0)), "spec.timeout: must be an integer > 0 and ≤ 604800000 ms, got 0", "spec.timeoutMs: must be an integer > 0 and ≤ 604800000 ms, got 0"],
+  ["timeout over 7 days", bad((s) => (s.timeout = 604_800_001)), "spec.timeout: must be an integer > 0 and ≤ 604800000 ms, got 604800001", "spec.timeoutMs: must be an integer > 0 and ≤ 604800000 ms, got 604800001"],
   ["maxAttempts 0", bad((s) => (s.maxAttempts = 0)), "spec.maxAttempts: must be an integer ≥ 1 and ≤ 4294967295, got 0"],
   ["priority 11", bad((s) => (s.priority = 11)), "spec.priority: must be an integer ≥ 0 and ≤ 10, got 11"],
   ["killGraceMs over 10 min", bad((s) => (s.killGraceMs = 600_001)), "spec.killGraceMs: must be an integer ≥ 0 and ≤ 600000 ms, got 600001"],
@@ -77,16 +82,17 @@ async function restMessage(spec: Json): Promise<string> {
   return r.body.message;
 }
 
-describe.each(TRANSPORTS)("validation over %s", (_transport, factory) => {
+describe.each(TRANSPORTS)("validation over %s", (transport, factory) => {
   let c: ContractClient;
   beforeAll(() => {
     c = factory(agent);
   });
   afterAll(() => c?.[Symbol.dispose]());
 
-  test.each(SAME)("%s → InvalidRequest with the REST message", async (_what, spec, message) => {
-    const expected = await restMessage(spec);
-    expect(expected).toBe(message);
+  test.each(SAME)("%s → InvalidRequest with the REST message (proto field names over gRPC)", async (...[, spec, message, protoMessage]: [string, Json, string, string?]) => {
+    // (A rest parameter: a callback with more parameters than a row has elements is taken for one with `done`.)
+    expect(await restMessage(spec)).toBe(message);
+    const expected = transport === "rest" ? message : (protoMessage ?? message);
     expect(await failure(c.submit(spec))).toEqual({ code: "InvalidRequest", message: expected });
     // Submit-and-wait validates the same way.
     expect(await failure(c.run(spec, 1000))).toEqual({ code: "InvalidRequest", message: expected });

@@ -54,6 +54,9 @@ export function createFakeTaskService(clock: () => number = () => 1_712_750_400_
     return {
       close,
       [Symbol.dispose]: close,
+      get complete() {
+        return inner.complete;
+      },
       async *[Symbol.asyncIterator]() {
         try {
           yield* inner;

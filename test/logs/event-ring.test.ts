@@ -277,10 +277,45 @@ describe("event ring", () => {
     const results = await Promise.all(pending);
     expect(results).toEqual(Array.from({ length: 1000 }, () => ({ done: false, value: recs(1, 3) })));
     r.close();
-    expect(r.subscribers).toBe(0);
     expect(await Promise.all(iters.map((it) => it.next()))).toEqual(
       Array.from({ length: 1000 }, () => ({ done: true, value: undefined })),
     );
+    expect(r.subscribers).toBe(0);
+  });
+
+  test("close(): subscribers deliver what they have not read, then finish cut short (complete only when the ring had ended)", async () => {
+    const open = ring(10);
+    const ended = ring(10);
+    const subs = [open, ended].map((r) => {
+      const s = r.subscribe({ follow: true });
+      return { s, it: s[Symbol.asyncIterator]() };
+    });
+    for (const r of [open, ended]) r.append(values(1, 2));
+    for (const { it } of subs) expect(await it.next()).toEqual({ done: false, value: recs(1, 2) });
+    // Appended, not yet read, then the ring shuts: the reader still gets it.
+    for (const r of [open, ended]) r.append(values(3, 4));
+    ended.end();
+    open.close();
+    ended.close();
+    for (const { it } of subs) {
+      expect(await it.next()).toEqual({ done: false, value: recs(3, 4) });
+      expect(await it.next()).toEqual({ done: true, value: undefined });
+    }
+    expect(subs.map(({ s }) => s.complete)).toEqual([false, true]);
+    expect([open.subscribers, ended.subscribers]).toEqual([0, 0]);
+    // Ended alone (the task finished): complete; a read without follow is complete at its end.
+    const r = ring(10);
+    r.append(values(1, 1));
+    const f = r.subscribe({ follow: true });
+    r.end();
+    expect(await collect(f)).toEqual([recs(1, 1)]);
+    const once = r.subscribe({ follow: false });
+    expect(await collect(once)).toEqual([recs(1, 1)]);
+    expect([f.complete, once.complete]).toEqual([true, true]);
+    // Closed by its reader: not complete.
+    const mine = ring(10).subscribe({ follow: true });
+    mine.close();
+    expect(mine.complete).toBe(false);
   });
 
   test("close, break and dispose detach subscribers", async () => {
