@@ -81,7 +81,7 @@ const FIRST_SWEEP_DELAY_MS = 250;
  * of 1 000 lines each for ≈ 1.3 s.
  */
 const SWEEP_BATCH = { limit: 256, budgetMs: 20 };
-/** How long shutdown waits for HTTP answers given during shutdown (waits, ends of streams) to go out. */
+/** How long shutdown waits for the answers given during shutdown (waits, ends of SSE and gRPC streams) to go out. */
 const HTTP_DRAIN_MS = 1000;
 
 /** Create an agent from a parsed config. Nothing happens until `start()`. */
@@ -434,8 +434,9 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
           () => undefined,
           (err: unknown) => ({ err }),
         );
-        // Let the answers above go out (≤ 1 s), then close what is left open.
-        const drained = http?.stop(false);
+        // Let the answers above go out (≤ 1 s) — HTTP answers and the gRPC streams' last events —, then
+        // close what is left open.
+        const drained = Promise.all([http?.stop(false), grpc?.idle()]);
         await Promise.race([drained, Bun.sleep(HTTP_DRAIN_MS)]);
         await http?.stop(true);
         await grpc?.close(1000);

@@ -85,6 +85,8 @@ export interface BindOptions {
    * running unary calls aborts, so a graceful shutdown need not wait for them.
    */
   shutdown?: AbortSignal;
+  /** A server stream's handler started; the returned function is called once the agent is done with it (ended, failed or cancelled). */
+  onStream?: () => () => void;
 }
 
 /** A bound service, ready for `server.addService(definition, implementation)`. */
@@ -303,8 +305,12 @@ export function bindService<S extends GenServiceMethods>(
       const h = handler as ServerStreamHandler<DescMessage, DescMessage>;
       implementation[m.name] = (call: ServerWritableStream<Decoded<DescMessage>, unknown>) => {
         const ac = callSignal(call);
+        const served = opts.onStream?.();
+        // Set once the handler gave the call its end (OK or an error): a shutdown after that must not
+        // replace the status while the last messages are still being written.
+        let ended = false;
         const onShutdown = () => {
-          if (!ac.signal.aborted) call.emit("error", statusOf(agentStopping()));
+          if (!ac.signal.aborted && !ended) call.emit("error", statusOf(agentStopping()));
           ac.abort();
         };
         opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
@@ -326,9 +332,17 @@ export function bindService<S extends GenServiceMethods>(
               }
               if (ac.signal.aborted) return;
             }
-            if (!ac.signal.aborted) call.end();
+            if (!ac.signal.aborted) {
+              ended = true;
+              call.end();
+            }
           } catch (err) {
-            if (!ac.signal.aborted) call.emit("error", statusOf(err, opts.onInternal));
+            if (!ac.signal.aborted) {
+              ended = true;
+              call.emit("error", statusOf(err, opts.onInternal));
+            }
+          } finally {
+            served?.();
           }
         })();
       };

@@ -67,6 +67,12 @@ export interface GrpcServer {
    * Idempotent.
    */
   close(graceMs?: number): Promise<void>;
+  /**
+   * Resolves once no SoltiApi/AgentService stream is open (at once when no
+   * client ever connected). A stop waits for it, bounded, before `close`: the
+   * streams then end on their own, with their last events.
+   */
+  idle(): Promise<void>;
   /** Whether grpc-js and the services are loaded (a client has connected). */
   readonly loaded: boolean;
   [Symbol.asyncDispose](): Promise<void>;
@@ -232,6 +238,9 @@ export function createGrpcServer(opts: GrpcServerOptions, loadServices: LoadGrpc
       loaded?.services.setServing(value);
     },
     close,
+    idle() {
+      return loaded?.services.idle() ?? Promise.resolve();
+    },
     get loaded() {
       return loaded !== undefined;
     },

@@ -138,12 +138,26 @@ export interface GrpcServices {
   accept(connection: Duplex): void;
   setServing(serving: boolean): void;
   close(graceMs?: number): Promise<void>;
+  /** Resolves once no SoltiApi/AgentService stream is open (health Watch streams not counted). */
+  idle(): Promise<void>;
 }
 
 /** Create the server with every service added; it serves the connections passed to `accept`. */
 export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   const shutdown = new AbortController();
-  const bindOpts: BindOptions = { onInternal: opts.onInternal, shutdown: shutdown.signal };
+  // Open API streams, for `idle()`: a stop lets them deliver their last events before `close` cuts them.
+  let openStreams = 0;
+  const idleWaiters: (() => void)[] = [];
+  const onStream = () => {
+    openStreams++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--openStreams === 0) for (const wake of idleWaiters.splice(0)) wake();
+    };
+  };
+  const bindOpts: BindOptions = { onInternal: opts.onInternal, shutdown: shutdown.signal, onStream };
   if (opts.authenticate) bindOpts.authenticate = opts.authenticate;
 
   const server = new Server({
@@ -230,5 +244,8 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
       if (!closing) setServing(serving);
     },
     close,
+    idle() {
+      return openStreams === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
   };
 }

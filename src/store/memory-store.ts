@@ -4,7 +4,7 @@
  * on the way in and out, so callers never alias stored objects.
  */
 import { isTerminal, type LogRecord, type Task, type TaskQuery } from "../tasks/model.ts";
-import type { Store, StoreStats, StoredRun } from "./store.ts";
+import { storeClosed, type Store, type StoreStats, type StoredRun } from "./store.ts";
 
 interface Entry {
   task: Task;
@@ -21,7 +21,7 @@ export function createMemoryStore(): Store {
   let closed = false;
 
   function live(): void {
-    if (closed) throw new Error("store is closed");
+    if (closed) throw storeClosed();
   }
 
   function matches(task: Task, q: TaskQuery): boolean {
@@ -168,7 +168,7 @@ export function createMemoryStore(): Store {
     },
 
     flush() {
-      return closed ? Promise.reject(new Error("store is closed")) : Promise.resolve();
+      return closed ? Promise.reject(storeClosed()) : Promise.resolve();
     },
 
     close() {

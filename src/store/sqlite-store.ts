@@ -29,7 +29,7 @@ import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
 import { buildListQuery } from "./list-query.ts";
 import { TERMINAL_PHASES_SQL } from "./migrations.ts";
 import { canonicalPath, openDatabase } from "./open-database.ts";
-import type { Store, StoreStats, StoredRun } from "./store.ts";
+import { storeClosed, type Store, type StoreStats, type StoredRun } from "./store.ts";
 
 /** Options of `createSqliteStore`. */
 export interface SqliteStoreOptions {
@@ -350,7 +350,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   }
 
   function assertOpen(): void {
-    if (closed) throw new Error(`store ${path} is closed`);
+    if (closed) throw storeClosed();
   }
 
   /** The store is open and staged inserts have run: every statement but staging comes through here. */
@@ -760,7 +760,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
 
     flush() {
-      if (closed) return Promise.reject(new Error(`store ${path} is closed`));
+      if (closed) return Promise.reject(storeClosed());
       const b = batch;
       if (!b) return durable();
       if (flushCommit === "now") {

@@ -5,7 +5,17 @@
  * before the call is on disk. Implementations batch writes between flushes
  * (group commit), so a burst of submits costs one fsync, not one each.
  */
+import { AgentError } from "../errors.ts";
 import type { LogRecord, RunProcess, Task, TaskQuery, TaskRun } from "../tasks/model.ts";
+
+/**
+ * What a closed store throws: it is closed only as the agent stops, so a call
+ * that reaches it then (a read during the last second's drain) is told
+ * `Unavailable` (REST 503, gRPC `UNAVAILABLE`), not an internal error.
+ */
+export function storeClosed(): AgentError {
+  return new AgentError("Unavailable", "agent is shutting down (its store is closed)");
+}
 
 /** A run as stored: the public run plus what recovery needs. */
 export interface StoredRun extends TaskRun {

@@ -93,18 +93,24 @@ describe("compiled binary", () => {
   });
 
   test("SIGTERM answers what is open once the work has stopped: the tasks' last lines on SSE and gRPC, a gRPC log stream ends OK for a finished task and UNAVAILABLE for one that resumes later, watches end UNAVAILABLE, waits answer the final state", async () => {
-    const agent = await startBinary();
+    // Every line of the stop's burst is retained, so a reader that keeps up must get each one.
+    const agent = await startBinary({ args: ["--log-retain", "20000"] });
     const port = Number(agent.grpcAddr.split(":").pop());
     const solti = protoClient("solti/v1/api.proto", "solti.v1.SoltiApi", port);
     const ext = protoClient("tasklane/v1/agent.proto", "tasklane.v1.AgentService", port);
     try {
       const post = (query: string, spec: unknown) =>
         fetch(`${agent.url}/api/v1/tasks${query}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ spec }) });
-      // Each prints a last line when stopped: the agent's TERM reaches it during the shutdown.
+      // Each prints its last lines when stopped — a burst of 5 000, then bye — as the agent's TERM reaches it during the shutdown.
+      const BURST = 5000;
       const trapper = (slot: string, restart: unknown) => ({
         slot,
         restart,
-        kind: { subprocess: { mode: { script: { runtime: "bash", body: btoa(`trap 'echo bye-${slot}; exit 3' TERM; echo up-${slot}; sleep 60 & wait`) } } } },
+        kind: {
+          subprocess: {
+            mode: { script: { runtime: "bash", body: btoa(`trap 'for ((i = 1; i <= ${BURST}; i++)); do echo burst-$i; done; echo bye-${slot}; exit 3' TERM; echo up-${slot}; sleep 60 & wait`) } },
+          },
+        },
       });
       const idOf = async (r: Promise<Response>) => ((await (await r).json()) as { task_id: string }).task_id;
       const done = await idOf(post("", trapper("shut-done", { type: "never" })));
@@ -129,7 +135,11 @@ describe("compiled binary", () => {
 
       expect(await agent.stop("SIGTERM")).toBe(0);
       const [d, l, w] = await streams;
-      expect(d.messages.map(lineOf)).toContain("bye-shut-done");
+      // The whole burst and the end of the run, though the stop closes the gRPC server right after.
+      const doneLines = d.messages.map(lineOf);
+      expect(doneLines.filter((l) => l.startsWith("burst-"))).toHaveLength(BURST);
+      expect(doneLines).toContain("bye-shut-done");
+      expect(d.messages.at(-1)).toMatchObject({ kind: "runFinished" });
       expect([d.code, d.details]).toEqual([grpc.status.OK, "OK"]);
       expect(l.messages.map(lineOf)).toContain("bye-shut-later");
       expect([l.code, l.details]).toEqual([grpc.status.UNAVAILABLE, "server is shutting down"]);

@@ -133,6 +133,15 @@ describe.each(implementations)("%s store", (_name, create) => {
   });
   afterEach(() => subject.dispose());
 
+  test("a closed store (the agent stopping) refuses with Unavailable, not an internal error", async () => {
+    store.putTask(makeTask({ id: "tsk_1" }));
+    await store.close();
+    const unavailable = { code: "Unavailable", message: "agent is shutting down (its store is closed)" };
+    expect(() => store.getTask("tsk_missing")).toThrow(expect.objectContaining(unavailable));
+    expect(() => store.listTasks({ limit: 10, offset: 0, order: "desc" })).toThrow(expect.objectContaining(unavailable));
+    await expect(store.flush()).rejects.toMatchObject(unavailable);
+  });
+
   describe("tasks", () => {
     test("putTask then getTask returns the whole task; unknown ids are undefined", () => {
       const task = makeTask({ id: "tsk_1", owner: "alice", labels: { env: "prod" } });
