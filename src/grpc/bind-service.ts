@@ -85,7 +85,7 @@ export interface BindOptions {
    * running unary calls aborts, so a graceful shutdown need not wait for them.
    */
   shutdown?: AbortSignal;
-  /** A server stream's handler started; the returned function is called once the agent is done with it (ended, failed or cancelled). */
+  /** A server stream's handler started; the returned function is called exactly once, when the agent is done with it (ended, failed or cancelled). */
   onStream?: () => () => void;
 }
 
@@ -306,11 +306,9 @@ export function bindService<S extends GenServiceMethods>(
       implementation[m.name] = (call: ServerWritableStream<Decoded<DescMessage>, unknown>) => {
         const ac = callSignal(call);
         const served = opts.onStream?.();
-        // Set once the handler gave the call its end (OK or an error): a shutdown after that must not
-        // replace the status while the last messages are still being written.
-        let ended = false;
         const onShutdown = () => {
-          if (!ac.signal.aborted && !ended) call.emit("error", statusOf(agentStopping()));
+          // A call the handler already ended (OK or an error) keeps its status while its last messages go out.
+          if (!ac.signal.aborted && !call.writableEnded) call.emit("error", statusOf(agentStopping()));
           ac.abort();
         };
         opts.shutdown?.addEventListener("abort", onShutdown, { once: true });
@@ -332,15 +330,9 @@ export function bindService<S extends GenServiceMethods>(
               }
               if (ac.signal.aborted) return;
             }
-            if (!ac.signal.aborted) {
-              ended = true;
-              call.end();
-            }
+            if (!ac.signal.aborted) call.end();
           } catch (err) {
-            if (!ac.signal.aborted) {
-              ended = true;
-              call.emit("error", statusOf(err, opts.onInternal));
-            }
+            if (!ac.signal.aborted) call.emit("error", statusOf(err, opts.onInternal));
           } finally {
             served?.();
           }

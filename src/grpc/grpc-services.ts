@@ -150,10 +150,7 @@ export function createGrpcServices(opts: GrpcServerOptions): GrpcServices {
   const idleWaiters: (() => void)[] = [];
   const onStream = () => {
     openStreams++;
-    let done = false;
     return () => {
-      if (done) return;
-      done = true;
       if (--openStreams === 0) for (const wake of idleWaiters.splice(0)) wake();
     };
   };
