@@ -160,9 +160,17 @@ function holdOpen(server: { timeout(request: Request, seconds: number): void } |
   server?.timeout(request, 0);
 }
 
-/** Where an SSE stream resumes: `?after=N`, else the `Last-Event-ID` header. */
-function resumeCursor(params: URLSearchParams, request: Request): number | undefined {
-  return parseCursor("after", params.get("after")) ?? parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+/**
+ * Where an SSE stream resumes: after `?after=N` or the `Last-Event-ID` header,
+ * the later of the two when both are given. A browser's `EventSource` opened
+ * on `…?after=N` keeps that URL and adds the header when it reconnects: the
+ * header is then the newer cursor, and resuming from N would repeat events.
+ */
+function resumeCursor(params: URLSearchParams, request: Request): { after: number | undefined; reconnect: boolean } {
+  const query = parseCursor("after", params.get("after"));
+  const header = parseCursor("Last-Event-ID", request.headers.get("last-event-id"));
+  if (header === undefined) return { after: query, reconnect: false };
+  return { after: query === undefined ? header : Math.max(query, header), reconnect: true };
 }
 
 function flag(params: URLSearchParams, name: string, def: boolean): boolean {
@@ -279,8 +287,14 @@ export function createHttpApp(deps: HttpAppDeps) {
       const caller = callerOf(set, request);
       const params_ = requestParams(request.url);
       checkQueryKeys(params_, LOGS_QUERY);
-      const after = resumeCursor(params_, request);
+      const { after, reconnect } = resumeCursor(params_, request);
       const sub = service.logs(taskId(params), { after, follow: flag(params_, "follow", true) }, caller);
+      // A client resuming with Last-Event-ID (an EventSource reconnects by itself once a stream ends)
+      // that has every event of an ended log: 204 tells it there is nothing more, and EventSource stops.
+      if (reconnect && sub.exhausted) {
+        sub.close();
+        return new Response(null, { status: 204 });
+      }
       return sseResponse(sub, logFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.streamTaskLogs })
     .delete("/api/v1/tasks/:id", async ({ params, request, server, set }) => {
@@ -312,7 +326,7 @@ export function createHttpApp(deps: HttpAppDeps) {
       const caller = callerOf(set, request);
       const params_ = requestParams(request.url);
       const filter = parseWatchFilter(params_, EVENTS_QUERY);
-      const sub = service.watch({ after: resumeCursor(params_, request), ...filter }, caller);
+      const sub = service.watch({ after: resumeCursor(params_, request).after, ...filter }, caller);
       return sseResponse(sub, watchFrame, { head: request.method === "HEAD", onClose: deps.onStreamOpen?.("sse") });
     }, { detail: routeDocs.watchTasks })
     .ws(WS_PATH, {

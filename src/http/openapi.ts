@@ -131,7 +131,7 @@ const query = (name: string, description: string, schema: Schema): Parameter => 
 });
 
 const labelParam = query("label", "label filter `key=value`; repeat for several (all must match)", { type: "array", items: { type: "string" } });
-const afterParam = query("after", "resume after this event number (like Last-Event-ID)", { type: "integer", minimum: 0 });
+const afterParam = query("after", "resume after this event number (like Last-Event-ID; with both, the later one)", { type: "integer", minimum: 0 });
 const lastEventIdParam: Parameter = {
   name: "Last-Event-ID",
   in: "header",
@@ -225,7 +225,11 @@ export const routeDocs = {
       query("follow", "false: send the retained events and close", { type: "boolean", default: true }),
       lastEventIdParam,
     ],
-    responses: { "200": sse("the event stream"), ...errors(400, 404, ...COMMON) },
+    responses: {
+      "200": sse("the event stream"),
+      "204": { description: "resumed with `Last-Event-ID` at the end of a finished task's log: nothing more will come (an `EventSource` stops reconnecting)" },
+      ...errors(400, 404, ...COMMON),
+    },
   },
   cancelTask: {
     operationId: "cancelTask",

@@ -155,6 +155,11 @@ class RingSubscription<E> implements Subscription<Numbered<E>>, AsyncIterator<Nu
     return this;
   }
 
+  get exhausted(): boolean {
+    if (this.done || this.resync) return false;
+    return this.ring.ended && this.cursor >= this.ring.nextId - 1;
+  }
+
   async next(): Promise<IteratorResult<Numbered<E>[], undefined>> {
     for (;;) {
       if (this.done) return DONE;

@@ -14,5 +14,12 @@ export interface Subscription<T> extends AsyncIterable<T[]> {
    * stops). Absent on sources that never end (watch).
    */
   readonly complete?: boolean;
+  /**
+   * True while the source has ended and the cursor is at its last item:
+   * nothing to deliver now or ever (an ended task's log read from its last
+   * event on; the next read ends the iteration, `complete`). Absent on
+   * sources that never end (watch).
+   */
+  readonly exhausted?: boolean;
   [Symbol.dispose](): void;
 }

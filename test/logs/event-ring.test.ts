@@ -318,6 +318,38 @@ describe("event ring", () => {
     expect(mine.complete).toBe(false);
   });
 
+  test("exhausted: only an ended ring read up to its last event, and it says how the next read ends", async () => {
+    const r = ring(3);
+    r.append(values(1, 5)); // 1 and 2 evicted
+    // Live: never exhausted, whatever the cursor or follow.
+    expect([r.subscribe({ after: 5, follow: true }).exhausted, r.subscribe({ after: 5, follow: false }).exhausted]).toEqual([false, false]);
+    r.end();
+    const at = (after: number | undefined, follow = true) => r.subscribe(after === undefined ? { follow } : { after, follow });
+    // Events left to deliver (or a lagged record for what was evicted, or a cursor of another numbering): not exhausted.
+    expect([at(undefined).exhausted, at(4).exhausted, at(0).exhausted, at(1).exhausted, at(9).exhausted]).toEqual([false, false, false, false, false]);
+    // At the last event, with or without follow: exhausted, and the next read ends the iteration, complete.
+    for (const follow of [true, false]) {
+      const s = at(5, follow);
+      expect(s.exhausted).toBe(true);
+      expect(await collect(s)).toEqual([]);
+      expect(s.complete).toBe(true);
+      expect(s.exhausted).toBe(false); // done: closed subscriptions are not
+    }
+    // Read to the end: exhausted once the last batch is out.
+    const s = at(3);
+    const it = s[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ done: false, value: recs(4, 5) });
+    expect(s.exhausted).toBe(true);
+    // Reopened (the task restarts): more will come, so no longer exhausted.
+    r.reopen();
+    expect(s.exhausted).toBe(false);
+    s.close();
+    // Closed by the reader or by the ring's shutdown: not exhausted either.
+    const closed = at(5);
+    closed.close();
+    expect(closed.exhausted).toBe(false);
+  });
+
   test("close, break and dispose detach subscribers", async () => {
     let idle = 0;
     const r = createEventRing<Ev>({ capacity: 10, lagged: (skipped) => ({ kind: "lag", skipped }), onIdle: () => idle++ });
