@@ -65,6 +65,9 @@ describe("GET /api/v1/events", () => {
     // resume after the first: the other three, by ?after= and by Last-Event-ID
     expect(await watchFor(await events(`?after=${ids[0]}`), id, 3)).toEqual(got.slice(1));
     expect(await watchFor(await events("", { "Last-Event-ID": String(ids[1]) }), id, 2)).toEqual(got.slice(2));
+    // both (an EventSource opened on ?after= reconnecting): after the later one, either way round
+    expect(await watchFor(await events(`?after=${ids[0]}`, { "Last-Event-ID": String(ids[2]) }), id, 1)).toEqual(got.slice(3));
+    expect(await watchFor(await events(`?after=${ids[2]}`, { "Last-Event-ID": String(ids[0]) }), id, 1)).toEqual(got.slice(3));
   });
 
   test("?slot= keeps only that slot's changes", async () => {
