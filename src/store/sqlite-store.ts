@@ -29,6 +29,7 @@ import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
 import { buildListQuery } from "./list-query.ts";
 import { TERMINAL_PHASES_SQL } from "./migrations.ts";
 import { canonicalPath, openDatabase } from "./open-database.ts";
+import { openProcessJournal, type ProcessJournal } from "./process-journal.ts";
 import { storeClosed, type Store, type StoreStats, type StoredRun } from "./store.ts";
 
 /** Options of `createSqliteStore`. */
@@ -172,6 +173,13 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (openInProcess.has(path)) throw new Error(`cannot open store: ${path} is already open in this process`);
   // FULL durability comes from the store's own WAL fsync (see above), not from SQLite's.
   const db = openDatabase(path, { ...opts, synchronous: "NORMAL" });
+  let journal: ProcessJournal;
+  try {
+    journal = openProcessJournal(`${path}-procs`);
+  } catch (err) {
+    db.close();
+    throw new Error(`cannot open store: ${path}-procs: ${messageOf(err)}`, { cause: err });
+  }
   openInProcess.add(path);
 
   const statements: Statement[] = [];
@@ -468,6 +476,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       detach(b);
       beforeCommit?.();
       q.commit.run();
+      journal.committed(); // every process started so far has its run stored now
     } catch (err) {
       try {
         if (db.inTransaction) db.run("ROLLBACK");
@@ -595,6 +604,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   const store: SqliteStore = {
     kind: `sqlite:${path}`,
     path,
+    leftoverProcesses: journal.leftovers,
     get failure() {
       return failure;
     },
@@ -654,6 +664,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
 
     putRun(taskId, run) {
+      // A run just started: its process goes to the journal at once, the run to the next commit.
+      if (run.process !== undefined && run.finishedAt === undefined) journal.append(run.process);
       const body = JSON.stringify(run);
       write(() => q.putRun.run(taskId, run.attempt, body));
     },
@@ -788,6 +800,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       for (const stmt of statements) stmt.finalize();
       db.close(); // checkpoints the WAL into the database, with fsyncs
       openInProcess.delete(path);
+      journal.close();
       if (walFd !== undefined) closeSync(walFd);
       if (failure) throw failure;
     },

@@ -87,7 +87,16 @@ export interface Store {
   /** Remove a task with its runs and log events. */
   deleteTask(id: string): void;
 
-  /** Insert or replace the run with this attempt number. Ignored if the task does not exist. */
+  /**
+   * Processes a previous agent on this store started whose runs it may not
+   * have committed (it died in between; see process-journal.ts): recovery
+   * kills what is left of them, as of the stored runs in flight.
+   */
+  readonly leftoverProcesses: readonly RunProcess[];
+  /**
+   * Insert or replace the run with this attempt number. Ignored if the task does not exist.
+   * A run with a `process` and no `finishedAt` (just started) is recorded for `leftoverProcesses` at once.
+   */
   putRun(taskId: string, run: StoredRun): void;
   /** Runs oldest first. */
   listRuns(taskId: string): StoredRun[];

@@ -427,6 +427,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   function recoverStored(): void {
     const tasks = store.activeTasks();
     const now = clock();
+    // Processes started just before the agent died, whose runs never reached a commit: no stored run names them.
+    for (const p of store.leftoverProcesses) killLeftoverGroup(p);
     // Runs in flight when the agent died: close them, kill leftovers.
     const interrupted: { state: Active; run: StoredRun | undefined }[] = [];
     const pending: { state: Active; retryAt: number | undefined }[] = [];
