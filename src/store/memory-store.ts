@@ -91,7 +91,7 @@ export function createMemoryStore(): Store {
       entries.delete(id);
     },
 
-    leftoverProcesses: [], // kept for no next agent: nothing of this store survives the process
+    leftoverProcesses: [], // no journal: a memory store keeps nothing for the agent after it
     putRun(taskId, run) {
       live();
       entries.get(taskId)?.runs.set(run.attempt, structuredClone(run));
