@@ -10,7 +10,7 @@
  * reflection.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary, fromJson, toBinary, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
@@ -27,55 +27,13 @@ import {
 } from "../../src/gen/solti/v1/api_pb.ts";
 import { OutputEventProtoSchema, OutputStreamKind, TaskStatus } from "../../src/gen/solti/v1/types_pb.ts";
 import { WaitTaskRequestSchema, WaitTaskResponseSchema } from "../../src/gen/tasklane/v1/agent_pb.ts";
+import { cCore, Code, hasGrpcio } from "../helpers/c-core-client.ts";
 import { startBinary } from "./binary.ts";
 
-const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-const CLIENT = join(import.meta.dir, "../fixtures/grpc-c-core-client.py");
-const hasGrpcio = Bun.spawnSync([PYTHON, "-c", "import grpc"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
-
-/** gRPC status codes (as numbers: the C core reports them so). */
-const OK = 0;
-const CANCELLED = 1;
-const INVALID_ARGUMENT = 3;
-const DEADLINE_EXCEEDED = 4;
-const NOT_FOUND = 5;
-const UNIMPLEMENTED = 12;
-const UNAUTHENTICATED = 16;
+const { OK, CANCELLED, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, UNIMPLEMENTED, UNAUTHENTICATED } = Code;
 
 const TOKEN = "c-core-interop-token";
 const AUTH: [string, string][] = [["authorization", `Bearer ${TOKEN}`]];
-
-interface Call {
-  path: string;
-  kind: "unary" | "stream" | "bidi";
-  request: Uint8Array;
-  metadata?: [string, string][];
-  timeout?: number;
-  /** stream: cancel once this many messages are in */
-  cancelAfter?: number;
-  /** stream: create the file once this many messages are in */
-  touchAfter?: [number, string];
-  /** stream: once this many messages are in, read no more until the file exists */
-  waitAfter?: [number, string];
-}
-interface Answer {
-  code: number;
-  details: string;
-  messages: Uint8Array[];
-}
-
-/** Run `calls` in order on one grpcio channel to `target`. */
-async function cCore(target: string, calls: Call[]): Promise<Answer[]> {
-  const p = Bun.spawn([PYTHON, CLIENT], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  p.stdin.write(JSON.stringify({ target, calls: calls.map((c) => ({ ...c, request: Buffer.from(c.request).toString("hex") })) }));
-  await p.stdin.end();
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`grpcio client exited ${code}: ${err}`);
-  return (JSON.parse(out) as { code: number; details: string; messages: string[] }[]).map((a) => ({
-    ...a,
-    messages: a.messages.map((h) => new Uint8Array(Buffer.from(h, "hex"))),
-  }));
-}
 
 const enc = <D extends DescMessage>(schema: D, json: JsonValue) => toBinary(schema, fromJson(schema, json));
 const SOLTI = "/solti.v1.SoltiApi";
