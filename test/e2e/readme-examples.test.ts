@@ -6,11 +6,14 @@
  * type) and sent with a C-core gRPC client (grpcurl itself is not packaged
  * for Debian). Only the address and the placeholder task id change: each
  * command gets a task in the state it is meant for (a held task for
- * `start`, a running one for `cancel`, a finished one otherwise). A README
- * example that drifts from the agent fails here.
+ * `start`, a running one for `cancel`, a finished one otherwise). The CLI
+ * lines run in a directory holding the scripts they name, with the binary
+ * on PATH as `tasklane`. A README example that drifts from the agent fails
+ * here.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromJson, toBinary, type DescMessage, type DescService, type JsonValue } from "@bufbuild/protobuf";
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.ts";
@@ -18,7 +21,7 @@ import { ServerReflectionRequestSchema } from "../../src/gen/grpc/reflection/v1/
 import { SoltiApi } from "../../src/gen/solti/v1/api_pb.ts";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { cCore, Code, hasGrpcio, type CCoreCall } from "../helpers/c-core-client.ts";
-import { startBinary, type RunningBinary } from "./binary.ts";
+import { binaryPath, startBinary, type RunningBinary } from "./binary.ts";
 
 const README = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
 const PLACEHOLDER_ID = "tsk_01JR…";
@@ -197,5 +200,66 @@ describe.skipIf(!hasGrpcio && !process.env.CI)("README: grpcurl examples (the sa
     const expected = call.cancelAfter ? Code.CANCELLED : Code.OK;
     expect({ code: answer!.code, details: answer!.code === expected ? "" : answer!.details }).toEqual({ code: expected, details: "" });
     expect(answer!.messages.length).toBeGreaterThan(0);
+  });
+});
+
+/** The CLI section's lines, one shell line each (comments dropped), split at `;` and `&&` into commands. */
+const cliLines = commands(section("CLI", "Auth (optional)"))
+  .filter((w) => w[0] === "tasklane" && !w.includes("<command>"))
+  .map((words) => {
+    const parts: string[][] = [[]];
+    for (const w of words) {
+      if (w === ";" || w === "&&") parts.push([]);
+      else parts.at(-1)!.push(w);
+    }
+    return parts.filter((p) => p.length > 0);
+  });
+
+describe("README: CLI examples", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tasklane-readme-cli-"));
+    // What the examples name: ./backup.sh and job.py in the working directory, the binary on PATH.
+    writeFileSync(join(dir, "backup.sh"), '#!/bin/sh\necho "backup $*"\n');
+    chmodSync(join(dir, "backup.sh"), 0o755);
+    writeFileSync(join(dir, "job.py"), 'print("job")\n');
+    symlinkSync(await binaryPath(), join(dir, "tasklane"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the section has its commands", () => {
+    expect(cliLines.length).toBeGreaterThanOrEqual(8);
+  });
+
+  test.each(cliLines.map((parts) => [parts.map((p) => p.join(" ")).join(" ; "), parts] as const))("%s", async (_name, parts) => {
+    const id = parts.some((p) => p.includes(PLACEHOLDER_ID)) ? await taskFor(parts.flat().join(" ")) : undefined;
+    for (const words of parts) {
+      // `completion bash > /etc/…`: the script goes to stdout here instead.
+      const gt = words.indexOf(">");
+      const argv = (gt >= 0 ? words.slice(0, gt) : words).map((w) => (id === undefined ? w : w.replaceAll(PLACEHOLDER_ID, id)));
+      const p = Bun.spawn([join(dir, "tasklane"), ...argv.slice(1)], {
+        cwd: dir,
+        env: { PATH: `${dir}:${process.env.PATH ?? "/usr/bin:/bin"}`, HOME: dir, TASKLANE_SERVER: base },
+        stdin: argv[1] === "hash-token" ? new TextEncoder().encode("a-token\n") : "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      if (argv[1] === "events") {
+        // A watch does not end by itself: its first line will do.
+        const reader = p.stdout.getReader();
+        let out = "";
+        while (!out.includes("\n")) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          out += new TextDecoder().decode(value);
+        }
+        p.kill();
+        expect(out).toContain("tsk_");
+        continue;
+      }
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect({ command: argv.join(" "), code, err: code === 0 ? "" : err }).toEqual({ command: argv.join(" "), code: 0, err: "" });
+      expect(out.length + err.length).toBeGreaterThan(0); // `ls` with nothing to list says so on stderr
+    }
   });
 });
