@@ -337,7 +337,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         service: svc,
         tls: sec.tls !== undefined,
         // The proto3-JSON decoder (protobuf-es) loads with the first such body.
-        decodeProtoSubmit: (body) => (looksLikeProtoJson(body) ? import("./grpc/convert.ts").then((c) => c.specFromProtoJson(body)) : undefined),
+        decodeProtoSubmit: (body) =>
+          looksLikeProtoJson(body) ? import("./grpc/convert.ts").then((c) => ({ spec: c.specFromProtoJson(body), inProtoTerms: c.inProtoTerms })) : undefined,
         info,
         metricsJson: () => m.summary(),
         metricsText: () => m.exposition(),

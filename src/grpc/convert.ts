@@ -19,7 +19,6 @@ import { AgentError, clipLine, invalid } from "../errors.ts";
 import { isRecord } from "./proto-json-shape.ts";
 import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, type LogEvent, type Phase, type Task, type TaskQuery, type TaskRun, type TaskSpec, type TaskSpecInput } from "../tasks/model.ts";
 import { DEFAULT_WAIT_MS, type WatchRecord } from "../tasks/task-service.ts";
-import { parseTaskSpec } from "../tasks/validate-spec.ts";
 import {
   AdmissionStrategy,
   AdmissionStrategySchema,
@@ -250,8 +249,8 @@ export function inProtoTerms(err: unknown): never {
 /**
  * Parse a proto3-JSON `SubmitTaskRequest` body (`{"spec": {…}}`) and return the
  * REST-shaped spec; unknown fields and malformed values are `InvalidRequest`.
- * The spec is validated here too (the submit validates it again), so that a
- * bad field is named as the body named it (`inProtoTerms`).
+ * The submit validates the spec; pass its errors through `inProtoTerms`, as
+ * gRPC does, so that a bad field is named as the body named it.
  */
 export function specFromProtoJson(json: unknown): TaskSpecInput {
   let req;
@@ -260,13 +259,7 @@ export function specFromProtoJson(json: unknown): TaskSpecInput {
   } catch (err) {
     throw invalid(`invalid proto3 JSON SubmitTaskRequest: ${clipLine(err instanceof Error ? err.message : String(err), 200)}`);
   }
-  const spec = specFromProto(req.spec);
-  try {
-    parseTaskSpec(spec);
-  } catch (err) {
-    inProtoTerms(err);
-  }
-  return spec;
+  return specFromProto(req.spec);
 }
 
 // ---------------------------------------------------------------- requests

@@ -17,14 +17,24 @@ import { checkDeclaredLength, readJsonBody } from "./read-body.ts";
 import { requestParams, requestPath, routable } from "./request-path.ts";
 import { sseResponse, type SseFrame } from "./sse.ts";
 
+/** A decoded proto3-JSON submit body: see `HttpAppDeps.decodeProtoSubmit`. */
+export interface ProtoSubmit {
+  spec: unknown;
+  inProtoTerms: (err: unknown) => never;
+}
+
 export interface HttpAppDeps {
   service: TaskService;
   /** Served over TLS (`https://` request URLs); default false. */
   tls?: boolean;
   /** Who is calling; throws `Unauthenticated`/`RateLimited`. Default: auth off. */
   authenticate?: (request: Request) => Caller;
-  /** Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec (or a promise of one), or returns undefined if the body is not one. */
-  decodeProtoSubmit?: (body: unknown) => unknown;
+  /**
+   * Turns a proto3-JSON `SubmitTaskRequest` body into a REST-shaped spec with
+   * the rethrow that names a spec error's field as the proto does (or a
+   * promise of both), or returns undefined if the body is not one.
+   */
+  decodeProtoSubmit?: (body: unknown) => ProtoSubmit | Promise<ProtoSubmit> | undefined;
   info: () => unknown;
   metricsJson: () => unknown;
   /** Prometheus exposition: [content type, text]. */
@@ -239,8 +249,10 @@ export function createHttpApp(deps: HttpAppDeps) {
         }
         let decoded = deps.decodeProtoSubmit?.(body);
         if (decoded instanceof Promise) decoded = await decoded;
+        // A proto3-JSON body's spec errors name its fields as the proto does (as over gRPC).
+        const named = <T>(p: Promise<T>): Promise<T> => (decoded === undefined ? p : p.catch(decoded.inProtoTerms));
         let spec: unknown;
-        if (decoded !== undefined) spec = decoded;
+        if (decoded !== undefined) spec = decoded.spec;
         else {
           const { spec: s, ...extra } = body as Record<string, unknown>;
           const unknownKey = Object.keys(extra)[0];
@@ -252,10 +264,10 @@ export function createHttpApp(deps: HttpAppDeps) {
         const ms = waitMs(params_);
         if (flag(params_, "wait", false)) {
           holdOpen(server, request);
-          const outcome = await service.run(spec, caller, ms, request.signal);
+          const outcome = await named(service.run(spec, caller, ms, request.signal));
           return json(set, 200, outcome);
         }
-        const r = await service.submit(spec, caller);
+        const r = await named(service.submit(spec, caller));
         return json(set, 201, { task_id: r.taskId, admission: r.admission });
       },
       // The only route with a body. A parser on this route alone: a global one would make Elysia
