@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { readUntil } from "../helpers/process.ts";
 
 let built: Promise<string> | undefined;
 let builtDir: string | undefined;
@@ -62,16 +63,10 @@ export async function startBinary(opts: { args?: string[]; cwd?: string; env?: R
   void (async () => {
     for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
   })();
-  const reader = proc.stdout.getReader();
-  let out = "";
-  let match: RegExpExecArray | null = null;
-  while (!match) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`agent exited before listening (code ${await proc.exited}): ${err}`);
-    out += new TextDecoder().decode(value);
-    match = /tasklane listening http=([^ ]+) grpc=(\S+)/.exec(out);
-  }
-  reader.releaseLock();
+  const listening = /tasklane listening http=([^ ]+) grpc=(\S+)/;
+  const { text, ended } = await readUntil(proc.stdout, (out) => listening.test(out));
+  if (ended) throw new Error(`agent exited before listening (code ${await proc.exited}): ${err}`);
+  const match = listening.exec(text)!;
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     return proc.exited;

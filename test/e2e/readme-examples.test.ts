@@ -21,6 +21,7 @@ import { ServerReflectionRequestSchema } from "../../src/gen/grpc/reflection/v1/
 import { SoltiApi } from "../../src/gen/solti/v1/api_pb.ts";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { cCore, Code, hasGrpcio, type CCoreCall } from "../helpers/c-core-client.ts";
+import { readUntil } from "../helpers/process.ts";
 import { binaryPath, startBinary, type RunningBinary } from "./binary.ts";
 
 const README = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
@@ -94,7 +95,8 @@ async function taskFor(command: string): Promise<string> {
 }
 
 /** A command's words with the README's address and placeholder id replaced. */
-async function localize(words: string[], host: string): Promise<string[]> {
+async function localize(words: string[]): Promise<string[]> {
+  const host = agent.grpcAddr;
   const text = words.join(" ");
   const id = text.includes(PLACEHOLDER_ID) ? await taskFor(text) : undefined;
   return words.map((w) => {
@@ -121,24 +123,18 @@ describe("README: curl examples", () => {
   });
 
   test.each(curlCommands.map((w) => [w.join(" ").replace(/\s+/g, " ").slice(0, 110), w] as const))("%s", async (_name, words) => {
-    const argv = await localize(words, "");
+    const argv = await localize(words);
     // -i: the status line and headers come first on stdout; -sS: errors only.
     const p = Bun.spawn(["curl", "-sS", "-i", "--max-time", "30", ...argv.slice(1)], { stdout: "pipe", stderr: "pipe" });
     const url = argv.find((a) => a.startsWith(base)) ?? "";
     // A watch stream never ends by itself: read its first event, then stop curl.
     const endless = url.includes("/api/v1/events");
-    let out = "";
-    const reader = p.stdout.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-      const head = out.indexOf("\r\n\r\n");
-      if (endless && head >= 0 && out.indexOf("\n\n", head + 4) >= 0) {
-        p.kill();
-        break;
-      }
-    }
+    const firstEvent = (text: string) => {
+      const head = text.indexOf("\r\n\r\n");
+      return head >= 0 && text.indexOf("\n\n", head + 4) >= 0;
+    };
+    const { text: out } = await readUntil(p.stdout, (text) => endless && firstEvent(text));
+    if (endless) p.kill();
     const code = await p.exited;
     if (!endless) expect({ code, stderr: await new Response(p.stderr).text() }).toEqual({ code: 0, stderr: "" });
     const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(out)?.[1]);
@@ -177,7 +173,7 @@ describe.skipIf(!hasGrpcio && !process.env.CI)("README: grpcurl examples (the sa
 
   test.each(grpcurlCommands.map((w) => [w.join(" ").replace(/\s+/g, " ").slice(0, 110), w] as const))("%s", async (_name, words) => {
     const host = agent.grpcAddr;
-    const argv = await localize(words, host);
+    const argv = await localize(words);
     const { data, headers, verb, arg } = grpcurlCall(argv);
     const reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
     let call: CCoreCall;
@@ -246,13 +242,7 @@ describe("README: CLI examples", () => {
       });
       if (argv[1] === "events") {
         // A watch does not end by itself: its first line will do.
-        const reader = p.stdout.getReader();
-        let out = "";
-        while (!out.includes("\n")) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          out += new TextDecoder().decode(value);
-        }
+        const { text: out } = await readUntil(p.stdout, (text) => text.includes("\n"));
         p.kill();
         expect(out).toContain("tsk_");
         continue;

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { processGone } from "../helpers/process.ts";
+import { processGone, readUntil } from "../helpers/process.ts";
 import { readSse } from "../helpers/sse.ts";
 import { binaryPath, startBinary, submitTo, tempDirs, type RunningBinary } from "./binary.ts";
 
@@ -22,13 +22,7 @@ describe("compiled binary: start and stop", () => {
     const outcomes: string[] = [];
     for (let i = 0; i < 20; i++) {
       const proc = Bun.spawn([bin, ...ARGS, "--http-addr", "127.0.0.1:0"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-      const reader = proc.stdout.getReader();
-      let out = "";
-      while (!out.includes("tasklane listening")) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        out += new TextDecoder().decode(value);
-      }
+      await readUntil(proc.stdout, (out) => out.includes("tasklane listening"));
       proc.kill("SIGTERM");
       const stderr = await new Response(proc.stderr).text();
       const code = await proc.exited;

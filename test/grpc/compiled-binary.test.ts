@@ -10,6 +10,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readUntil } from "../helpers/process.ts";
 import { protoClient, unary } from "./proto-client.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -48,19 +49,9 @@ beforeAll(async () => {
 
   const cwd = mkdtempSync(join(work, "cwd-"));
   proc = Bun.spawn([outfile], { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: "/usr/bin:/bin" } });
-  const reader = proc.stdout.getReader();
-  let out = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`binary exited (${await proc.exited}): ${out} ${await new Response(proc.stderr).text()}`);
-    out += new TextDecoder().decode(value);
-    const m = /port=(\d+)/.exec(out);
-    if (m) {
-      port = Number(m[1]);
-      break;
-    }
-  }
-  reader.releaseLock();
+  const { text: out, ended } = await readUntil(proc.stdout, (text) => /port=\d+/.test(text));
+  if (ended) throw new Error(`binary exited (${await proc.exited}): ${out} ${await new Response(proc.stderr).text()}`);
+  port = Number(/port=(\d+)/.exec(out)![1]);
 }, 120_000);
 
 afterAll(async () => {

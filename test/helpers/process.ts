@@ -14,3 +14,24 @@ export function processGone(pid: number): boolean {
   }
   return readProcStat(pid)?.state === "Z";
 }
+
+/**
+ * Read `stream` (a child's stdout) until `enough(text read so far)` holds or
+ * it ends. The reader's lock is released after, so the rest can still be
+ * read. `ended`: the stream ended before `enough` held.
+ */
+export async function readUntil(stream: ReadableStream<Uint8Array>, enough: (text: string) => boolean): Promise<{ text: string; ended: boolean }> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (!enough(text)) {
+      const { done, value } = await reader.read();
+      if (done) return { text, ended: true };
+      text += decoder.decode(value, { stream: true });
+    }
+    return { text, ended: false };
+  } finally {
+    reader.releaseLock();
+  }
+}
