@@ -5,7 +5,11 @@
  */
 import type { Database } from "bun:sqlite";
 
-/** One schema step: plain SQL, run inside the migration transaction. */
+/**
+ * One schema step: plain SQL, run inside the migration transaction. An empty
+ * `sql` is a change of what rows may hold with no DDL: the version bump alone
+ * keeps an older build from reading rows it does not understand.
+ */
 export interface Migration {
   readonly description: string;
   readonly sql: string;
@@ -98,6 +102,12 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP TABLE log_events;
     `,
   },
+  {
+    // A log row's body may pack runs of chunk events (src/store/log-rows.ts), about half the bytes per line.
+    // Rows written before read as they are; an older build would misread the new ones, so the version moves.
+    description: "log rows pack runs of output lines",
+    sql: "",
+  },
 ];
 
 /** The schema version this build writes. */
@@ -133,7 +143,7 @@ export function migrate(
       const m = migrations[v];
       if (!m) throw new Error(`migration ${v + 1} is missing`);
       try {
-        db.run(m.sql);
+        if (m.sql.trim() !== "") db.run(m.sql);
       } catch (err) {
         throw new Error(`cannot open store: ${label}: migration ${v + 1} (${m.description}) failed: ${err instanceof Error ? err.message : String(err)}`, {
           cause: err,

@@ -27,6 +27,7 @@ import type { SQLQueryBindings, Statement } from "bun:sqlite";
 import { closeSync, fsync, openSync } from "node:fs";
 import type { LogEvent, LogRecord, Task, TaskQuery } from "../tasks/model.ts";
 import { buildListQuery } from "./list-query.ts";
+import { decodeLogRow, encodeLogRow } from "./log-rows.ts";
 import { TERMINAL_PHASES_SQL } from "./migrations.ts";
 import { canonicalPath, openDatabase } from "./open-database.ts";
 import { openProcessJournal, type ProcessJournal } from "./process-journal.ts";
@@ -291,9 +292,9 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     for (const row of overlapping) {
       q.deleteLogBatch.run(row.rid);
       if (row.first >= a && row.last <= b) continue;
-      const events = JSON.parse(row.body) as LogEvent[];
+      const events = decodeLogRow(row.body);
       const keep = (from: number, to: number) => {
-        if (from <= to) q.insertLogBatch.run(taskId, from, from, to, JSON.stringify(events.slice(from - row.origin, to - row.origin + 1)));
+        if (from <= to) q.insertLogBatch.run(taskId, from, from, to, encodeLogRow(events.slice(from - row.origin, to - row.origin + 1)));
       };
       keep(row.first, Math.min(row.last, a - 1));
       keep(Math.max(row.first, b + 1), row.last);
@@ -683,7 +684,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       live();
       // A task written recently exists (deleting one drops it from `recent`); others are looked up.
       if (records.length === 0 || (!recent.has(taskId) && !q.taskExists.get(taskId))) return;
-      // Rows of consecutive ids, at most LOG_BATCH_MAX events and about LOG_BATCH_CHARS of lines each, one JSON array per row.
+      // Rows of consecutive ids, at most LOG_BATCH_MAX events and about LOG_BATCH_CHARS of lines each (log-rows.ts).
       const rows: [number, number, string][] = [];
       for (let i = 0; i < records.length; ) {
         const origin = (records[i] as LogRecord).id;
@@ -696,7 +697,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
         }
         const events: LogEvent[] = new Array(j - i);
         for (let k = i; k < j; k++) events[k - i] = (records[k] as LogRecord).event;
-        rows.push([origin, origin + (j - i) - 1, JSON.stringify(events)]);
+        rows.push([origin, origin + (j - i) - 1, encodeLogRow(events)]);
         i = j;
       }
       // The usual case (a flush of a task whose ids only grow): one row with nothing stored in its range, one
@@ -725,7 +726,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): SqliteStore {
       const parts: LogRecord[][] = [];
       let have = 0;
       for (const row of q.loadLogs.iterate(taskId)) {
-        const events = JSON.parse(row.body) as LogEvent[];
+        const events = decodeLogRow(row.body);
         const from = Math.max(row.first, row.last - (want - have) + 1);
         const part: LogRecord[] = [];
         for (let id = from; id <= row.last; id++) part.push({ id, event: events[id - row.origin] as LogEvent });

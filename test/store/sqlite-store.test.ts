@@ -229,6 +229,25 @@ describe("log rows", () => {
     expect(logRows(path)).toEqual([4096, 904, 4, 4]);
   });
 
+  test("a chatty task's lines are stored packed: about the line's own bytes each, not its event's JSON", async () => {
+    using dir = tempDir();
+    const { path, store } = storeWithTask(dir.path);
+    const line = "x".repeat(99);
+    const all = Array.from({ length: 4000 }, (_, i): LogRecord => ({ id: i + 1, event: { type: "chunk", attempt: 1, stream: "stdout", seq: i, ts: 1_712_750_400_000 + (i >> 8), line } }));
+    store.appendLogs("t", all);
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      const bytes = db.query<{ n: number }, []>("SELECT sum(length(body)) AS n FROM log_batches").get()?.n ?? 0;
+      expect(bytes).toBeLessThan(4000 * 103);
+    } finally {
+      db.close();
+    }
+    const again = createSqliteStore({ path });
+    expect(again.loadLogs("t", 10_000)).toEqual(all);
+    await again.close();
+  });
+
   test("ids overwritten inside a stored row leave rows holding only what they still show (no copies of the old body)", async () => {
     using dir = tempDir();
     const { path, store } = storeWithTask(dir.path);
@@ -587,7 +606,7 @@ describe("schema", () => {
     const path = dbPath(dir.path);
     await createSqliteStore({ path }).close();
     expect(indexes(path)).toEqual({ version: SCHEMA_VERSION, names: CURRENT_INDEXES });
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
   });
 
   test("a version-1 database (recorded fixture) is upgraded in place and its data is intact", async () => {
