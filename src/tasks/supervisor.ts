@@ -384,38 +384,48 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (proc) finished.process = proc;
     if (exitCode !== undefined) finished.exitCode = exitCode;
     if (error !== undefined) finished.error = error;
-    store.putRun(id, finished);
     hub.runFinished(id, runRec.attempt, exitCode, result.finishedAt);
     events.runFinished(state.task, finished);
 
-    if (state.stopping) finish(state, "canceled", exitCode, state.stopping.error);
-    else decideNext(state, phase, exitCode, error, finished);
+    if (state.stopping) {
+      store.putRun(id, finished);
+      finish(state, "canceled", exitCode, state.stopping.error);
+    } else decideNext(state, phase, exitCode, error, { run: finished, stored: false });
     pump();
   }
 
   /**
    * Apply the restart policy after an attempt. A retry's due time and the
-   * failure count are stored on the attempt's stored record `run` (when it
+   * failure count are stored on the attempt's record `ended.run` (when it
    * has one), so that a restart of the agent resumes the wait instead of
-   * cutting it short.
+   * cutting it short. A record not `stored` yet is written here, once: with
+   * the retry's due time when one follows, as it is otherwise.
    */
-  function decideNext(state: Active, phase: Phase, exitCode: number | undefined, error: string | undefined, run?: StoredRun): void {
+  function decideNext(
+    state: Active,
+    phase: Phase,
+    exitCode: number | undefined,
+    error: string | undefined,
+    ended?: { run: StoredRun; stored: boolean },
+  ): void {
     const spec = state.task.spec;
+    const id = state.task.metadata.id;
     const success = phase === "succeeded";
     if (success) state.failures = 0;
     const r = spec.restart;
     const wantsMore = r.type === "always" || (r.type === "onFailure" && !success);
-    if (!wantsMore) return finish(state, phase, exitCode, error);
-    const attempt = state.task.status.attempt;
-    const used = attempt - state.base;
-    if (spec.maxAttempts !== undefined && used >= spec.maxAttempts) {
+    const used = state.task.status.attempt - state.base;
+    const exhausted = wantsMore && spec.maxAttempts !== undefined && used >= spec.maxAttempts;
+    if (!wantsMore || exhausted) {
+      if (ended && !ended.stored) store.putRun(id, ended.run);
+      if (!exhausted) return finish(state, phase, exitCode, error);
       const last = error ?? phase;
       const since = state.base > 0 ? " since the restart" : "";
       return finish(state, "exhausted", exitCode, `exhausted: ${used} of ${spec.maxAttempts} attempts used${since} (last: ${last})`);
     }
     const delay = success && r.type === "always" ? r.intervalMs : backoffDelay(spec.backoff, state.failures++, random);
-    if (run) store.putRun(state.task.metadata.id, { ...run, retryAt: clock() + delay, failures: state.failures });
-    write(state, status("pending", attempt, exitCode, error));
+    if (ended) store.putRun(id, { ...ended.run, retryAt: clock() + delay, failures: state.failures });
+    write(state, status("pending", state.task.status.attempt, exitCode, error));
     if (shuttingDown) {
       state.where = "backoff";
       return;
@@ -474,7 +484,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         l.queue.push(state.task.metadata.id);
         state.where = "slotQueue";
       }
-      if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted", run);
+      if (l.holder === state.task.metadata.id) decideNext(state, "failed", undefined, "interrupted: agent restarted", run && { run, stored: true });
     }
     for (const { state, retryAt } of pending) {
       if (state.task.spec.hold) continue;

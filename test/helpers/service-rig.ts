@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { createLogHub } from "../../src/logs/log-hub.ts";
 import { createCommandResolver } from "../../src/runner/command-line.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
+import type { Store } from "../../src/store/store.ts";
 import { createSupervisor, type Supervisor } from "../../src/tasks/supervisor.ts";
 import { createTaskEvents } from "../../src/tasks/task-events.ts";
 import { createTaskService, type TaskService } from "../../src/tasks/task-service.ts";
@@ -20,9 +21,11 @@ export interface ServiceRig {
   close(): Promise<void>;
 }
 
-export function createServiceRig(opts: { outputTail?: number; maxConcurrent?: number; baseEnv?: Record<string, string> } = {}): ServiceRig {
+export function createServiceRig(
+  opts: { outputTail?: number; maxConcurrent?: number; baseEnv?: Record<string, string>; store?: Store } = {},
+): ServiceRig {
   const scriptDir = mkdtempSync(join(tmpdir(), "tasklane-rig-"));
-  const store = createMemoryStore();
+  const store = opts.store ?? createMemoryStore();
   const hub = createLogHub({
     retain: 1000,
     sink: { append: (id, r) => store.appendLogs(id, r), load: (id, n) => store.loadLogs(id, n), trim: (id, b) => store.trimLogs(id, b) },
