@@ -660,6 +660,55 @@ describe("schema", () => {
     expect(indexes(path)).toEqual({ version: SCHEMA_VERSION, names: CURRENT_INDEXES });
   });
 
+  test("log rows of a version-3 database (an event per item) read, split and trim beside the packed rows written after the upgrade", async () => {
+    using dir = tempDir();
+    const path = dbPath(dir.path);
+    const rec = (id: number, tag = "old"): LogRecord => ({
+      id,
+      event: { type: "chunk", attempt: 1, stream: id % 7 === 0 ? "stderr" : "stdout", seq: id, ts: 1_700_000_000_000 + (id >> 4), line: `${tag} ${id}` },
+    });
+    const first = createSqliteStore({ path });
+    first.putTask(makeTask({ id: "t" }));
+    first.appendLogs("t", Array.from({ length: 100 }, (_, i) => rec(i + 1)));
+    await first.close();
+    // Rewrite the rows as version 3 wrote them (a JSON array of events) and put the version back.
+    const v3 = new Database(path);
+    const rows = v3.query<{ rid: number; origin: number; last: number }, []>("SELECT rowid AS rid, origin, last_id AS last FROM log_batches").all();
+    expect(rows).toHaveLength(1);
+    for (const r of rows) {
+      const events = Array.from({ length: r.last - r.origin + 1 }, (_, i) => rec(r.origin + i).event);
+      v3.run("UPDATE log_batches SET body = ? WHERE rowid = ?", [JSON.stringify(events), r.rid]);
+    }
+    v3.run("PRAGMA user_version = 3");
+    v3.close();
+
+    const store = createSqliteStore({ path });
+    const want = Array.from({ length: 100 }, (_, i) => rec(i + 1));
+    expect(store.loadLogs("t", 1000)).toEqual(want);
+    const more = Array.from({ length: 50 }, (_, i) => rec(101 + i, "new"));
+    store.appendLogs("t", more);
+    const overwrite = Array.from({ length: 6 }, (_, i) => rec(40 + i, "again"));
+    store.appendLogs("t", overwrite); // splits the old row: its two remaining parts are written packed
+    store.trimLogs("t", 20);
+    const expected = [...want.slice(19, 39), ...overwrite, ...want.slice(45), ...more];
+    expect(store.loadLogs("t", 1000)).toEqual(expected);
+    expect(store.loadLogs("t", 3)).toEqual(expected.slice(-3));
+    expect(store.stats().logEvents).toBe(expected.length);
+    await store.close();
+    const after = new Database(path, { readonly: true });
+    try {
+      const bodies = after.query<{ body: string }, []>("SELECT body FROM log_batches ORDER BY origin").all();
+      // Every row is now packed: each item an array (a run of lines), none an event object.
+      expect(bodies.map((b) => (JSON.parse(b.body) as unknown[]).every((item) => Array.isArray(item)))).toEqual([true, true, true, true]);
+      expect(after.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    } finally {
+      after.close();
+    }
+    const again = createSqliteStore({ path });
+    expect(again.loadLogs("t", 1000)).toEqual(expected);
+    await again.close();
+  });
+
   test("migrations apply in one transaction: a failing step leaves the database as it was", () => {
     const db = new Database(":memory:");
     const broken = [MIGRATIONS[0] ?? { description: "", sql: "" }, { description: "broken step", sql: "CREATE TABLE x (a); SELECT nope FROM nowhere;" }];
