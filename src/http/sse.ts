@@ -3,9 +3,10 @@
  * comments while idle, pull-driven so a slow client applies backpressure to
  * its own cursor only (it then gets `lagged`, never slows anyone else).
  *
- * Fan-out cost stays off the task's back: a recent record's frame text is
- * built once and shared by every stream that sends it (records are shared,
- * read-only; see FRAME_CACHE_GENERATION),
+ * Fan-out cost stays off the task's back: while two or more streams of a
+ * kind (logs, events) are open, a recent record's frame text is built once
+ * and shared by every stream that sends it (records are shared, read-only;
+ * see FRAME_CACHE_GENERATION),
  * and all streams together frame at most {@link FANOUT_BUDGET_BYTES} per
  * turn of the event loop; a stream over budget waits, first come first
  * served, for a later turn ({@link FANOUT_TURN_MS} on), so reading the
@@ -56,16 +57,32 @@ interface FrameCache {
   previous: Map<object, string>;
   /** Characters of frame text in `current`. */
   chars: number;
+  /**
+   * Streams of this renderer open now. The cache is used only while there
+   * are two or more: a stream alone would pay for the lookups and the
+   * insertions with nothing to share them with (with one SSE and one gRPC
+   * subscriber on a chatty task, 412–467 k lines/s cached against 474–530 k
+   * not; bench/README.md, benchmark 3).
+   */
+  streams: number;
 }
 const frameCaches = new WeakMap<(item: never) => SseFrame, FrameCache>();
 
-function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame): string {
+function cacheOf<T>(toFrame: (item: T) => SseFrame): FrameCache {
   let cache = frameCaches.get(toFrame);
   if (cache === undefined) {
-    cache = { current: new Map(), previous: new Map(), chars: 0 };
+    cache = { current: new Map(), previous: new Map(), chars: 0, streams: 0 };
     frameCaches.set(toFrame, cache);
   }
+  return cache;
+}
+
+function framesOf<T>(items: readonly T[], toFrame: (item: T) => SseFrame, cache: FrameCache): string {
   let text = "";
+  if (cache.streams < 2) {
+    for (const item of items) text += frame(toFrame(item));
+    return text;
+  }
   for (const item of items) {
     if (typeof item !== "object" || item === null) {
       text += frame(toFrame(item));
@@ -182,6 +199,8 @@ export function sseResponse<T>(
     opts.onClose?.();
     return new Response(null, { headers });
   }
+  const cache = cacheOf(toFrame);
+  cache.streams++;
   const it = sub[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<T[]>> | undefined;
   let closed = false;
@@ -191,6 +210,12 @@ export function sseResponse<T>(
   const finish = () => {
     if (closed) return;
     closed = true;
+    if (--cache.streams < 2) {
+      // Nothing left to share: let the frames go.
+      cache.current = new Map();
+      cache.previous = new Map();
+      cache.chars = 0;
+    }
     sub.close();
     opts.onClose?.();
   };
@@ -217,7 +242,7 @@ export function sseResponse<T>(
         }
         const room = admit(estimate);
         if (room !== undefined) await room;
-        const bytes = encoder.encode(framesOf(r.value, toFrame));
+        const bytes = encoder.encode(framesOf(r.value, toFrame, cache));
         turnBytes += bytes.length - estimate; // still the same turn: the reservation becomes the actual size
         estimate = Math.min(Math.max(bytes.length, 1024), FANOUT_BUDGET_BYTES);
         ctrl.enqueue(bytes);
