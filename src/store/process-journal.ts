@@ -1,6 +1,7 @@
 /**
- * The processes started since the store's last commit, in a small file beside
- * the database (`<db>-procs`, one line per process: `pid pgid startTime`).
+ * The processes started lately — every one since the store's last commit, and
+ * committed ones before them until the file is a page long — in a small file
+ * beside the database (`<db>-procs`, one line per process: `pid pgid startTime`).
  *
  * A run's process identity is written to the store right after its spawn,
  * but commits come a little later (group commit: the next turn, or after the
