@@ -38,6 +38,17 @@ async function waitForProcess(argv: string[], ms = 10_000): Promise<number> {
   }
 }
 
+/** The text of `path` once it matches `pattern`, waiting (bounded) for the writer; the last text read in the error. */
+async function waitForFile(path: string, pattern: RegExp, ms = 10_000): Promise<string> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const text = readFileSync(path, "utf8");
+    if (pattern.test(text)) return text;
+    if (performance.now() > deadline) throw new Error(`${path} did not match ${pattern} within ${ms} ms: ${JSON.stringify(text)}`);
+    await Bun.sleep(5); // waiting for the agent's write, not for time
+  }
+}
+
 /** The child's stdout, line by line. */
 function stdoutLines(child: Bun.Subprocess<"ignore", "pipe", "pipe">): { next(): Promise<string> } {
   const reader = child.stdout.getReader();
@@ -93,8 +104,10 @@ describe("kill -9 between a spawn and the commit of its run", () => {
       sidStored = cleanup.add(groupAndSession(stored)![1]);
       sidUnstored = cleanup.add(groupAndSession(unstored)![1]);
       // The second process is named only by the journal, in its last line (the lines before it are of
-      // committed runs: a commit empties the file only once it is a page long).
-      expect(readFileSync(join(dataDir, "tasklane.db-procs"), "utf8")).toMatch(new RegExp(`(^|\n)${unstored} ${unstored} \\d+\n$`));
+      // committed runs: a commit empties the file only once it is a page long). The agent appends the
+      // line just after its spawn returns, so the process can be seen in /proc a moment before it.
+      const journal = await waitForFile(join(dataDir, "tasklane.db-procs"), new RegExp(`(^|\n)${unstored} ${unstored} \\d+\n$`));
+      expect(journal.startsWith(`${stored} ${stored} `)).toBe(true); // committed, kept: the file is far from a page
     } finally {
       child.kill("SIGKILL");
       await child.exited;
