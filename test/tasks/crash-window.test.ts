@@ -17,14 +17,28 @@ import { groupAndSession, sessionCleanup, waitSessionEmpty } from "../runner/ses
 const FIXTURE = join(import.meta.dir, "..", "fixtures", "agent-fsync-stuck.ts");
 const cleanup = sessionCleanup();
 
-/** The pid of the live process running `argv` (its command found by name or by path), waiting (bounded) until one exists. */
-async function waitForProcess(argv: string[], ms = 10_000): Promise<number> {
+/**
+ * What `probe` finds, polling every 5 ms until it finds something (another
+ * process's doing: a spawn, a write), bounded by `ms`; `missing()` says what
+ * was not found.
+ */
+async function waitFor<T>(probe: () => T | undefined, missing: () => string, ms = 10_000): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const found = probe();
+    if (found !== undefined) return found;
+    if (performance.now() > deadline) throw new Error(`${missing()} within ${ms} ms`);
+    await Bun.sleep(5); // waiting for the other process, not for time
+  }
+}
+
+/** The pid of the live process running `argv` (its command found by name or by path), once one exists. */
+function waitForProcess(argv: string[]): Promise<number> {
   const matches = (cmdline: string) => {
     const [command, ...args] = cmdline.split("\0").slice(0, -1);
     return command?.split("/").at(-1) === argv[0] && args.join("\0") === argv.slice(1).join("\0");
   };
-  const deadline = performance.now() + ms;
-  for (;;) {
+  const find = () => {
     for (const name of readdirSync("/proc")) {
       if (!/^\d+$/.test(name)) continue;
       try {
@@ -33,20 +47,19 @@ async function waitForProcess(argv: string[], ms = 10_000): Promise<number> {
         // gone meanwhile
       }
     }
-    if (performance.now() > deadline) throw new Error(`no process ${argv.join(" ")} within ${ms} ms`);
-    await Bun.sleep(5); // waiting for the spawn, not for time
-  }
+    return undefined;
+  };
+  return waitFor(find, () => `no process ${argv.join(" ")}`);
 }
 
-/** The text of `path` once it matches `pattern`, waiting (bounded) for the writer; the last text read in the error. */
-async function waitForFile(path: string, pattern: RegExp, ms = 10_000): Promise<string> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const text = readFileSync(path, "utf8");
-    if (pattern.test(text)) return text;
-    if (performance.now() > deadline) throw new Error(`${path} did not match ${pattern} within ${ms} ms: ${JSON.stringify(text)}`);
-    await Bun.sleep(5); // waiting for the agent's write, not for time
-  }
+/** The text of `path` once it matches `pattern` (the last text read is in the error). */
+function waitForFile(path: string, pattern: RegExp): Promise<string> {
+  let text = "";
+  const read = () => {
+    text = readFileSync(path, "utf8");
+    return pattern.test(text) ? text : undefined;
+  };
+  return waitFor(read, () => `${path} did not match ${pattern}: ${JSON.stringify(text)}`);
 }
 
 /** The child's stdout, line by line. */
