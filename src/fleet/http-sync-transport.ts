@@ -4,7 +4,10 @@
  * proto3-JSON `SyncResponse`. Redirects are not followed (a followed 301/302
  * turns the POST into a bodiless GET), and an answer is read up to
  * `MAX_ANSWER_BYTES`, so a control plane can neither lose heartbeats silently
- * nor fill the agent's memory.
+ * nor fill the agent's memory. Answers are asked for and read uncompressed
+ * (`Accept-Encoding: identity`, no automatic decompression): the cap counts
+ * the bytes that arrive, and a compressed answer — a few hundred bytes of
+ * brotli can unpack to gigabytes — is refused unread.
  */
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { SyncRequestSchema, SyncResponseSchema } from "../gen/solti/discover/v1/discovery_pb.ts";
@@ -25,7 +28,7 @@ export const MAX_ANSWER_BYTES = 64 * 1024;
 /** Create the HTTP transport. Nothing is sent until `sync`. */
 export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTransport {
   const doFetch = opts.fetch ?? fetch;
-  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json", "accept-encoding": "identity" };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 
   return {
@@ -35,7 +38,7 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
       let res: Response;
       let text: string;
       try {
-        res = await doFetch(opts.syncUrl, { method: "POST", headers, body, signal, redirect: "manual" });
+        res = await doFetch(opts.syncUrl, { method: "POST", headers, body, signal, redirect: "manual", decompress: false });
         if ((res.status >= 300 && res.status < 400) || res.type === "opaqueredirect") {
           void res.body?.cancel().catch(() => {});
           throw new SyncFailure(redirectMessage(res, opts.syncUrl));
@@ -70,6 +73,11 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
  */
 async function readCapped(res: Response, max: number): Promise<string> {
   const tooLarge = () => new SyncFailure(`HTTP ${res.status}: answer larger than ${max} bytes`);
+  const encoding = res.headers.get("content-encoding");
+  if (encoding !== null && !/^\s*(identity\s*)?$/i.test(encoding)) {
+    void res.body?.cancel().catch(() => {});
+    throw new SyncFailure(`HTTP ${res.status}: compressed answer (content-encoding ${JSON.stringify(clipDetail(encoding))}) refused: the agent asks for identity`);
+  }
   const declared = Number(res.headers.get("content-length") ?? "");
   if (Number.isFinite(declared) && declared > max) {
     void res.body?.cancel().catch(() => {});

@@ -133,3 +133,35 @@ test("a redirect is not followed: a failed attempt naming the status and the Loc
     target.stop(true);
   }
 });
+
+test("answers are asked for uncompressed, and a compressed one is refused unread: a small gzip body that unpacks past the cap never is", async () => {
+  // 40 MB of spaces gzip to about 40 KiB: under the cap as sent, 600 times over it unpacked.
+  const bomb = Bun.gzipSync(new Uint8Array(40 * 1024 * 1024).fill(32));
+  expect(bomb.byteLength).toBeLessThan(MAX_ANSWER_BYTES);
+  const encodings: (string | null)[] = [];
+  let answer = () => new Response(bomb, { status: 200, headers: { "content-encoding": "gzip", "content-type": "application/json" } });
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(r) {
+      encodings.push(r.headers.get("accept-encoding"));
+      return answer();
+    },
+  });
+  try {
+    const t = createHttpSyncTransport({ syncUrl: `http://127.0.0.1:${server.port}/api/v1/discovery/sync` });
+    const rssBefore = process.memoryUsage().rss;
+    expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({
+      message: 'HTTP 200: compressed answer (content-encoding "gzip") refused: the agent asks for identity',
+      retryAfterMs: undefined,
+    });
+    // Nothing was unpacked: far less than the 40 MB the body holds.
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(20 * 1024 * 1024);
+    expect(encodings).toEqual(["identity"]);
+    // An explicit identity encoding is an ordinary answer.
+    answer = () => new Response('{"success":true}', { status: 200, headers: { "content-encoding": "identity" } });
+    expect(await t.sync(req, new AbortController().signal)).toMatchObject({ success: true });
+  } finally {
+    server.stop(true);
+  }
+});
