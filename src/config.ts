@@ -86,6 +86,12 @@ export const MAX_KILL_GRACE_MS = 600_000;
 /** Largest `--heartbeat`: 1 h, so its timer and the announced `heartbeatIntervalS` (int32) stay in range. */
 export const MAX_HEARTBEAT_MS = 3_600_000;
 /**
+ * Smallest `--heartbeat`: 100 ms. A plain number is milliseconds, so a
+ * `TASKLANE_HEARTBEAT=30` meant as seconds is refused instead of sending the
+ * control plane 33 heartbeats a second.
+ */
+export const MIN_HEARTBEAT_MS = 100;
+/**
  * Largest `--max-line`: 1 MiB. A cut line must fit one gRPC message (4 MiB,
  * CONTRACT §5) even when every byte was invalid UTF-8 and became U+FFFD
  * (3 bytes each), with its marker and framing.
@@ -122,7 +128,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--advertise", env: "TASKLANE_ADVERTISE", key: "advertise", kind: "string", check: endpointKindOf, fleet: true, help: "URL the control plane should use to reach this agent" },
   { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", fleet: true, help: "agent id (default: generated once, kept in the data dir)" },
   { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", fleet: true, help: "agent name (default: hostname)" },
-  { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", max: MAX_HEARTBEAT_MS, fleet: true, help: "heartbeat interval (at most 1h)" },
+  { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", min: MIN_HEARTBEAT_MS, max: MAX_HEARTBEAT_MS, fleet: true, help: "heartbeat interval (100ms to 1h)" },
 ];
 
 const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -194,6 +200,7 @@ function convert(def: OptionDef, raw: string, source: string): unknown {
     case "duration": {
       const n = parseDuration(raw);
       if (n === undefined || n <= 0) throw bad("must be a positive duration like 30s, 5m, 24h or milliseconds");
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${showDuration(def.min)} (a plain number is milliseconds)`);
       if (n > max) throw bad(`must be at most ${showDuration(max)}`);
       return n;
     }

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, MAX_HEARTBEAT_MS, MAX_KILL_GRACE_MS, parseConfig } from "../src/config.ts";
+import { ConfigError, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MAX_KILL_GRACE_MS, parseConfig } from "../src/config.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CP = "http://127.0.0.1:1";
@@ -46,6 +46,13 @@ describe("numeric bounds", () => {
     expect(refusal(["--control-plane", CP, "--heartbeat", "25d"])).toBe('--heartbeat: must be at most 1h, got "25d"');
     expect(refusal(["--control-plane", CP, "--heartbeat", "3600001"])).toBe('--heartbeat: must be at most 1h, got "3600001"');
     expect(refusal(["--control-plane", CP], { TASKLANE_HEARTBEAT: "61m" })).toBe('TASKLANE_HEARTBEAT: must be at most 1h, got "61m"');
+  });
+
+  test("--heartbeat is at least 100ms: a plain number (milliseconds) meant as seconds is refused, not sent 33 times a second", () => {
+    expect(MIN_HEARTBEAT_MS).toBe(100);
+    expect(parseConfig(["--control-plane", CP, "--heartbeat", "100ms"], {}).heartbeatMs).toBe(100);
+    expect(refusal(["--control-plane", CP], { TASKLANE_HEARTBEAT: "30" })).toBe('TASKLANE_HEARTBEAT: must be at least 100ms (a plain number is milliseconds), got "30"');
+    expect(refusal(["--control-plane", CP, "--heartbeat", "1ms"])).toBe('--heartbeat: must be at least 100ms (a plain number is milliseconds), got "1ms"');
   });
 
   test("--max-concurrent is at most 1000000 (gRPC Info.max_concurrent is a uint32)", () => {

@@ -20,7 +20,7 @@ export type ControlPlaneTarget =
       display: string;
       /** grpc-js target `host:port`. */
       address: string;
-      /** `grpcs://`: TLS with the system roots. */
+      /** `grpcs://`: TLS (the bundled roots plus `NODE_EXTRA_CA_CERTS`, as for `https://`). */
       tls: boolean;
     };
 
@@ -110,6 +110,9 @@ export function parseControlPlaneUrl(url: string, source = "--control-plane"): C
       }
       const port = u.port || (tls ? "443" : "");
       if (!port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
+      if (u.pathname !== "" && u.pathname !== "/") {
+        throw new Error(`${source}: ${scheme} has no path (the call is always /solti.discover.v1.DiscoverService/Sync), so it is refused instead of silently dropped, got ${shown(url)}`);
+      }
       return { transport: "grpc", display: redact(u), address: `${u.hostname}:${port}`, tls };
     }
   }
@@ -118,12 +121,29 @@ export function parseControlPlaneUrl(url: string, source = "--control-plane"): C
 /** Transport of an advertised agent endpoint. */
 export type EndpointKind = "grpc" | "http";
 
+/** Addresses that mean "every interface" to a listener and nothing to a caller. */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]"]);
+
 /**
  * Check `--advertise` (`scheme://host…`, a host DNS can carry) and tell its
  * transport from the scheme: `grpc://`/`grpcs://` → gRPC, `http://`/`https://`
- * → HTTP. Throws an `Error` whose message starts with `source`.
+ * → HTTP. The URL is sent to the control plane, shown in logs and in
+ * `/api/v1/info` as given, so it may not carry user info, a query or a
+ * fragment; a `grpc://` endpoint needs its port and no path, and a wildcard
+ * host is refused (a control plane cannot dial it). Throws an `Error` whose
+ * message starts with `source` and never shows user info.
  */
 export function endpointKindOf(url: string, source = "--advertise"): EndpointKind {
   const u = parse(source, url, ["grpc:", "grpcs:", "http:", "https:"], "scheme must be grpc://, grpcs://, http:// or https://");
-  return u.protocol === "grpc:" || u.protocol === "grpcs:" ? "grpc" : "http";
+  const grpc = u.protocol === "grpc:" || u.protocol === "grpcs:";
+  if (u.username || u.password || url.slice(u.protocol.length + 2).split("/")[0]!.includes("@")) {
+    throw new Error(`${source}: must not carry user info (user:pass@): the URL is sent to the control plane and shown in logs, got ${shown(url)}`);
+  }
+  if (/[?#]/.test(url)) throw new Error(`${source}: must not have a query (?…) or fragment (#…), got ${shown(url)}`);
+  if (WILDCARD_HOSTS.has(u.hostname)) throw new Error(`${source}: ${u.hostname} is a wildcard listen address, not one a control plane can dial; advertise a name or an address, got ${shown(url)}`);
+  if (grpc) {
+    if (u.protocol === "grpc:" && !u.port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
+    if (u.pathname !== "" && u.pathname !== "/") throw new Error(`${source}: a gRPC endpoint has no path, got ${shown(url)}`);
+  }
+  return grpc ? "grpc" : "http";
 }

@@ -1,10 +1,13 @@
 /**
  * Heartbeats over gRPC: unary `solti.discover.v1.DiscoverService/Sync` with
  * the binary codecs of the generated schemas. The bearer token travels as
- * `authorization` metadata.
+ * `authorization` metadata. `grpcs://` trusts what `https://` trusts: the
+ * bundled root certificates plus the PEM file named by `NODE_EXTRA_CA_CERTS`.
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Client, credentials, Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
 import { DiscoverService, SyncRequestSchema, SyncResponseSchema, type SyncRequest, type SyncResponse } from "../gen/solti/discover/v1/discovery_pb.ts";
 import { clipDetail, SyncFailure, type SyncTransport } from "./sync-transport.ts";
 
@@ -15,6 +18,26 @@ export interface GrpcSyncTransportOptions {
   token?: string;
   /** Deadline of one call (default 10 s). */
   timeoutMs?: number;
+  /** Environment read for `NODE_EXTRA_CA_CERTS` (default `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * TLS credentials with the roots `https://` heartbeats trust: grpc-js alone
+ * reads only its own `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`, so a private CA given
+ * to the agent with `NODE_EXTRA_CA_CERTS` is added here. Without it, grpc-js's
+ * defaults. Throws `SyncFailure` when the file cannot be read.
+ */
+export function tlsCredentials(env: Readonly<Record<string, string | undefined>> = process.env): ChannelCredentials {
+  const extra = env.NODE_EXTRA_CA_CERTS;
+  if (!extra) return credentials.createSsl();
+  let pem: string;
+  try {
+    pem = readFileSync(extra, "utf8");
+  } catch (err) {
+    throw new SyncFailure(`cannot read NODE_EXTRA_CA_CERTS ${JSON.stringify(clipDetail(extra))}: ${clipDetail((err as Error).message)}`);
+  }
+  return credentials.createSsl(Buffer.from([...rootCertificates, pem].join("\n")));
 }
 
 const SYNC_PATH = `/${DiscoverService.typeName}/${DiscoverService.method.sync.name}`;
@@ -30,7 +53,7 @@ export function createGrpcSyncTransport(opts: GrpcSyncTransportOptions): SyncTra
   let client: Client | undefined;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const channel = () => {
-    client ??= new Client(opts.address, opts.tls ? credentials.createSsl() : credentials.createInsecure(), {
+    client ??= new Client(opts.address, opts.tls ? tlsCredentials(opts.env) : credentials.createInsecure(), {
       "grpc.max_receive_message_length": 4 * 1024 * 1024,
       "grpc.max_send_message_length": 4 * 1024 * 1024,
     });
@@ -46,7 +69,12 @@ export function createGrpcSyncTransport(opts: GrpcSyncTransportOptions): SyncTra
     sync(req, signal) {
       const md = new Metadata();
       if (opts.token) md.set("authorization", `Bearer ${opts.token}`);
-      const c = channel();
+      let c: Client;
+      try {
+        c = channel();
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return new Promise<SyncResponse>((resolve, reject) => {
         const call = c.makeUnaryRequest(SYNC_PATH, serialize, deserialize, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
           signal.removeEventListener("abort", onAbort);

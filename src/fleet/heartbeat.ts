@@ -3,6 +3,11 @@
  * backoff and jitter (honouring the control plane's retry-after), and keep a
  * link state for `/api/v1/info`. Logs once per state change, not per attempt.
  * The loop never throws: a control plane outage must not touch local work.
+ *
+ * After a success the next heartbeat starts one interval after this one
+ * started (a slow answer does not stretch the cadence the control plane was
+ * told, `heartbeatIntervalS`), and never before the answer arrived; after a
+ * failure the retry waits its backoff from the failure.
  */
 import type { SyncRequest, SyncResponse } from "../gen/solti/discover/v1/discovery_pb.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -118,15 +123,17 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
     );
   };
 
-  const succeeded = (res: SyncResponse): number => {
+  const succeeded = (res: SyncResponse, startedAt: number): number => {
     const prev = link.state;
     link.state = "up";
     link.lastSuccessAt = clock();
     const after = link.consecutiveFailures;
     link.consecutiveFailures = 0;
     if (prev !== "up") opts.logger?.info("control plane link up", { url: link.url, transport: link.transport, ...(after > 0 ? { failedAttempts: after } : {}) });
-    // "At least that long": an ask shorter than the interval does not speed the heartbeat up.
-    return Math.max(opts.intervalMs, asked(res.retryAfterS));
+    // The interval counts from the attempt's start; a clock step back counts as no time.
+    const elapsed = Math.min(Math.max(0, clock() - startedAt), opts.intervalMs);
+    // "At least that long" from the answer: an ask shorter than the interval does not speed the heartbeat up.
+    return Math.max(opts.intervalMs - elapsed, asked(res.retryAfterS));
   };
 
   const failed = (err: unknown): number => {
@@ -143,6 +150,7 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
   };
 
   async function beat(): Promise<void> {
+    const startedAt = clock();
     const ac = new AbortController();
     abort = ac;
     const deadline = timers.setTimeout(() => ac.abort(new SyncFailure(`no answer within ${requestTimeoutMs} ms`)), requestTimeoutMs);
@@ -151,7 +159,7 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
       const res = await opts.transport.sync(opts.request(), ac.signal);
       if (closed) return;
       next = res.success
-        ? succeeded(res)
+        ? succeeded(res, startedAt)
         : failed(new SyncFailure(`refused: ${clipDetail(res.reason) || "no reason given"}`, asked(res.retryAfterS) || undefined));
     } catch (err) {
       if (closed) return;

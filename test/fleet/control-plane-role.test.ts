@@ -40,7 +40,7 @@ function drain(stream: grpc.ClientReadableStream<Record<string, unknown>>): Prom
 
 test("a control plane drives a self-registered agent over solti.v1 only", async () => {
   await using cp = await startGrpcControlPlane();
-  await using agent = await startAgent({ args: ["--control-plane", cp.url, "--heartbeat", "50ms"] });
+  await using agent = await startAgent({ args: ["--control-plane", cp.url, "--heartbeat", "100ms"] });
 
   // 1. The agent announced itself; the control plane takes the endpoint from the heartbeat.
   const reg = await cp.request(1);

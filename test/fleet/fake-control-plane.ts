@@ -116,7 +116,8 @@ export async function startHttpControlPlane(): Promise<FakeControlPlane> {
 }
 
 /** A gRPC control plane serving `solti.discover.v1.DiscoverService/Sync`. */
-export async function startGrpcControlPlane(): Promise<FakeControlPlane> {
+/** The gRPC fake; with `tls` (PEM certificate and key) it serves TLS and its url is `grpcs://`. */
+export async function startGrpcControlPlane(tls?: { cert: Buffer; key: Buffer }): Promise<FakeControlPlane> {
   const rec = createRecorder();
   const definition = createServiceDefinition(DiscoverService);
   const implementation: grpc.UntypedServiceImplementation = {
@@ -139,12 +140,16 @@ export async function startGrpcControlPlane(): Promise<FakeControlPlane> {
     server = new grpc.Server();
     server.addService(definition, implementation);
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(
+        `127.0.0.1:${port}`,
+        tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false) : grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
+      ),
     );
   };
   await listen();
   const fake: FakeControlPlane = {
-    url: `grpc://127.0.0.1:${port}`,
+    url: `${tls ? "grpcs" : "grpc"}://127.0.0.1:${port}`,
     requests: rec.requests,
     reply: () => ({ success: true }),
     request: rec.request,

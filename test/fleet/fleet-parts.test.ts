@@ -44,6 +44,27 @@ describe("parseControlPlaneUrl", () => {
     expect(() => parseControlPlaneUrl("grpc://cp")).toThrow('--control-plane: grpc:// needs a port (grpc://host:port), got "grpc://cp"');
   });
 
+  test("a path in a grpc(s):// control-plane URL is refused: it would never be sent", () => {
+    expect(parseControlPlaneUrl("grpc://cp:1/")).toMatchObject({ address: "cp:1" });
+    expect(() => parseControlPlaneUrl("grpc://cp:1/some/prefix")).toThrow(
+      '--control-plane: grpc:// has no path (the call is always /solti.discover.v1.DiscoverService/Sync), so it is refused instead of silently dropped, got "grpc://cp:1/some/prefix"',
+    );
+    expect(() => parseControlPlaneUrl("grpcs://cp/x")).toThrow("--control-plane: grpcs:// has no path");
+  });
+
+  test("--advertise is sent and shown as given: no user info, query or fragment; a dialable host; grpc:// with its port and no path", () => {
+    expect(() => endpointKindOf("grpc://u:pw@edge:1")).toThrow('--advertise: must not carry user info (user:pass@): the URL is sent to the control plane and shown in logs, got "grpc://***@edge:1"');
+    expect(() => endpointKindOf("https://u@edge")).toThrow("--advertise: must not carry user info");
+    expect(() => endpointKindOf("https://edge/?x=1")).toThrow('--advertise: must not have a query (?…) or fragment (#…), got "https://edge/?…"');
+    expect(() => endpointKindOf("grpc://edge:1#f")).toThrow("--advertise: must not have a query");
+    expect(() => endpointKindOf("grpc://0.0.0.0:50051")).toThrow("--advertise: 0.0.0.0 is a wildcard listen address, not one a control plane can dial");
+    expect(() => endpointKindOf("http://[::]:8080")).toThrow("--advertise: [::] is a wildcard listen address");
+    expect(() => endpointKindOf("grpc://edge")).toThrow('--advertise: grpc:// needs a port (grpc://host:port), got "grpc://edge"');
+    expect(() => endpointKindOf("grpc://edge:1/x")).toThrow('--advertise: a gRPC endpoint has no path, got "grpc://edge:1/x"');
+    // What stays allowed: grpcs:// on its default port, an HTTP endpoint under a prefix.
+    expect([endpointKindOf("grpcs://edge"), endpointKindOf("https://edge:8443/agents/7"), endpointKindOf("grpc://edge:1/")]).toEqual(["grpc", "http", "grpc"]);
+  });
+
   test("other schemes and non-URLs are rejected naming the flag", () => {
     expect(() => parseControlPlaneUrl("cp:8080")).toThrow("--control-plane: scheme must be");
     expect(() => parseControlPlaneUrl("not a url")).toThrow('--control-plane: not a URL, got "not a url"');

@@ -42,13 +42,14 @@ function manualTimers() {
 type Outcome = Partial<Omit<SyncResponse, "$typeName">> | SyncFailure;
 
 /** A transport answering from a script, one outcome per call. */
-function scriptedTransport(script: Outcome[]) {
+function scriptedTransport(script: Outcome[], during: () => void = () => {}) {
   const calls: { req: SyncRequest; signal: AbortSignal }[] = [];
   let closed = false;
   const transport: SyncTransport = {
     kind: "http",
     async sync(req, signal) {
       calls.push({ req, signal });
+      during();
       const outcome = script.shift() ?? { success: true };
       if (outcome instanceof SyncFailure) throw outcome;
       return create(SyncResponseSchema, outcome);
@@ -65,9 +66,11 @@ const TIMEOUT = 10_000;
 
 function setup(script: Outcome[], intervalMs = INTERVAL) {
   const t = manualTimers();
-  const tr = scriptedTransport(script);
-  const logs = captureLogs();
   let now = 1_000_000;
+  /** How far the clock moves while the control plane answers (set by a test). */
+  const call = { ms: 0 };
+  const tr = scriptedTransport(script, () => (now += call.ms));
+  const logs = captureLogs();
   const attempts: LinkState[] = [];
   let waiter: (() => void) | undefined;
   const hb = createHeartbeat({
@@ -75,7 +78,7 @@ function setup(script: Outcome[], intervalMs = INTERVAL) {
     request: () => create(SyncRequestSchema, { id: "a1" }),
     url: "http://cp.example",
     intervalMs,
-    clock: () => now++,
+    clock: () => now,
     random: () => 0.5,
     timers: t.timers,
     logger: logs.logger,
@@ -91,7 +94,7 @@ function setup(script: Outcome[], intervalMs = INTERVAL) {
     await done;
     return attempts.at(-1)!;
   };
-  return { hb, t, tr, logs, attempts, beat };
+  return { hb, t, tr, logs, attempts, beat, call };
 }
 
 describe("heartbeat loop", () => {
@@ -155,6 +158,27 @@ describe("heartbeat loop", () => {
     expect(await s.beat(0)).toMatchObject({ state: "down", lastError: "HTTP 429" });
     expect(s.t.delays()).toEqual([120_000]);
     await s.hb.close();
+  });
+
+  test("the interval counts from the start of a beat: a slow answer does not stretch the cadence, one slower than the interval is followed at once", async () => {
+    const ok = { success: true };
+    const s = setup([ok, ok, ok, { success: true, retryAfterS: 40 }, new SyncFailure("down")]);
+    s.hb.start();
+    s.call.ms = 700;
+    await s.beat(0);
+    expect(s.t.delays()).toEqual([INTERVAL - 700]);
+    s.call.ms = INTERVAL + 5000; // the answer took longer than the interval: the next beat goes now
+    await s.beat(INTERVAL - 700);
+    expect(s.t.delays()).toEqual([0]);
+    s.call.ms = -60_000; // the clock stepped back during the call: counted as no time
+    await s.beat(0);
+    expect(s.t.delays()).toEqual([INTERVAL]);
+    s.call.ms = 700; // an ask for longer than the interval counts from the answer
+    await s.beat(INTERVAL);
+    expect(s.t.delays()).toEqual([40_000]);
+    s.call.ms = 700; // a failure's backoff also counts from the answer: 1 s first, full jitter (0.5)
+    await s.beat(40_000);
+    expect(s.t.delays()).toEqual([backoffDelay(defaultSyncBackoff(INTERVAL), 0, () => 0.5)]);
   });
 
   test("an accepted beat asking for less than the interval does not speed the heartbeat up", async () => {

@@ -1,5 +1,5 @@
 /**
- * A self-signed certificate for `localhost` (P-256, one day) in a fresh temp
+ * A self-signed certificate for `localhost` and `127.0.0.1` (P-256, one day) in a fresh temp
  * dir, made with the openssl command line: `cert.pem` and `key.pem`. The dir
  * goes when the value is disposed (`using tls = selfSignedCert()`).
  */
@@ -19,7 +19,7 @@ export function selfSignedCert(): SelfSigned {
   const keyPath = join(dir, "key.pem");
   const gen = Bun.spawnSync(
     ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-      "-keyout", keyPath, "-out", certPath, "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+      "-keyout", keyPath, "-out", certPath, "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
     { stdout: "pipe", stderr: "pipe" },
   );
   const dispose = () => rmSync(dir, { recursive: true, force: true });
