@@ -81,6 +81,16 @@ interface OptionDef {
   fleet?: boolean;
 }
 
+/** Longest `--agent-id` / `--agent-name`: they go into every heartbeat and log line. */
+export const MAX_AGENT_LABEL = 256;
+
+/** `--agent-id` / `--agent-name`: printable text on one line, at most `MAX_AGENT_LABEL` characters. */
+function checkAgentLabel(value: string, source: string): void {
+  if (value.length > MAX_AGENT_LABEL) throw new Error(`${source}: must be at most ${MAX_AGENT_LABEL} characters, got ${value.length}`);
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) throw new Error(`${source}: must not contain control characters (a newline, a tab…)`);
+  if (value.trim() !== value) throw new Error(`${source}: must not start or end with white space`);
+}
+
 /** Largest `--kill-grace-ms`: the bound of a task's own `killGraceMs`. */
 export const MAX_KILL_GRACE_MS = 600_000;
 /** Largest `--heartbeat`: 1 h, so its timer and the announced `heartbeatIntervalS` (int32) stay in range. */
@@ -126,8 +136,8 @@ export const OPTIONS: readonly OptionDef[] = [
   { flag: "--resource-limits", env: "TASKLANE_RESOURCE_LIMITS", key: "resourceLimits", kind: "enum", def: "strict", values: ["strict", "best-effort"], help: "reject (strict) or accept (best-effort) limits that cannot be enforced" },
   { flag: "--control-plane", env: "TASKLANE_CONTROL_PLANE", key: "controlPlane", kind: "string", check: parseControlPlaneUrl, help: "solti control plane URL (http(s):// or grpc(s)://) to send heartbeats to" },
   { flag: "--advertise", env: "TASKLANE_ADVERTISE", key: "advertise", kind: "string", check: endpointKindOf, fleet: true, help: "URL the control plane should use to reach this agent" },
-  { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", fleet: true, help: "agent id (default: generated once, kept in the data dir)" },
-  { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", fleet: true, help: "agent name (default: hostname)" },
+  { flag: "--agent-id", env: "TASKLANE_AGENT_ID", key: "agentId", kind: "string", check: checkAgentLabel, fleet: true, help: "agent id (default: generated once, kept in the data dir)" },
+  { flag: "--agent-name", env: "TASKLANE_AGENT_NAME", key: "agentName", kind: "string", check: checkAgentLabel, fleet: true, help: "agent name (default: hostname)" },
   { flag: "--heartbeat", env: "TASKLANE_HEARTBEAT", key: "heartbeatMs", kind: "duration", def: "30s", min: MIN_HEARTBEAT_MS, max: MAX_HEARTBEAT_MS, fleet: true, help: "heartbeat interval (100ms to 1h)" },
 ];
 

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MAX_KILL_GRACE_MS, parseConfig } from "../src/config.ts";
+import { ConfigError, MAX_AGENT_LABEL, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MAX_KILL_GRACE_MS, parseConfig } from "../src/config.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const CP = "http://127.0.0.1:1";
@@ -46,6 +46,17 @@ describe("numeric bounds", () => {
     expect(refusal(["--control-plane", CP, "--heartbeat", "25d"])).toBe('--heartbeat: must be at most 1h, got "25d"');
     expect(refusal(["--control-plane", CP, "--heartbeat", "3600001"])).toBe('--heartbeat: must be at most 1h, got "3600001"');
     expect(refusal(["--control-plane", CP], { TASKLANE_HEARTBEAT: "61m" })).toBe('TASKLANE_HEARTBEAT: must be at most 1h, got "61m"');
+  });
+
+  test("--agent-id and --agent-name are one printable line of at most 256 characters: they go into every heartbeat and log line", () => {
+    expect(MAX_AGENT_LABEL).toBe(256);
+    const c = parseConfig(["--control-plane", CP, "--agent-id", "edge-7", "--agent-name", "Edge 7 (rack b)"], {});
+    expect([c.agentId, c.agentName]).toEqual(["edge-7", "Edge 7 (rack b)"]);
+    expect(parseConfig(["--control-plane", CP, "--agent-name", "é".repeat(256)], {}).agentName).toHaveLength(256);
+    expect(refusal(["--control-plane", CP, "--agent-name", "x".repeat(257)])).toBe("--agent-name: must be at most 256 characters, got 257");
+    expect(refusal(["--control-plane", CP], { TASKLANE_AGENT_ID: "a\nb" })).toBe("TASKLANE_AGENT_ID: must not contain control characters (a newline, a tab…)");
+    expect(refusal(["--control-plane", CP, "--agent-id", "a\u0000"])).toBe("--agent-id: must not contain control characters (a newline, a tab…)");
+    expect(refusal(["--control-plane", CP, "--agent-name", " edge"])).toBe("--agent-name: must not start or end with white space");
   });
 
   test("--heartbeat is at least 100ms: a plain number (milliseconds) meant as seconds is refused, not sent 33 times a second", () => {

@@ -182,8 +182,8 @@ export const routeDocs = {
       query("slot", "only tasks of this slot", { type: "string", minLength: 1 }),
       query("status", "only tasks in this phase", { type: "string", enum: ["pending", "running", "succeeded", "failed", "timeout", "canceled", "exhausted"] }),
       labelParam,
-      query("createdAfter", "created after this time, Unix ms", { type: "integer" }),
-      query("createdBefore", "created before this time, Unix ms", { type: "integer" }),
+      query("createdAfter", "created after this time, Unix ms", { type: "integer", minimum: 0 }),
+      query("createdBefore", "created before this time, Unix ms", { type: "integer", minimum: 0 }),
       query("owner", "only tasks of this owner (auth on: an admin's filter; other principals only ever see their own tasks)", { type: "string", minLength: 1 }),
       query("order", "by creation", { type: "string", enum: ["asc", "desc"], default: "asc" }),
       query("limit", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
@@ -356,6 +356,59 @@ export const routeDocs = {
 const strict = { additionalProperties: false } as const;
 
 /** Shapes that exist only on the wire (the domain ones come from tasks/model.ts). */
+/** How one resource limit is enforced (`src/runner/resource-limits.ts`). */
+const LimitMechanism = Type.Union([Type.Literal("cgroup"), Type.Literal("rlimit"), Type.Literal("none")]);
+
+/** `GET /api/v1/info` (`controlPlane` only with --control-plane). */
+export const InfoSchema = Type.Object(
+  {
+    name: Type.Literal("tasklane"),
+    version: Type.String(),
+    apiVersion: Type.Integer(),
+    startedAt: Type.Integer(),
+    uptimeMs: Type.Integer(),
+    hostname: Type.String(),
+    os: Type.String(),
+    arch: Type.String(),
+    pid: Type.Integer(),
+    dataDir: Type.String(),
+    store: Type.Optional(Type.String()),
+    auth: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: true }),
+    resourceLimits: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Union([Type.Literal("strict"), Type.Literal("best-effort")]),
+          memory: LimitMechanism,
+          cpu: LimitMechanism,
+          pids: LimitMechanism,
+          notes: Type.Record(Type.String(), Type.String(), { description: "by resource: why it is limited less than asked" }),
+        },
+        { description: "how task resource limits are enforced on this host" },
+      ),
+    ),
+    limits: Type.Record(Type.String(), Type.Number()),
+    capabilities: Type.Array(Type.String()),
+    running: Type.Integer(),
+    controlPlane: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ description: "without user info" }),
+          transport: Type.Union([Type.Literal("http"), Type.Literal("grpc")]),
+          state: Type.Union([Type.Literal("connecting"), Type.Literal("up"), Type.Literal("down")]),
+          lastSuccessAt: Type.Optional(Type.Integer({ description: "Unix ms" })),
+          lastError: Type.Optional(Type.String()),
+          lastErrorAt: Type.Optional(Type.Integer({ description: "Unix ms" })),
+          consecutiveFailures: Type.Integer({ minimum: 0 }),
+          agentId: Type.String(),
+          endpoint: Type.String({ description: "the URL advertised to the control plane" }),
+        },
+        { description: "the fleet link; present only with --control-plane (docs/fleet.md)" },
+      ),
+    ),
+  },
+  { additionalProperties: true },
+);
+
 const wireSchemas: Record<string, TSchema> = {
   Phase: PhaseSchema,
   TaskSpec: TaskSpecInputSchema,
@@ -419,26 +472,7 @@ const wireSchemas: Record<string, TSchema> = {
     Type.Object({ event: Type.Literal("lagged"), id: Type.Integer(), skipped: Type.Integer() }),
     Type.Object({ event: Type.Literal("error"), error: Type.String(), message: Type.String() }),
   ]),
-  Info: Type.Object(
-    {
-      name: Type.Literal("tasklane"),
-      version: Type.String(),
-      apiVersion: Type.Integer(),
-      startedAt: Type.Integer(),
-      uptimeMs: Type.Integer(),
-      hostname: Type.String(),
-      os: Type.String(),
-      arch: Type.String(),
-      pid: Type.Integer(),
-      dataDir: Type.String(),
-      store: Type.Optional(Type.String()),
-      auth: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: true }),
-      limits: Type.Record(Type.String(), Type.Number()),
-      capabilities: Type.Array(Type.String()),
-      running: Type.Integer(),
-    },
-    { additionalProperties: true },
-  ),
+  Info: InfoSchema,
   MetricsSummary: MetricsSummarySchema,
   Liveness: Type.Object({ status: Type.Literal("alive") }, { additionalProperties: true }),
   Readiness: Type.Object(

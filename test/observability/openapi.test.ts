@@ -7,11 +7,12 @@ import { describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Value } from "@sinclair/typebox/value";
 import { createHttpApp } from "../../src/http/http-app.ts";
-import { openApiPath } from "../../src/http/openapi.ts";
+import { InfoSchema, openApiPath } from "../../src/http/openapi.ts";
 import { TaskRunSchema, TaskSchema } from "../../src/tasks/model.ts";
 import type { TaskService } from "../../src/tasks/task-service.ts";
 import { commandSpec, startAgent } from "../helpers/start-agent.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
+import { startHttpControlPlane } from "../fleet/fake-control-plane.ts";
 import { submitOk, waitTerminal } from "../helpers/task-control.ts";
 
 type Json = Record<string, any>;
@@ -237,6 +238,19 @@ describe("GET /openapi.json", () => {
     const runs = (await a.json("GET", `/api/v1/tasks/${id}/runs`)).body.runs;
     expect([...Value.Errors(TaskSchema, task)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
     for (const run of runs) expect([...Value.Errors(TaskRunSchema, run)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
+  });
+
+  test("the documented Info shape matches /api/v1/info, with its resource limits and its control-plane link", async () => {
+    await using cp = await startHttpControlPlane();
+    await using a = await startAgent({ args: ["--control-plane", cp.url] });
+    await cp.request(1);
+    const info = (await a.json<Record<string, unknown>>("GET", "/api/v1/info")).body;
+    expect(Object.keys(info)).toEqual(expect.arrayContaining(["resourceLimits", "controlPlane"]));
+    expect([...Value.Errors(InfoSchema, info)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
+    // Both are documented, not only let through by additionalProperties.
+    const documented = (await a.json<Json>("GET", "/openapi.json")).body.components.schemas.Info.properties;
+    expect(documented).toHaveProperty("resourceLimits");
+    expect(documented).toHaveProperty("controlPlane.properties.state");
   });
 
   test("needs no network: no UI and no external URLs", async () => {
