@@ -72,6 +72,26 @@ function parse(source: string, url: string, schemes: readonly string[], schemeEr
   return u;
 }
 
+/**
+ * User info in the authority, also where the parser does not split it out
+ * (an unencoded "@" in a password after the first one).
+ */
+function hasUserInfo(u: URL, url: string): boolean {
+  return Boolean(u.username || u.password || url.slice(u.protocol.length + 2).split("/")[0]!.includes("@"));
+}
+
+/** A path other than "/": a gRPC URL has nowhere to send one. */
+function hasPath(u: URL): boolean {
+  return u.pathname !== "" && u.pathname !== "/";
+}
+
+/** The port of a `grpc(s)://` URL: `grpc://` must give one, `grpcs://` defaults to 443. */
+function grpcPort(source: string, u: URL, url: string): string {
+  const port = u.port || (u.protocol === "grpcs:" ? "443" : "");
+  if (!port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
+  return port;
+}
+
 function redact(u: URL): string {
   const copy = new URL(u.href);
   copy.username = "";
@@ -105,12 +125,11 @@ export function parseControlPlaneUrl(url: string, source = "--control-plane"): C
     default: {
       const tls = u.protocol === "grpcs:";
       const scheme = tls ? "grpcs://" : "grpc://";
-      if (u.username || u.password || url.slice(scheme.length).split("/")[0]!.includes("@")) {
+      if (hasUserInfo(u, url)) {
         throw new Error(`${source}: ${scheme} cannot carry user info (user:pass@); set TASKLANE_CONTROL_PLANE_TOKEN for a bearer token, got ${shown(url)}`);
       }
-      const port = u.port || (tls ? "443" : "");
-      if (!port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
-      if (u.pathname !== "" && u.pathname !== "/") {
+      const port = grpcPort(source, u, url);
+      if (hasPath(u)) {
         throw new Error(`${source}: ${scheme} has no path (the call is always /solti.discover.v1.DiscoverService/Sync), so it is refused instead of silently dropped, got ${shown(url)}`);
       }
       return { transport: "grpc", display: redact(u), address: `${u.hostname}:${port}`, tls };
@@ -136,14 +155,14 @@ const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]"]);
 export function endpointKindOf(url: string, source = "--advertise"): EndpointKind {
   const u = parse(source, url, ["grpc:", "grpcs:", "http:", "https:"], "scheme must be grpc://, grpcs://, http:// or https://");
   const grpc = u.protocol === "grpc:" || u.protocol === "grpcs:";
-  if (u.username || u.password || url.slice(u.protocol.length + 2).split("/")[0]!.includes("@")) {
+  if (hasUserInfo(u, url)) {
     throw new Error(`${source}: must not carry user info (user:pass@): the URL is sent to the control plane and shown in logs, got ${shown(url)}`);
   }
   if (/[?#]/.test(url)) throw new Error(`${source}: must not have a query (?…) or fragment (#…), got ${shown(url)}`);
   if (WILDCARD_HOSTS.has(u.hostname)) throw new Error(`${source}: ${u.hostname} is a wildcard listen address, not one a control plane can dial; advertise a name or an address, got ${shown(url)}`);
   if (grpc) {
-    if (u.protocol === "grpc:" && !u.port) throw new Error(`${source}: grpc:// needs a port (grpc://host:port), got ${shown(url)}`);
-    if (u.pathname !== "" && u.pathname !== "/") throw new Error(`${source}: a gRPC endpoint has no path, got ${shown(url)}`);
+    grpcPort(source, u, url);
+    if (hasPath(u)) throw new Error(`${source}: a gRPC endpoint has no path, got ${shown(url)}`);
   }
   return grpc ? "grpc" : "http";
 }

@@ -28,7 +28,7 @@ export interface GrpcSyncTransportOptions {
  * to the agent with `NODE_EXTRA_CA_CERTS` is added here. Without it, grpc-js's
  * defaults. Throws `SyncFailure` when the file cannot be read.
  */
-export function tlsCredentials(env: Readonly<Record<string, string | undefined>> = process.env): ChannelCredentials {
+function tlsCredentials(env: Readonly<Record<string, string | undefined>> = process.env): ChannelCredentials {
   const extra = env.NODE_EXTRA_CA_CERTS;
   if (!extra) return credentials.createSsl();
   let pem: string;

@@ -126,12 +126,13 @@ export function createHeartbeat(opts: HeartbeatOptions): Heartbeat {
   const succeeded = (res: SyncResponse, startedAt: number): number => {
     const prev = link.state;
     link.state = "up";
-    link.lastSuccessAt = clock();
+    const now = clock();
+    link.lastSuccessAt = now;
     const after = link.consecutiveFailures;
     link.consecutiveFailures = 0;
     if (prev !== "up") opts.logger?.info("control plane link up", { url: link.url, transport: link.transport, ...(after > 0 ? { failedAttempts: after } : {}) });
     // The interval counts from the attempt's start; a clock step back counts as no time.
-    const elapsed = Math.min(Math.max(0, clock() - startedAt), opts.intervalMs);
+    const elapsed = Math.min(Math.max(0, now - startedAt), opts.intervalMs);
     // "At least that long" from the answer: an ask shorter than the interval does not speed the heartbeat up.
     return Math.max(opts.intervalMs - elapsed, asked(res.retryAfterS));
   };

@@ -40,7 +40,7 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
       try {
         res = await doFetch(opts.syncUrl, { method: "POST", headers, body, signal, redirect: "manual", decompress: false });
         if ((res.status >= 300 && res.status < 400) || res.type === "opaqueredirect") {
-          void res.body?.cancel().catch(() => {});
+          discard(res);
           throw new SyncFailure(redirectMessage(res, opts.syncUrl));
         }
         text = await readCapped(res, MAX_ANSWER_BYTES);
@@ -67,6 +67,11 @@ export function createHttpSyncTransport(opts: HttpSyncTransportOptions): SyncTra
   };
 }
 
+/** Hang up on an answer that will not be read. */
+function discard(res: Response): void {
+  void res.body?.cancel().catch(() => {});
+}
+
 /**
  * The body as text, refusing a `content-length` above `max` before reading
  * and cancelling the read once more than `max` bytes arrived.
@@ -75,12 +80,12 @@ async function readCapped(res: Response, max: number): Promise<string> {
   const tooLarge = () => new SyncFailure(`HTTP ${res.status}: answer larger than ${max} bytes`);
   const encoding = res.headers.get("content-encoding");
   if (encoding !== null && !/^\s*(identity\s*)?$/i.test(encoding)) {
-    void res.body?.cancel().catch(() => {});
+    discard(res);
     throw new SyncFailure(`HTTP ${res.status}: compressed answer (content-encoding ${JSON.stringify(clipDetail(encoding))}) refused: the agent asks for identity`);
   }
   const declared = Number(res.headers.get("content-length") ?? "");
   if (Number.isFinite(declared) && declared > max) {
-    void res.body?.cancel().catch(() => {});
+    discard(res);
     throw tooLarge();
   }
   if (!res.body) return "";

@@ -355,7 +355,6 @@ export const routeDocs = {
 
 const strict = { additionalProperties: false } as const;
 
-/** Shapes that exist only on the wire (the domain ones come from tasks/model.ts). */
 /** How one resource limit is enforced (`src/runner/resource-limits.ts`). */
 const LimitMechanism = Type.Union([Type.Literal("cgroup"), Type.Literal("rlimit"), Type.Literal("none")]);
 
@@ -409,6 +408,7 @@ export const InfoSchema = Type.Object(
   { additionalProperties: true },
 );
 
+/** Shapes that exist only on the wire (the domain ones come from tasks/model.ts). */
 const wireSchemas: Record<string, TSchema> = {
   Phase: PhaseSchema,
   TaskSpec: TaskSpecInputSchema,

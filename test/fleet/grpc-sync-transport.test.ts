@@ -3,23 +3,14 @@ import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createGrpcSyncTransport } from "../../src/fleet/grpc-sync-transport.ts";
-import { SyncFailure } from "../../src/fleet/sync-transport.ts";
 import { SyncRequestSchema } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
 import { selfSignedCert } from "../helpers/self-signed.ts";
 import { startGrpcControlPlane } from "./fake-control-plane.ts";
+import { syncFailureOf } from "./sync-failure.ts";
 
 const req = create(SyncRequestSchema, { id: "a1", apiVersion: 1 });
 const signal = () => new AbortController().signal;
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SyncFailure);
-    return (err as Error).message;
-  }
-  throw new Error("expected a SyncFailure");
-}
 
 test("grpcs:// reaches a control plane by IP address or by name, trusting the CA in NODE_EXTRA_CA_CERTS as https:// does", async () => {
   using tls = selfSignedCert();
@@ -39,10 +30,10 @@ test("grpcs:// reaches a control plane by IP address or by name, trusting the CA
 
   // Without the CA the certificate is not trusted, and the call fails as a heartbeat failure.
   const untrusted = createGrpcSyncTransport({ address: `127.0.0.1:${port}`, tls: true, env: {} });
-  expect(await failure(untrusted.sync(req, signal()))).toMatch(/^gRPC UNAVAILABLE: .*(self[- ]signed|certificate)/i);
+  expect((await syncFailureOf(untrusted.sync(req, signal()))).message).toMatch(/^gRPC UNAVAILABLE: .*(self[- ]signed|certificate)/i);
   untrusted.close();
   // A CA file that cannot be read is named in the failure.
   const missing = createGrpcSyncTransport({ address: `127.0.0.1:${port}`, tls: true, env: { NODE_EXTRA_CA_CERTS: `${tls.dir}/nope.pem` } });
-  expect(await failure(missing.sync(req, signal()))).toStartWith(`cannot read NODE_EXTRA_CA_CERTS "${tls.dir}/nope.pem": ENOENT`);
+  expect((await syncFailureOf(missing.sync(req, signal()))).message).toStartWith(`cannot read NODE_EXTRA_CA_CERTS "${tls.dir}/nope.pem": ENOENT`);
   expect(cp.requests).toHaveLength(2);
 });

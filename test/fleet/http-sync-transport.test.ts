@@ -2,8 +2,8 @@
 import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
 import { createHttpSyncTransport, MAX_ANSWER_BYTES } from "../../src/fleet/http-sync-transport.ts";
-import { SyncFailure } from "../../src/fleet/sync-transport.ts";
 import { SyncRequestSchema } from "../../src/gen/solti/discover/v1/discovery_pb.ts";
+import { syncFailureOf } from "./sync-failure.ts";
 
 function serve(answer: () => Response) {
   const seen: { auth: string | null; body: unknown }[] = [];
@@ -19,16 +19,6 @@ function serve(answer: () => Response) {
 }
 
 const req = create(SyncRequestSchema, { id: "a1", apiVersion: 1 });
-const failureOf = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SyncFailure);
-    const f = err as SyncFailure;
-    return { message: f.message, retryAfterMs: f.retryAfterMs };
-  }
-  throw new Error("expected a SyncFailure");
-};
 
 test("a 2xx SyncResponse is decoded (unknown fields ignored); an empty 2xx counts as accepted", async () => {
   let body = '{"success":false,"reason":"full","retryAfterS":5,"extra":1}';
@@ -47,13 +37,13 @@ test("non-2xx answers fail with the status, a short detail and any Retry-After",
   let res = () => new Response("slow down", { status: 429, headers: { "retry-after": "3" } });
   using s = serve(() => res());
   const t = createHttpSyncTransport({ syncUrl: s.url });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 429: slow down", retryAfterMs: 3000 });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 429: slow down", retryAfterMs: 3000 });
   res = () => Response.json({ success: false, retryAfterS: 2 }, { status: 503 });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: 'HTTP 503: {"success":false,"retryAfterS":2}', retryAfterMs: 2000 });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: 'HTTP 503: {"success":false,"retryAfterS":2}', retryAfterMs: 2000 });
   res = () => new Response("", { status: 401 });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 401 (check TASKLANE_CONTROL_PLANE_TOKEN)", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 401 (check TASKLANE_CONTROL_PLANE_TOKEN)", retryAfterMs: undefined });
   res = () => new Response("<html>ok</html>", { status: 200 });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "invalid SyncResponse: not JSON: <html>ok</html>", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "invalid SyncResponse: not JSON: <html>ok</html>", retryAfterMs: undefined });
 });
 
 test("an unreachable control plane and an aborted call are failures, not crashes", async () => {
@@ -61,10 +51,10 @@ test("an unreachable control plane and an aborted call are failures, not crashes
   const url = s.url;
   s[Symbol.dispose]();
   const t = createHttpSyncTransport({ syncUrl: url });
-  expect((await failureOf(t.sync(req, new AbortController().signal))).message).toStartWith("unreachable: ");
+  expect((await syncFailureOf(t.sync(req, new AbortController().signal))).message).toStartWith("unreachable: ");
   const ac = new AbortController();
   ac.abort(new Error("no answer within 5 ms"));
-  expect(await failureOf(t.sync(req, ac.signal))).toEqual({ message: "no answer within 5 ms", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, ac.signal))).toEqual({ message: "no answer within 5 ms", retryAfterMs: undefined });
 });
 
 test("an answer larger than 64 KiB fails the attempt: refused by content-length, or cut off while streaming", async () => {
@@ -75,10 +65,10 @@ test("an answer larger than 64 KiB fails the attempt: refused by content-length,
   let res = () => new Response(big, { status: 200 });
   using s = serve(() => res());
   const t = createHttpSyncTransport({ syncUrl: s.url });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
   // An error page with Retry-After is refused the same way, before its body is read.
   res = () => new Response(big, { status: 503, headers: { "retry-after": "5" } });
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 503: answer larger than 65536 bytes", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 503: answer larger than 65536 bytes", retryAfterMs: undefined });
   // No content-length: an endless stream (which a whole-body read would never finish) is cut once past the cap.
   res = () =>
     new Response(
@@ -92,7 +82,7 @@ test("an answer larger than 64 KiB fails the attempt: refused by content-length,
       }),
       { status: 200 },
     );
-  expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
+  expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({ message: "HTTP 200: answer larger than 65536 bytes", retryAfterMs: undefined });
   await cancelledP; // the agent hung up instead of reading on
   // Exactly the cap is fine.
   res = () => new Response(`{"success":true}${" ".repeat(MAX_ANSWER_BYTES - 16)}`, { status: 200 });
@@ -114,18 +104,18 @@ test("a redirect is not followed: a failed attempt naming the status and the Loc
     let res = () => new Response(null, { status: 302, headers: { location: to } });
     using s = serve(() => res());
     const t = createHttpSyncTransport({ syncUrl: s.url, token: "tok" });
-    expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({
+    expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({
       message: `HTTP 302 redirect to ${to}: redirects are not followed, set --control-plane to the final URL`,
       retryAfterMs: undefined,
     });
     for (const status of [301, 303, 307, 308]) {
       res = () => new Response("moved", { status, headers: { location: to } });
-      expect((await failureOf(t.sync(req, new AbortController().signal))).message).toStartWith(`HTTP ${status} redirect to ${to}: `);
+      expect((await syncFailureOf(t.sync(req, new AbortController().signal))).message).toStartWith(`HTTP ${status} redirect to ${to}: `);
     }
     // A relative Location is shown resolved against the sync URL, without its user info.
     res = () => new Response(null, { status: 301, headers: { location: "/v2/api/v1/discovery/sync" } });
     const withCreds = createHttpSyncTransport({ syncUrl: s.url.replace("http://", "http://bob:URLSECRET@") });
-    expect((await failureOf(withCreds.sync(req, new AbortController().signal))).message).toBe(
+    expect((await syncFailureOf(withCreds.sync(req, new AbortController().signal))).message).toBe(
       `HTTP 301 redirect to ${new URL(s.url).origin}/v2/api/v1/discovery/sync: redirects are not followed, set --control-plane to the final URL`,
     );
     expect(hits).toEqual([]);
@@ -151,7 +141,7 @@ test("answers are asked for uncompressed, and a compressed one is refused unread
   try {
     const t = createHttpSyncTransport({ syncUrl: `http://127.0.0.1:${server.port}/api/v1/discovery/sync` });
     const rssBefore = process.memoryUsage().rss;
-    expect(await failureOf(t.sync(req, new AbortController().signal))).toEqual({
+    expect(await syncFailureOf(t.sync(req, new AbortController().signal))).toEqual({
       message: 'HTTP 200: compressed answer (content-encoding "gzip") refused: the agent asks for identity',
       retryAfterMs: undefined,
     });
