@@ -20,6 +20,7 @@ import type { EventEmitter } from "node:events";
 import { AgentError, clip, grpcStatusOf, invalid, toAgentError } from "../errors.ts";
 import type { Subscription } from "../logs/subscription.ts";
 import type { Caller } from "../tasks/model.ts";
+import { framingSupported, MessageFramer } from "./framed-messages.ts";
 import { createServiceDefinition, DecodeFailure, type Decoded } from "./service-definition.ts";
 
 /** Longest `grpc-message` the agent sends (UTF-16 units); HTTP/2 peers refuse header blocks past 16–64 KiB. */
@@ -322,13 +323,30 @@ export function bindService<S extends GenServiceMethods>(
             const ctx = context(call.metadata, ac); // the caller before the request's bytes, as for unary calls
             const batches = h(requestOf(call.request), ctx);
             const turns = new TurnBudget(STREAM_WRITES_PER_TURN);
+            // Encoded messages go out framed together, one write per batch (or per turn's budget).
+            const framer = new MessageFramer();
+            const flush = async () => {
+              if (framer.size > 0 && !call.write(framer.take())) await drained(call, ac.signal);
+            };
             for await (const batch of batches) {
               for (const item of batch) {
                 if (ac.signal.aborted) return;
-                if (!call.write(item instanceof Uint8Array ? item : create(m.output, item))) await drained(call, ac.signal);
-                if (turns.spend()) await turns.yield();
+                if (framingSupported && item instanceof Uint8Array && MessageFramer.fits(item)) {
+                  if (!framer.add(item)) {
+                    await flush();
+                    framer.add(item);
+                  }
+                } else {
+                  await flush();
+                  if (!call.write(item instanceof Uint8Array ? item : create(m.output, item))) await drained(call, ac.signal);
+                }
+                if (turns.spend()) {
+                  await flush();
+                  await turns.yield();
+                }
               }
               if (ac.signal.aborted) return;
+              await flush();
             }
             if (!ac.signal.aborted) call.end();
           } catch (err) {

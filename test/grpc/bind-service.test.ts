@@ -6,6 +6,8 @@ import { bindService, metadataRecord, statusOf, STREAM_WRITES_PER_TURN, TurnBudg
 import { AgentError, clip, taskNotFound } from "../../src/errors.ts";
 import { SoltiApi, StreamTaskLogsRequestSchema } from "../../src/gen/solti/v1/api_pb.ts";
 
+const FRAMED = Symbol.for("grpc-js.framedMessages");
+
 describe("status messages", () => {
   test("clip cuts after 80 UTF-16 units by default, never inside a surrogate pair", () => {
     expect(clip("a".repeat(80))).toBe("a".repeat(80));
@@ -65,8 +67,13 @@ describe("server streams share the event loop", () => {
       cancelled: false,
       request: create(StreamTaskLogsRequestSchema, { taskId: "t" }),
       metadata: new Metadata(),
-      write(b: Uint8Array) {
-        written.push(b);
+      write(b: Uint8Array | Record<symbol, Buffer>) {
+        // Encoded messages come framed together (see framed-messages.test.ts): count each one.
+        const framed = (b as Record<symbol, Buffer>)[FRAMED];
+        if (framed === undefined) written.push(b as Uint8Array);
+        for (let p = 0; framed !== undefined && p < framed.length; p += 5 + framed.readUInt32BE(p + 1)) {
+          written.push(new Uint8Array(framed.subarray(p + 5, p + 5 + framed.readUInt32BE(p + 1))));
+        }
         return true; // never any backpressure: only the budget makes the stream yield
       },
       end() {
