@@ -271,13 +271,14 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     values.set(def.key, convert(def, raw, def.flag));
     given.set(def.key, def.flag);
   }
+  const controlPlaneToken = env.TASKLANE_CONTROL_PLANE_TOKEN;
   if (!values.has("controlPlane")) {
-    const ignored = OPTIONS.find((o) => o.fleet && given.has(o.key));
-    if (ignored) throw new ConfigError(`${given.get(ignored.key)} has no effect without --control-plane (or TASKLANE_CONTROL_PLANE); set one, or remove it`);
+    const ignored = OPTIONS.find((o) => o.fleet && given.has(o.key))?.key;
+    const source = ignored !== undefined ? given.get(ignored) : controlPlaneToken ? "TASKLANE_CONTROL_PLANE_TOKEN" : undefined;
+    if (source) throw new ConfigError(`${source} has no effect without --control-plane (or TASKLANE_CONTROL_PLANE); set one, or remove it`);
   }
   const adminToken = env.TASKLANE_ADMIN_TOKEN;
   if (adminToken !== undefined) values.set("adminToken", adminToken); // set but empty is an error (auth-config.ts), not "auth off"
-  const controlPlaneToken = env.TASKLANE_CONTROL_PLANE_TOKEN;
   if (controlPlaneToken) {
     // Visible ASCII only: anything else cannot travel in an `Authorization` header or gRPC metadata.
     if (!/^[\x21-\x7e]+$/.test(controlPlaneToken)) {

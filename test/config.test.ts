@@ -125,6 +125,8 @@ describe("fleet settings without a control plane", () => {
     expect(refusal(["--heartbeat", "10s"])).toBe(`--heartbeat ${why}`);
     expect(refusal([], { TASKLANE_HEARTBEAT: "10s" })).toBe(`TASKLANE_HEARTBEAT ${why}`);
     expect(refusal([], { TASKLANE_AGENT_NAME: "edge" })).toBe(`TASKLANE_AGENT_NAME ${why}`);
+    // The token too (a variable only: it is never a flag); its value is not shown.
+    expect(refusal([], { TASKLANE_CONTROL_PLANE_TOKEN: "cp-secret" })).toBe(`TASKLANE_CONTROL_PLANE_TOKEN ${why}`);
   });
 
   test("are still checked first: a bad --advertise says what is wrong with it", () => {

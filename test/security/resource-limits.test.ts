@@ -238,7 +238,13 @@ describe(`resource limits on this host (memory: ${here.support.memory}, cpu: ${h
 
 describe("secrets do not reach tasks", () => {
   test("the agent's tokens are stripped from a task's environment; the rest of the agent's environment is passed on", async () => {
-    const secrets = { TASKLANE_ADMIN_TOKEN: "admin-secret-1", TASKLANE_TOKEN: "client-secret-2", TASKLANE_CONTROL_PLANE_TOKEN: "cp-secret-3" };
+    // The control plane is a closed port: the heartbeats fail, the agent serves on (its token needs one).
+    const secrets = {
+      TASKLANE_ADMIN_TOKEN: "admin-secret-1",
+      TASKLANE_TOKEN: "client-secret-2",
+      TASKLANE_CONTROL_PLANE_TOKEN: "cp-secret-3",
+      TASKLANE_CONTROL_PLANE: "http://127.0.0.1:9/cp-secret-4",
+    };
     await using a = await startSecureAgent({ env: { ...secrets, SITE_NAME: "edge-7" } });
     const adminHeaders = { authorization: `Bearer ${secrets.TASKLANE_ADMIN_TOKEN}` };
     const r = await a.json("POST", "/api/v1/tasks?wait=true", { spec: bashSpec("env | sort") }, adminHeaders);
