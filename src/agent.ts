@@ -30,6 +30,7 @@ import { createSupervisor, type Supervisor } from "./tasks/supervisor.ts";
 import { createTaskEvents } from "./tasks/task-events.ts";
 import { createTaskService, type TaskService } from "./tasks/task-service.ts";
 import { MAX_SCRIPT_BYTES } from "./tasks/validate-spec.ts";
+import { archName } from "./platform.ts";
 import { VERSION } from "./version.ts";
 
 /** A running (or startable) agent. */
@@ -122,7 +123,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       uptimeMs: clock() - startedAt,
       hostname: hostname(),
       os: process.platform,
-      arch: process.arch,
+      arch: archName(),
       pid: process.pid,
       dataDir: config.dataDir,
       store: store?.kind,

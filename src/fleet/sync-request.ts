@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { release, type as osType } from "node:os";
 import { EndpointType, SyncRequestSchema, type SyncRequest } from "../gen/solti/discover/v1/discovery_pb.ts";
+import { archName, platformName } from "../platform.ts";
 import type { EndpointKind } from "./control-plane-url.ts";
 
 /** Agent API version announced to the control plane (solti.v1). */
@@ -16,18 +17,6 @@ const INT32_MAX = 2 ** 31 - 1;
 /** Optional solti v1 features this agent offers, as announced in heartbeats. */
 export const SYNC_CAPABILITIES: readonly string[] = ["task_runs", "task_delete"];
 
-/** `x64` → `amd64`, `arm64` → `arm64`; anything else as Node names it. */
-export function archName(arch: string = process.arch): string {
-  if (arch === "x64") return "amd64";
-  return arch;
-}
-
-/** `linux` → `linux`, `darwin` → `macos`, `win32` → `windows`; others as Node names them. */
-export function platformName(platform: string = process.platform): string {
-  if (platform === "darwin") return "macos";
-  if (platform === "win32") return "windows";
-  return platform;
-}
 
 /** Kernel name and release, e.g. `Linux 6.8.0-45-generic`. */
 export function osDescription(): string {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { hostname } from "node:os";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
+import { archName } from "../../src/platform.ts";
 import { VERSION } from "../../src/version.ts";
 import { startAgent, type TestAgent } from "../helpers/start-agent.ts";
 import { grpcConnection, unary } from "../contract/grpc-client.ts";
@@ -37,7 +38,7 @@ describe("GET /api/v1/info", () => {
       uptimeMs: expect.any(Number),
       hostname: hostname(),
       os: process.platform,
-      arch: process.arch,
+      arch: archName(),
       pid: process.pid,
       dataDir: agent.dataDir,
       store: expect.any(String),
@@ -76,7 +77,7 @@ describe("gRPC GetInfo", () => {
         uptimeMs: expect.any(BigInt),
         hostname: hostname(),
         os: process.platform,
-        arch: process.arch,
+        arch: archName(),
         dataDir: agent.dataDir,
         maxConcurrent: 3,
         maxBodyBytes: 4_194_304n,

@@ -4,7 +4,8 @@ import { hostname } from "node:os";
 import { AGENT_ID_META_KEY, resolveAgentId } from "../../src/fleet/agent-id.ts";
 import { endpointKindOf, parseControlPlaneUrl } from "../../src/fleet/control-plane-url.ts";
 import { defaultEndpoint } from "../../src/fleet/fleet-link.ts";
-import { archName, createSyncRequestBuilder, platformName } from "../../src/fleet/sync-request.ts";
+import { createSyncRequestBuilder } from "../../src/fleet/sync-request.ts";
+import { archName, platformName } from "../../src/platform.ts";
 
 describe("parseControlPlaneUrl", () => {
   test("a password is never echoed, whatever characters it holds or however the URL is written", () => {
