@@ -399,6 +399,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       grpcPort = await grpc.listen(showAddress(config.grpcAddr)).catch((err: Error) => {
         throw new Error(`--grpc-addr ${err.message}`, { cause: err });
       });
+      // Both ports are ours: the recovered work may start (a start that failed above left it as stored).
+      sup.resume();
       ready = true;
       grpc.setServing(serving()); // not when the store already failed (its recovery flush)
       fleet?.start();

@@ -90,8 +90,15 @@ export interface Supervisor {
   restart(id: string): Task | undefined;
   /** Stop and purge (idempotent). Resolves with the purged task, if there was one. */
   delete(id: string): Promise<Task | undefined>;
-  /** Close runs interrupted by a crash, kill their leftover groups, resume pending work. */
+  /**
+   * Close runs interrupted by a crash, kill their leftover groups, and queue
+   * the stored work. Nothing launches until `resume()`: the agent binds its
+   * ports in between, so a start that fails there leaves the pending work as
+   * it was stored (no run started, no attempt spent).
+   */
   recover(): void;
+  /** Launch the work `recover()` queued, and from now on whatever becomes due. */
+  resume(): void;
   /**
    * Purge terminal tasks older than `olderThan` or beyond `keep`, oldest
    * first: at most `batch.limit` of them, and none more once `batch.budgetMs`
@@ -163,6 +170,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let hurrying = false;
   /** Set while `recover()` queues the stored work: capacity is handed out once all of it is queued, by priority. */
   let recovering = false;
+  /** Set by `recover()` until `resume()`: queued work waits (see `Supervisor.recover`). */
+  let held = false;
   const inflight = new Set<Promise<void>>();
 
   /** The lane of `key` (see `laneKey`), made on first use. */
@@ -265,6 +274,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
    * brings the agent back would find its task pending and run it again.
    */
   function pump(): void {
+    if (held) return;
     while (!shuttingDown && store.failure === undefined && running < limits.maxConcurrent) {
       const entry = waiting.pop();
       if (!entry) return;
@@ -676,12 +686,17 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     recover() {
+      held = true;
       recovering = true;
       try {
         recoverStored();
       } finally {
         recovering = false;
       }
+    },
+
+    resume() {
+      held = false;
       pump();
     },
 

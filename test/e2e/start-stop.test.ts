@@ -70,6 +70,43 @@ describe("compiled binary: start and stop", () => {
     expect([...pids]).toEqual([first.proc.pid]);
   });
 
+  test("a start that fails on a port in use leaves the stored work as it was: the pending task is not started, no attempt is spent", async () => {
+    const dataDir = newDir();
+    const marks = newDir();
+    // Each task leaves a mark when its command starts, then waits.
+    const marking = (slot: string) => ({ slot, kind: { subprocess: { mode: { command: { command: "bash", args: ["-c", `touch ${marks}/${slot}; exec sleep 600`] } } } } });
+    const first = await startBinary({ dataDir, args: ["--max-concurrent", "1"] });
+    let second: string;
+    try {
+      await submitTo(first, marking("running"));
+      second = await submitTo(first, marking("pending"));
+      while (!existsSync(join(marks, "running"))) await Bun.sleep(5);
+      expect(((await (await fetch(`${first.url}/api/v1/tasks/${second}`)).json()) as { task: { status: { phase: string } } }).task.status.phase).toBe("pending");
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    // Something else holds the gRPC port: the start fails after the store has been opened and recovered.
+    await using busy = { listener: Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }), async [Symbol.asyncDispose]() { this.listener.stop(true); } };
+    const busyAddr = `127.0.0.1:${busy.listener.port}`;
+    const bin = await binaryPath();
+    const failed = Bun.spawn([bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", busyAddr, "--data-dir", dataDir, "--max-concurrent", "1"], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const timer = setTimeout(() => failed.kill("SIGKILL"), 20_000);
+    const [code, stderr] = await Promise.all([failed.exited, new Response(failed.stderr).text()]);
+    clearTimeout(timer);
+    expect(code).toBe(1);
+    expect(stderr.trimEnd().split("\n").at(-1)).toBe(`tasklane: cannot start: --grpc-addr cannot listen on ${busyAddr}: EADDRINUSE`);
+    // Before: recovery launched the pending task, and the failed start's stop recorded it failed ("interrupted: agent shut down").
+    expect(existsSync(join(marks, "pending"))).toBe(false);
+    expect(stderr).not.toContain('"phase":"running"');
+    // The next start runs it as its first attempt, with no run before.
+    await using again = await startBinary({ dataDir, args: ["--max-concurrent", "1"] });
+    while (!existsSync(join(marks, "pending"))) await Bun.sleep(5);
+    const { task } = (await (await fetch(`${again.url}/api/v1/tasks/${second}`)).json()) as { task: { status: { phase: string; attempt: number } } };
+    expect([task.status.phase, task.status.attempt]).toEqual(["running", 1]);
+    const runs = (await (await fetch(`${again.url}/api/v1/tasks/${second}/runs`)).json()) as { runs: { attempt: number; phase?: string; error?: string }[] };
+    expect(runs.runs.map((r) => [r.attempt, r.error])).toEqual([[1, undefined]]);
+  });
+
   /** A running task that ignores SIGTERM, as does the child it started; answers their pids once both run. */
   async function stubbornTask(agent: RunningBinary, killGraceMs: number): Promise<{ id: string; pids: number[] }> {
     const id = await submitTo(agent, {
