@@ -121,12 +121,10 @@ const WAL_SIZE_LIMIT = 8 * 1024 * 1024;
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Database {
   assertSqliteFile(path);
   ownerOnly(path);
-  let db: Database | undefined;
+  const busyTimeoutMs = Math.max(0, Math.floor(opts.busyTimeoutMs ?? 2000));
+  const db = lockDatabase(path, busyTimeoutMs);
   try {
-    db = new Database(path, { create: true, readwrite: true, strict: true });
-    db.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 2000))}`);
-    // Set before the first access: the first read then takes an exclusive lock held until close.
-    db.run("PRAGMA locking_mode = EXCLUSIVE");
+    db.run(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     migrate(db, path); // checks the version before anything is written
     const mode = db.prepare<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL");
     const journal = mode.get()?.journal_mode;
@@ -139,9 +137,41 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions): Database 
     db.run(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
     return db;
   } catch (err) {
-    db?.close();
+    db.close();
     throw describeOpenError(path, err);
   }
+}
+
+/**
+ * Open `path` and take its exclusive lock, kept until close (locking mode
+ * EXCLUSIVE: a second agent cannot open the file meanwhile). Retried until
+ * `busyTimeoutMs` has passed, each time on a new connection after a short
+ * random pause: in this locking mode SQLite keeps the shared lock a failed
+ * attempt took, so two agents opening at the same moment, each waiting in
+ * SQLite's busy handler, kept each other out and were both refused.
+ */
+function lockDatabase(path: string, busyTimeoutMs: number): Database {
+  const deadline = performance.now() + busyTimeoutMs;
+  for (;;) {
+    let db: Database | undefined;
+    try {
+      db = new Database(path, { create: true, readwrite: true, strict: true });
+      db.run("PRAGMA busy_timeout = 0");
+      db.run("PRAGMA locking_mode = EXCLUSIVE");
+      db.run("BEGIN EXCLUSIVE");
+      db.run("COMMIT");
+      return db;
+    } catch (err) {
+      db?.close();
+      if (!isBusy(err) || performance.now() >= deadline) throw describeOpenError(path, err);
+      Bun.sleepSync(2 + Math.random() * 18);
+    }
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
 
 /** Turn a SQLite open failure into one line that names the file and the reason. */

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, readdirSync,
 import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
+import { readUntil } from "../helpers/process.ts";
 import { killHard, startWriter } from "./start-writer.ts";
 import { tempDir } from "./temp-dir.ts";
 
@@ -168,6 +169,30 @@ describe("openStore", () => {
     expect(store.stats()).toEqual({ tasks: 2, runs: 2, logEvents: 2 });
     await store.close();
   });
+
+  test("two agents opening one data dir at the same moment: exactly one gets it, the other is refused as in use", async () => {
+    const fixture = join(import.meta.dir, "../fixtures/store-race.ts");
+    const outcomes: string[] = [];
+    for (let trial = 0; trial < 8; trial++) {
+      using tmp = tempDir();
+      const dir = realpathSync(tmp.path);
+      // Half the trials on a store that exists already (its first read is the race), half on a new one.
+      if (trial % 2 === 1) await openStore(dir).close();
+      const startAt = Date.now() + 300;
+      const procs = [0, 1].map(() => Bun.spawn([process.execPath, fixture, dir, String(startAt)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" }));
+      try {
+        const lines = await Promise.all(procs.map((p) => readUntil(p.stdout, (out) => out.includes("\n")).then((out) => out.text.trim())));
+        outcomes.push(lines.map((l) => (l.startsWith("refused: ") ? l.replace(dir, "DIR") : l)).sort().join(" | "));
+      } finally {
+        for (const p of procs) {
+          p.stdin.end();
+          await p.exited;
+        }
+      }
+    }
+    // Before: both took a shared lock with their first read, each then waited for the other to let go, and both were refused.
+    expect(outcomes).toEqual(Array(8).fill("opened | refused: cannot open store: DIR/tasklane.db is in use by another tasklane agent (database is locked)"));
+  }, 60_000);
 
   test("the same data dir cannot be opened twice in one process; it can after close", async () => {
     using tmp = tempDir();
