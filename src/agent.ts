@@ -4,12 +4,12 @@
  * work and listens; `stop()` reverses it: not ready → stop accepting → stop
  * runs (TERM → grace → KILL) → flush → close servers.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadSecurity, type Security } from "./auth/load-security.ts";
 import type { Config } from "./config.ts";
-import { showAddress } from "./auth/listen-policy.ts";
+import { ipVersion, showAddress } from "./auth/listen-policy.ts";
 import type { FleetLink } from "./fleet/fleet-link.ts";
 import { createGrpcServer, PEER_METADATA_KEY } from "./grpc/grpc-server.ts";
 import { looksLikeProtoJson } from "./grpc/proto-json-shape.ts";
@@ -84,6 +84,24 @@ const FIRST_SWEEP_DELAY_MS = 250;
 const SWEEP_BATCH = { limit: 256, budgetMs: 20 };
 /** How long shutdown waits for the answers given during shutdown (waits, ends of SSE and gRPC streams) to go out. */
 const HTTP_DRAIN_MS = 1000;
+
+/**
+ * The error of a listen that failed: `message`, unless the host is a name
+ * that does not resolve (the runtime then reports a misleading code such as
+ * EEXIST or EINVAL): "cannot resolve host …" instead.
+ */
+async function unresolvable(flag: string, addr: { host: string; port: number }, cause: unknown, message: string): Promise<Error> {
+  if (ipVersion(addr.host) === 0) {
+    try {
+      const { lookup } = await import("node:dns/promises");
+      await lookup(addr.host);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? "not found";
+      return new Error(`${flag} cannot listen on ${showAddress(addr)}: cannot resolve host ${JSON.stringify(addr.host)} (${code}); give an IP address of this host`, { cause });
+    }
+  }
+  return new Error(message, { cause });
+}
 
 /** Create an agent from a parsed config. Nothing happens until `start()`. */
 export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): Agent {
@@ -219,6 +237,12 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         throw new Error(`cannot use the script dir ${scriptDir}: ${code === "EEXIST" ? "a file of that name is in the way" : (err as Error).message}`);
+      }
+      // One that exists but is not ours to write (a non-recursive chown of the data dir) would fail every script task.
+      try {
+        accessSync(scriptDir, constants.W_OK | constants.X_OK);
+      } catch (err) {
+        throw new Error(`cannot use the script dir ${scriptDir}: not writable (${(err as NodeJS.ErrnoException).code ?? "access denied"})`);
       }
       // Without a store every task ends with the agent: so do their script files (bodies may hold secrets).
       if (config.dataDir === ":memory:") memoryScriptDir = scriptDir;
@@ -375,7 +399,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         });
       } catch (err) {
         const code = (err as { code?: string }).code;
-        throw new Error(`--http-addr cannot listen on ${showAddress(config.httpAddr)}: ${code ?? (err as Error).message}`, { cause: err });
+        throw await unresolvable("--http-addr", config.httpAddr, err, `--http-addr cannot listen on ${showAddress(config.httpAddr)}: ${code ?? (err as Error).message}`);
       }
       const server = app.server;
       remoteAddress = (request) => server?.requestIP(request)?.address;
@@ -396,8 +420,8 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
         authenticate: (metadata) => sec.authenticator.grpc(metadata, metadata[PEER_METADATA_KEY]),
         ...(sec.tls ? { tls: sec.tls } : {}),
       });
-      grpcPort = await grpc.listen(showAddress(config.grpcAddr)).catch((err: Error) => {
-        throw new Error(`--grpc-addr ${err.message}`, { cause: err });
+      grpcPort = await grpc.listen(showAddress(config.grpcAddr)).catch(async (err: Error) => {
+        throw await unresolvable("--grpc-addr", config.grpcAddr, err, `--grpc-addr ${err.message}`);
       });
       // Both ports are ours: the recovered work may start (a start that failed above left it as stored).
       sup.resume();

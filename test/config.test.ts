@@ -185,3 +185,30 @@ test("tasklane serve with a bad control-plane URL: exit status 2, one line namin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a listen host that does not resolve: exit status 1, 'cannot resolve host' (the runtime's own code misled: EEXIST, EINVAL or ENOENT)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tasklane-config-"));
+  try {
+    const lastLine = async (addrs: string[]) => {
+      await using proc = Bun.spawn({
+        cmd: [process.execPath, join(ROOT, "src/main.ts"), "serve", "--insecure-no-auth", ...addrs, "--data-dir", join(dir, "data")],
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
+        cwd: dir,
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      return `${code} ${stderr.trimEnd().split("\n").at(-1)}`;
+    };
+    // The resolver's code depends on the host's DNS (ENOTFOUND; EAI_AGAIN without a network).
+    expect(await lastLine(["--http-addr", "nosuchhost.invalid:0", "--grpc-addr", "127.0.0.1:0"])).toMatch(
+      /^1 tasklane: cannot start: --http-addr cannot listen on nosuchhost\.invalid:0: cannot resolve host "nosuchhost\.invalid" \([A-Z_]+\); give an IP address of this host$/,
+    );
+    expect(await lastLine(["--http-addr", "127.0.0.1:0", "--grpc-addr", "999.1.1.1:0"])).toMatch(
+      /^1 tasklane: cannot start: --grpc-addr cannot listen on 999\.1\.1\.1:0: cannot resolve host "999\.1\.1\.1" \([A-Z_]+\); give an IP address of this host$/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

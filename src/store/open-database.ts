@@ -4,7 +4,7 @@
  * failure into one line that names the file and the reason.
  */
 import { Database } from "bun:sqlite";
-import { chmodSync, closeSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
+import { accessSync, chmodSync, closeSync, constants, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { migrate } from "./migrations.ts";
 
@@ -75,7 +75,17 @@ const SIDECARS: readonly [suffix: string, what: string][] = [
  */
 function assertSqliteFile(path: string): void {
   const st = regularFileAt(path, "a database file");
-  for (const [suffix, what] of SIDECARS) regularFileAt(path + suffix, what);
+  const sidecars = SIDECARS.map(([suffix, what]) => [path + suffix, regularFileAt(path + suffix, what)] as const);
+  // SQLite reports a file it may read but not write as a "disk I/O error", and one it may not read as
+  // "unable to open": name the reason (the agent's user, e.g. after a chown of the dir alone).
+  for (const [file, exists] of [[path, st], ...sidecars] as const) {
+    if (exists === undefined) continue;
+    try {
+      accessSync(file, constants.R_OK | constants.W_OK);
+    } catch (err) {
+      throw new Error(`cannot open store: ${file} is not readable and writable by this user (${(err as NodeJS.ErrnoException).code ?? "access denied"})`);
+    }
+  }
   if (st === undefined || st.size === 0) return;
   const header = Buffer.alloc(SQLITE_MAGIC.length);
   const fd = openSync(path, "r");

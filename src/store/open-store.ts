@@ -2,7 +2,7 @@
  * The one entry point the agent uses: `--data-dir` in, a ready `Store` out.
  */
 import { accessSync, constants, mkdirSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createMemoryStore } from "./memory-store.ts";
 import { createSqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";
 import type { Store } from "./store.ts";
@@ -24,7 +24,14 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): Store {
   if (dataDir === ":memory:") return createMemoryStore();
   const dir = resolve(dataDir);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if (errnoOf(err) !== "ENOENT") throw err;
+      // Missing parents get the usual mode (as mkdir -p makes them); only the data dir itself is private.
+      mkdirSync(dirname(dir), { recursive: true });
+      mkdirSync(dir, { mode: 0o700 });
+    }
   } catch (err) {
     const code = errnoOf(err);
     if (code !== "EEXIST") throw new Error(`cannot open store: cannot create data dir ${dir}: ${reasonOf(code, err)}`);

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, readdirSync,
 import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
+import { asNobody, canRunAsNobody, giveToNobody } from "../helpers/as-nobody.ts";
 import { readUntil } from "../helpers/process.ts";
 import { killHard, startWriter } from "./start-writer.ts";
 import { tempDir } from "./temp-dir.ts";
@@ -194,6 +195,36 @@ describe("openStore", () => {
     expect(outcomes).toEqual(Array(8).fill("opened | refused: cannot open store: DIR/tasklane.db is in use by another tasklane agent (database is locked)"));
   }, 60_000);
 
+  test("missing parents of the data dir get the usual mode; only the data dir itself is private (0700)", async () => {
+    using tmp = tempDir();
+    const root = realpathSync(tmp.path);
+    const dir = join(root, "srv", "apps", "data");
+    await openStore(dir).close();
+    const modeOf = (p: string) => statSync(p).mode & 0o777;
+    expect([modeOf(join(root, "srv")), modeOf(join(root, "srv", "apps")), modeOf(dir)]).toEqual([0o777 & ~process.umask(), 0o777 & ~process.umask(), 0o700]);
+  });
+
+  test.skipIf(!canRunAsNobody)("a database the agent's user may not read or write is named as such (not a disk I/O error)", async () => {
+    using tmp = tempDir();
+    const dir = join(realpathSync(tmp.path), "data");
+    await openStore(dir).close();
+    const db = join(dir, "tasklane.db");
+    chmodSync(tmp.path, 0o755);
+    giveToNobody(dir); // the dir alone: the database stays root's
+    const open = async () => {
+      const proc = Bun.spawn(asNobody([process.execPath, "-e", `import { openStore } from ${JSON.stringify(join(import.meta.dir, "../../src/store/open-store.ts"))}; try { openStore(${JSON.stringify(dir)}); console.log("opened"); } catch (e) { console.log(e.message); }`]), {
+        env: { ...process.env, HOME: tmp.path },
+        stdout: "pipe",
+        stderr: "inherit",
+      });
+      return (await new Response(proc.stdout).text()).trim();
+    };
+    const refused = `cannot open store: ${db} is not readable and writable by this user (EACCES)`;
+    expect(await open()).toBe(refused); // 0600: before, a raw "EACCES: permission denied, open …"
+    chmodSync(db, 0o644);
+    expect(await open()).toBe(refused); // readable only: before, "disk I/O error"
+  });
+
   test("the same data dir cannot be opened twice in one process; it can after close", async () => {
     using tmp = tempDir();
     const dir = realpathSync(tmp.path);
@@ -213,5 +244,25 @@ describe("openStore", () => {
     writeFileSync(join(dataDir, "scripts"), "x");
     const { startAgent } = await import("../helpers/start-agent.ts");
     await expect(startAgent({ dataDir })).rejects.toThrow(`cannot use the script dir ${dataDir}/scripts: a file of that name is in the way`);
+  });
+
+  test.skipIf(!canRunAsNobody)("an agent whose script dir it may not write fails to start, naming it (it was ready, and every script task failed)", async () => {
+    using tmp = tempDir();
+    const dataDir = join(realpathSync(tmp.path), "data");
+    await openStore(dataDir).close();
+    mkdirSync(join(dataDir, "scripts"), { mode: 0o700 });
+    chmodSync(tmp.path, 0o755);
+    giveToNobody(dataDir, join(dataDir, "tasklane.db")); // a chown of the dir and the database, not of scripts/
+    const main = join(import.meta.dir, "../../src/main.ts");
+    const proc = Bun.spawn(asNobody([process.execPath, main, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir]), {
+      env: { ...process.env, HOME: tmp.path },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    clearTimeout(timer);
+    expect([code, stderr.trimEnd().split("\n").at(-1)]).toEqual([1, `tasklane: cannot start: cannot use the script dir ${dataDir}/scripts: not writable (EACCES)`]);
   });
 });
