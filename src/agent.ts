@@ -143,7 +143,7 @@ export function createAgent(config: Readonly<Config>, opts: AgentOptions = {}): 
       os: process.platform,
       arch: archName(),
       pid: process.pid,
-      dataDir: config.dataDir,
+      dataDir: config.dataDir === ":memory:" ? config.dataDir : resolve(config.dataDir), // where the data is, as `store` shows
       store: store?.kind,
       auth: security?.info() ?? { enabled: false },
       resourceLimits: limiter

@@ -246,16 +246,16 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const values = new Map<keyof Config, unknown>();
   /** Where each value the operator gave came from (flag or env variable); defaults are not in it. */
   const given = new Map<keyof Config, string>();
-  for (const def of OPTIONS) {
-    if (def.def !== undefined) values.set(def.key, convert(def, def.def, def.flag));
-    const e = env[def.env];
-    if (e !== undefined && e !== "") {
-      values.set(def.key, convert(def, e, def.env));
-      given.set(def.key, def.env);
-    }
-  }
+  // Flags first: they win, so a variable a flag overrides is not read at all (a stale value in an
+  // environment file cannot stop a start that gives the flag).
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (!arg.startsWith("-")) {
+      const prev = i > 0 ? argv[i - 1]! : "";
+      const prevDef = OPTIONS.find((o) => o.flag === prev);
+      if (prevDef?.kind === "bool") throw new ConfigError(`${prev} takes no separate value: write ${prev}=${arg}`);
+      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: serve takes flags only (see --help)`);
+    }
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(0, eq) : arg;
     const def = OPTIONS.find((o) => o.flag === name);
@@ -270,6 +270,25 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     }
     values.set(def.key, convert(def, raw, def.flag));
     given.set(def.key, def.flag);
+  }
+  for (const def of OPTIONS) {
+    if (given.has(def.key)) continue;
+    const e = env[def.env];
+    if (e !== undefined && e !== "") {
+      values.set(def.key, convert(def, e, def.env));
+      given.set(def.key, def.env);
+    } else if (def.def !== undefined) {
+      values.set(def.key, convert(def, def.def, def.flag));
+    }
+  }
+  // A line event takes its bytes + a cut mark (< 64) + 64 of bookkeeping (log-hub.ts): a budget below one
+  // line of --max-line would silently drop every line between the two sizes.
+  const retainBytes = values.get("logRetainBytes") as number;
+  const maxLine = values.get("maxLineBytes") as number;
+  if (retainBytes < maxLine + 128) {
+    throw new ConfigError(
+      `${given.get("logRetainBytes") ?? "--log-retain-bytes"} (${retainBytes} bytes) cannot hold one line of ${given.get("maxLineBytes") ?? "--max-line"} (${maxLine} bytes, with its cut mark and bookkeeping): give at least ${maxLine + 128} bytes, or a smaller --max-line`,
+    );
   }
   const controlPlaneToken = env.TASKLANE_CONTROL_PLANE_TOKEN;
   if (!values.has("controlPlane")) {

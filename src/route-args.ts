@@ -19,6 +19,8 @@ export function routeArgs(argv: readonly string[]): Route {
   const [first, ...rest] = argv;
   if (first === undefined) return { kind: "serve", args: [] };
   if (first === "serve") return { kind: "serve", args: rest };
+  // `tasklane help` points to `serve`; its help is the agent's (`serve --help`).
+  if (first === "help" && rest.length === 1 && rest[0] === "serve") return { kind: "serve", args: ["--help"] };
   if (!first.startsWith("-")) return { kind: "client", cmd: first, args: rest };
   const leading: string[] = [];
   let i = 0;

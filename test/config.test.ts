@@ -80,6 +80,29 @@ describe("numeric bounds", () => {
   });
 });
 
+describe("flags win over variables", () => {
+  test("a variable a flag overrides is not read: a bad one does not stop the start", () => {
+    const c = parseConfig(["--max-tasks", "5", "--http-addr", "127.0.0.1:0"], { TASKLANE_MAX_TASKS: "abc", TASKLANE_HTTP_ADDR: "nonsense", TASKLANE_MAX_RUNS: "7" });
+    expect([c.maxTasks, c.httpAddr, c.maxRuns]).toEqual([5, { host: "127.0.0.1", port: 0 }, 7]);
+    // Not overridden, it is read, and refused.
+    expect(refusal(["--max-runs", "7"], { TASKLANE_MAX_TASKS: "abc" })).toBe('TASKLANE_MAX_TASKS: must be a whole number, got "abc"');
+  });
+
+  test("a word that is no flag names the real problem", () => {
+    expect(refusal(["--insecure-no-auth", "false"])).toBe("--insecure-no-auth takes no separate value: write --insecure-no-auth=false");
+    expect(refusal(["--max-tasks", "5", "extra"])).toBe('unexpected argument "extra": serve takes flags only (see --help)');
+    expect(refusal(["--data-dir"])).toBe("--data-dir: missing value");
+  });
+});
+
+test("a log byte budget that cannot hold one line of --max-line is refused (such lines vanished from logs and wait output)", () => {
+  expect(refusal(["--log-retain-bytes", "1KiB"])).toBe(
+    "--log-retain-bytes (1024 bytes) cannot hold one line of --max-line (16384 bytes, with its cut mark and bookkeeping): give at least 16512 bytes, or a smaller --max-line",
+  );
+  expect(refusal(["--max-line", "1MiB"], { TASKLANE_LOG_RETAIN_BYTES: "1MiB" })).toStartWith("TASKLANE_LOG_RETAIN_BYTES (1048576 bytes) cannot hold one line of --max-line (1048576 bytes");
+  expect(parseConfig(["--log-retain-bytes", "1KiB", "--max-line", "896"], {}).logRetainBytes).toBe(1024);
+});
+
 describe("booleans", () => {
   test("an empty value is an error, not true; a bare flag is true; an empty env variable is unset", () => {
     expect(refusal(["--insecure-no-auth="])).toBe('--insecure-no-auth: must be true or false (or yes/no, 1/0), got ""');

@@ -13,6 +13,9 @@ describe("routeArgs", () => {
     expect(routeArgs(["serve", "--http-addr", "127.0.0.1:0"])).toEqual({ kind: "serve", args: ["--http-addr", "127.0.0.1:0"] });
     expect(routeArgs(["--http-addr", "127.0.0.1:0", "--data-dir", "x"])).toEqual({ kind: "serve", args: ["--http-addr", "127.0.0.1:0", "--data-dir", "x"] });
     expect(routeArgs(["--help"])).toEqual({ kind: "serve", args: ["--help"] });
+    // The overview points to serve; its help is the agent's.
+    expect(routeArgs(["help", "serve"])).toEqual({ kind: "serve", args: ["--help"] });
+    expect(routeArgs(["help", "run"])).toEqual({ kind: "client", cmd: "help", args: ["run"] });
   });
 
   test("a first word: the client, with the rest as it is", () => {

@@ -4,7 +4,9 @@
  * the same values over both.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { hostname } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { AgentService } from "../../src/gen/tasklane/v1/agent_pb.ts";
 import { archName } from "../../src/platform.ts";
 import { VERSION } from "../../src/version.ts";
@@ -64,6 +66,17 @@ describe("GET /api/v1/info", () => {
     expect(body.uptimeMs).toBeGreaterThanOrEqual(0);
     expect(body.startedAt + body.uptimeMs).toBeGreaterThanOrEqual(before - 1000);
   });
+});
+
+test("a relative --data-dir is shown resolved, where the data is (as `store` shows it)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tasklane-info-"));
+  try {
+    await using rel = await startAgent({ dataDir: relative(process.cwd(), dir) });
+    const { body } = await rel.json("GET", "/api/v1/info");
+    expect([body.dataDir, body.store]).toEqual([dir, `sqlite:${dir}/tasklane.db`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe("gRPC GetInfo", () => {
