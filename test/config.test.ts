@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { failedStart } from "./helpers/process.ts";
 import { ConfigError, MAX_AGENT_LABEL, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MAX_KILL_GRACE_MS, parseConfig } from "../src/config.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -213,16 +214,11 @@ test("a listen host that does not resolve: exit status 1, 'cannot resolve host' 
   const dir = mkdtempSync(join(tmpdir(), "tasklane-config-"));
   try {
     const lastLine = async (addrs: string[]) => {
-      await using proc = Bun.spawn({
-        cmd: [process.execPath, join(ROOT, "src/main.ts"), "serve", "--insecure-no-auth", ...addrs, "--data-dir", join(dir, "data")],
+      const { code, lastLine } = await failedStart([process.execPath, join(ROOT, "src/main.ts"), "serve", "--insecure-no-auth", ...addrs, "--data-dir", join(dir, "data")], {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
         cwd: dir,
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: "pipe",
       });
-      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-      return `${code} ${stderr.trimEnd().split("\n").at(-1)}`;
+      return `${code} ${lastLine}`;
     };
     // The resolver's code depends on the host's DNS (ENOTFOUND; EAI_AGAIN without a network).
     expect(await lastLine(["--http-addr", "nosuchhost.invalid:0", "--grpc-addr", "127.0.0.1:0"])).toMatch(

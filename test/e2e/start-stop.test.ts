@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { processGone, readUntil } from "../helpers/process.ts";
+import { failedStart, processGone, readUntil } from "../helpers/process.ts";
 import { readSse } from "../helpers/sse.ts";
 import { binaryPath, startBinary, submitTo, tempDirs, type RunningBinary } from "./binary.ts";
 
@@ -38,16 +38,9 @@ describe("compiled binary: start and stop", () => {
       expect(await first.stop()).toBe(0);
       const bin = await binaryPath();
       // SIGXFSZ ignored: a write past 4 KiB fails with EFBIG instead of killing the process.
-      const proc = Bun.spawn(["bash", "-c", `trap '' XFSZ; ulimit -f 4; exec "$0" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$1"`, bin, dataDir], {
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: "pipe",
-      });
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-      clearTimeout(timer);
+      const { code, lastLine } = await failedStart(["bash", "-c", `trap '' XFSZ; ulimit -f 4; exec "$0" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$1"`, bin, dataDir]);
       expect(code).toBe(1);
-      expect(stderr.trimEnd().split("\n").at(-1)).toStartWith("tasklane: cannot start: the store cannot be written (");
+      expect(lastLine).toStartWith("tasklane: cannot start: the store cannot be written (");
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
@@ -89,12 +82,9 @@ describe("compiled binary: start and stop", () => {
     await using busy = { listener: Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }), async [Symbol.asyncDispose]() { this.listener.stop(true); } };
     const busyAddr = `127.0.0.1:${busy.listener.port}`;
     const bin = await binaryPath();
-    const failed = Bun.spawn([bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", busyAddr, "--data-dir", dataDir, "--max-concurrent", "1"], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    const timer = setTimeout(() => failed.kill("SIGKILL"), 20_000);
-    const [code, stderr] = await Promise.all([failed.exited, new Response(failed.stderr).text()]);
-    clearTimeout(timer);
+    const { code, lastLine, stderr } = await failedStart([bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", busyAddr, "--data-dir", dataDir, "--max-concurrent", "1"]);
     expect(code).toBe(1);
-    expect(stderr.trimEnd().split("\n").at(-1)).toBe(`tasklane: cannot start: --grpc-addr cannot listen on ${busyAddr}: EADDRINUSE`);
+    expect(lastLine).toBe(`tasklane: cannot start: --grpc-addr cannot listen on ${busyAddr}: EADDRINUSE`);
     // Before: recovery launched the pending task, and the failed start's stop recorded it failed ("interrupted: agent shut down").
     expect(existsSync(join(marks, "pending"))).toBe(false);
     expect(stderr).not.toContain('"phase":"running"');

@@ -35,3 +35,16 @@ export async function readUntil(stream: ReadableStream<Uint8Array>, enough: (tex
     reader.releaseLock();
   }
 }
+
+/**
+ * Run an agent start that is expected to fail: its exit code and the last
+ * line of its stderr (where the reason goes), killed after 20 s if it serves
+ * instead.
+ */
+export async function failedStart(argv: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<{ code: number; lastLine: string; stderr: string }> {
+  const proc = Bun.spawn(argv, { ...opts, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  clearTimeout(timer);
+  return { code, lastLine: stderr.trimEnd().split("\n").at(-1) ?? "", stderr };
+}

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { openStore } from "../../src/store/open-store.ts";
 import { makeTask } from "./make-task.ts";
 import { asNobody, canRunAsNobody, giveToNobody } from "../helpers/as-nobody.ts";
-import { readUntil } from "../helpers/process.ts";
+import { failedStart, readUntil } from "../helpers/process.ts";
 import { killHard, startWriter } from "./start-writer.ts";
 import { tempDir } from "./temp-dir.ts";
 
@@ -254,15 +254,9 @@ describe("openStore", () => {
     chmodSync(tmp.path, 0o755);
     giveToNobody(dataDir, join(dataDir, "tasklane.db")); // a chown of the dir and the database, not of scripts/
     const main = join(import.meta.dir, "../../src/main.ts");
-    const proc = Bun.spawn(asNobody([process.execPath, main, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir]), {
+    const { code, lastLine } = await failedStart(asNobody([process.execPath, main, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir]), {
       env: { ...process.env, HOME: tmp.path },
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
     });
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    clearTimeout(timer);
-    expect([code, stderr.trimEnd().split("\n").at(-1)]).toEqual([1, `tasklane: cannot start: cannot use the script dir ${dataDir}/scripts: not writable (EACCES)`]);
+    expect([code, lastLine]).toEqual([1, `tasklane: cannot start: cannot use the script dir ${dataDir}/scripts: not writable (EACCES)`]);
   });
 });
