@@ -325,28 +325,27 @@ export function bindService<S extends GenServiceMethods>(
             const turns = new TurnBudget(STREAM_WRITES_PER_TURN);
             // Encoded messages go out framed together, one write per batch (or per turn's budget).
             const framer = new MessageFramer();
-            const flush = async () => {
-              if (framer.size > 0 && !call.write(framer.take())) await drained(call, ac.signal);
-            };
+            /** Hand the framed messages to grpc-js; false when it asks to wait for `drain` (as `call.write`). */
+            const flush = () => framer.size === 0 || call.write(framer.take());
             for await (const batch of batches) {
               for (const item of batch) {
                 if (ac.signal.aborted) return;
                 if (framingSupported && item instanceof Uint8Array && MessageFramer.fits(item)) {
                   if (!framer.add(item)) {
-                    await flush();
+                    if (!flush()) await drained(call, ac.signal);
                     framer.add(item);
                   }
                 } else {
-                  await flush();
+                  if (!flush()) await drained(call, ac.signal);
                   if (!call.write(item instanceof Uint8Array ? item : create(m.output, item))) await drained(call, ac.signal);
                 }
                 if (turns.spend()) {
-                  await flush();
+                  if (!flush()) await drained(call, ac.signal);
                   await turns.yield();
                 }
               }
               if (ac.signal.aborted) return;
-              await flush();
+              if (!flush()) await drained(call, ac.signal);
             }
             if (!ac.signal.aborted) call.end();
           } catch (err) {

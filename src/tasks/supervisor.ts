@@ -168,9 +168,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let shuttingDown = false;
   /** `hurry()` was called: the shutdown kills instead of waiting out the grace. */
   let hurrying = false;
-  /** Set while `recover()` queues the stored work: capacity is handed out once all of it is queued, by priority. */
-  let recovering = false;
-  /** Set by `recover()` until `resume()`: queued work waits (see `Supervisor.recover`). */
+  /**
+   * Set by `recover()` until `resume()`: queued work waits (see `Supervisor.recover`), so capacity is
+   * handed out once all the stored work is queued, by priority.
+   */
   let held = false;
   const inflight = new Set<Promise<void>>();
 
@@ -265,7 +266,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (shuttingDown) return;
     state.where = "capacity";
     waiting.push({ id: state.task.metadata.id, priority: state.task.spec.priority ?? 5, seq: state.seq });
-    if (!recovering) pump();
+    pump();
   }
 
   /**
@@ -687,12 +688,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
     recover() {
       held = true;
-      recovering = true;
-      try {
-        recoverStored();
-      } finally {
-        recovering = false;
-      }
+      recoverStored();
     },
 
     resume() {
